@@ -1,0 +1,102 @@
+"""The worker's configuration file, as one pydantic model.
+
+One model serves two writers and one reader: an operator renders it into a ConfigMap, a person
+may write it by hand, and `durox worker --config PATH` reads it (and re-reads it when the mounted
+file is swapped). Keeping it in the runtime package lets the operator import the very model the
+worker validates with, so the two can never drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import semver
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+def _check_semver(value: str) -> str:
+    try:
+        semver.Version.parse(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a semantic version (expected MAJOR.MINOR.PATCH)") from exc
+    return value
+
+
+class OrchestrationPolicy(BaseModel):
+    """The version policy for new starts and `continue_as_new` of one orchestration NAME."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, description="The stable orchestration NAME.")
+    policy: Literal["latest", "exact"] = Field(
+        default="latest", description="`latest` picks the highest registered version."
+    )
+    version: str | None = Field(
+        default=None, description="The pinned version; required when policy is `exact`."
+    )
+
+    @field_validator("version")
+    @classmethod
+    def _version_is_semver(cls, v: str | None) -> str | None:
+        return None if v is None else _check_semver(v)
+
+    @model_validator(mode="after")
+    def _exact_needs_version(self) -> OrchestrationPolicy:
+        if self.policy == "exact" and self.version is None:
+            raise ValueError(f"orchestration {self.name!r}: policy 'exact' needs a version")
+        if self.policy == "latest" and self.version is not None:
+            raise ValueError(f"orchestration {self.name!r}: policy 'latest' takes no version")
+        return self
+
+
+class ReplayVersions(BaseModel):
+    """An inclusive range of pinned engine versions this worker will fetch."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min: str = Field(default="0.0.0", description="Lowest pinned engine version fetched.")
+    max: str = Field(description="Highest pinned engine version fetched.")
+
+    @field_validator("min", "max")
+    @classmethod
+    def _is_semver(cls, v: str) -> str:
+        return _check_semver(v)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReplayVersions:
+        if semver.Version.parse(self.min) > semver.Version.parse(self.max):
+            raise ValueError(f"replay range min {self.min} is above max {self.max}")
+        return self
+
+
+class WorkerConfig(BaseModel):
+    """Everything a running worker may change without a restart, plus its pool identity."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    revision: str = Field(
+        default="0", description="Opaque revision; workers report the one they have applied."
+    )
+    pool: str = Field(default="default", min_length=1, description="Worker pool name.")
+    orchestrations: list[OrchestrationPolicy] = Field(
+        default_factory=list, description="Version policies by orchestration NAME."
+    )
+    supported_replay_versions: ReplayVersions | None = Field(
+        default=None,
+        description="Pinned engine versions this worker fetches; unset means 0.0.0 up to its own.",
+    )
+    drain: bool = Field(default=False, description="Drain mode: fetch every pinned version.")
+    orchestration_concurrency: int = Field(default=4, ge=1, le=1024)
+    activity_concurrency: int = Field(default=8, ge=1, le=4096)
+    max_attempts: int = Field(default=10, ge=1)
+    lock_timeout_seconds: float = Field(default=30.0, gt=0)
+    http_port: int = Field(default=8080, ge=0, le=65535, description="Health and metrics port.")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> WorkerConfig:
+        seen: set[str] = set()
+        for p in self.orchestrations:
+            if p.name in seen:
+                raise ValueError(f"orchestration {p.name!r} is listed twice")
+            seen.add(p.name)
+        return self
