@@ -1,0 +1,132 @@
+"""The client: start, signal, cancel and observe orchestrations through a store.
+
+A client never runs user code and needs no registry; it writes messages and reads instance
+records. The version of a new execution is chosen by the worker that starts it (its policy),
+unless the caller asks for one explicitly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from durox.core import events as ev
+from durox.core.codec import encode_json
+from durox.core.replay import STATUS_CANCELLED, STATUS_COMPLETED, STATUS_FAILED
+from durox.core.versions import parse_version
+from durox.errors import ConfigurationError, InstanceNotFoundError
+from durox.providers._base import ExecutionInfo, InstanceInfo, Provider
+
+TERMINAL = frozenset({STATUS_COMPLETED, STATUS_FAILED, STATUS_CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class OrchestrationStatus:
+    """`status` is NotFound, Running, ContinuedAsNew (between executions), Completed, Failed or
+    Cancelled."""
+
+    instance_id: str
+    status: str
+    output: ev.JSON = None
+    error: ev.ErrorDetails | None = None
+    custom_status: ev.JSON = None
+    orchestration_version: str | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+def _check_id(instance_id: str) -> None:
+    if not isinstance(instance_id, str) or not instance_id or len(instance_id) > 512:
+        raise ConfigurationError(f"instance id must be a 1-512 character string: {instance_id!r}")
+
+
+class Client:
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
+
+    async def start_orchestration(
+        self, instance_id: str, name: str, input: ev.JSON = None
+    ) -> None:
+        """Start `name` at the version its policy picks on the worker that starts it."""
+        await self._start(instance_id, name, None, input)
+
+    async def start_orchestration_versioned(
+        self, instance_id: str, name: str, version: str, input: ev.JSON = None
+    ) -> None:
+        """Start `name` at exactly `version`; a worker without it retries, then poisons."""
+        await self._start(instance_id, name, str(parse_version(version)), input)
+
+    async def _start(
+        self, instance_id: str, name: str, version: str | None, input: ev.JSON
+    ) -> None:
+        _check_id(instance_id)
+        if not name:
+            raise ConfigurationError("orchestration name must not be empty")
+        encode_json(input)
+        await self.provider.start_instance(ev.StartOrchestration(instance_id, name, version, input))
+
+    async def raise_event(self, instance_id: str, name: str, data: ev.JSON = None) -> None:
+        _check_id(instance_id)
+        encode_json(data)
+        await self.provider.enqueue_orchestrator_message(ev.ExternalEvent(instance_id, name, data))
+
+    async def cancel_instance(self, instance_id: str, reason: str = "cancelled by client") -> None:
+        """Cancel an instance; its running sub-orchestrations are cancelled with it."""
+        _check_id(instance_id)
+        await self.provider.enqueue_orchestrator_message(ev.CancelRequest(instance_id, reason))
+
+    async def get_orchestration_status(self, instance_id: str) -> OrchestrationStatus:
+        info = await self.provider.get_instance(instance_id)
+        if info is None:
+            return OrchestrationStatus(instance_id, "NotFound")
+        return OrchestrationStatus(
+            instance_id, info.status, info.output, info.error, info.custom_status,
+            info.orchestration_version,
+        )
+
+    async def wait_for_orchestration(
+        self, instance_id: str, timeout: timedelta | float = 30.0
+    ) -> OrchestrationStatus:
+        """Poll until the instance is Completed, Failed or Cancelled; `TimeoutError` if not."""
+        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+        deadline = time.monotonic() + seconds
+        delay = 0.005
+        while True:
+            status = await self.get_orchestration_status(instance_id)
+            if status.is_terminal:
+                return status
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(
+                    f"instance {instance_id!r} is still {status.status} after {seconds:g}s"
+                )
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 1.5, 0.25)
+
+    async def get_instance_info(self, instance_id: str) -> InstanceInfo:
+        info = await self.provider.get_instance(instance_id)
+        if info is None:
+            raise InstanceNotFoundError(f"no instance {instance_id!r}")
+        return info
+
+    async def list_instances(
+        self,
+        *,
+        status: str | None = None,
+        name: str | None = None,
+        version: str | None = None,
+        limit: int = 1000,
+    ) -> list[InstanceInfo]:
+        return await self.provider.list_instances(
+            status=status, name=name, version=version, limit=limit
+        )
+
+    async def list_executions(self, instance_id: str) -> list[ExecutionInfo]:
+        return await self.provider.list_executions(instance_id)
+
+    async def read_execution_history(self, instance_id: str, execution_id: int) -> list[ev.Event]:
+        return await self.provider.read_history(instance_id, execution_id)

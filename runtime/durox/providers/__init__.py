@@ -1,0 +1,24 @@
+"""Stores. `SqliteProvider` is embedded and needs no set-up; `PostgresProvider` serves many
+workers (install the `postgres` extra). Both implement the `Provider` seam."""
+
+from durox.providers._base import (
+    ExecutionInfo,
+    InstanceInfo,
+    InstanceUpdate,
+    OrchestrationItem,
+    Provider,
+    TurnCommit,
+    WorkItem,
+)
+from durox.providers.sqlite import SqliteProvider
+
+__all__ = [
+    "ExecutionInfo",
+    "InstanceInfo",
+    "InstanceUpdate",
+    "OrchestrationItem",
+    "Provider",
+    "SqliteProvider",
+    "TurnCommit",
+    "WorkItem",
+]

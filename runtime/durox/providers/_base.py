@@ -1,0 +1,192 @@
+"""The one seam between the runtime and a store.
+
+A `Provider` holds two peek-lock queues (orchestration messages, locked per instance; activity
+work, locked per item), the append-only histories, and the instance records. Everything the
+runtime needs is an operation here and nothing more, so a new store is one class and one run of
+the conformance suite. Each acknowledgement is one atomic transaction: new history, instance
+record, outgoing work and the deletion of the consumed messages commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from durox.core import events as ev
+from durox.core.versions import SemverRange
+
+JSON = ev.JSON
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceInfo:
+    """What a caller can see of an instance; `orchestration_version` is the current execution's."""
+
+    instance_id: str
+    orchestration_name: str
+    orchestration_version: str
+    current_execution_id: int
+    status: str
+    output: JSON
+    created_at: datetime
+    updated_at: datetime
+    parent_instance_id: str | None = None
+    error: ev.ErrorDetails | None = None
+    custom_status: JSON = None
+    pinned_engine_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionInfo:
+    instance_id: str
+    execution_id: int
+    orchestration_version: str
+    status: str
+    output: JSON
+    event_count: int
+    engine_version: str | None
+    started_at: datetime
+    completed_at: datetime | None
+
+
+@dataclass(slots=True)
+class OrchestrationItem:
+    """An instance's pending messages, locked together with its current history."""
+
+    instance_id: str
+    execution_id: int
+    """The instance's current execution, 0 when the instance does not exist yet."""
+    history: list[ev.Event]
+    """The current execution's events if it is running, else empty."""
+    history_length: int
+    """Rows in the current execution's history, counted without decoding them."""
+    messages: list[ev.Message]
+    lock_token: str
+    attempt_count: int
+    orchestration_name: str | None = None
+    orchestration_version: str | None = None
+    status: str | None = None
+    pinned_engine_version: str | None = None
+    history_error: str | None = None
+    """Set when the history (or a message) could not be decoded; history is then empty."""
+
+
+@dataclass(slots=True)
+class InstanceUpdate:
+    name: str
+    version: str
+    status: str
+    output: JSON = None
+    error: ev.ErrorDetails | None = None
+    custom_status: JSON = None
+    parent_instance_id: str | None = None
+    engine_version: str | None = None
+    """The engine version pinned on the execution (written when it starts)."""
+    started_execution: bool = False
+
+
+@dataclass(slots=True)
+class TurnCommit:
+    """Everything one turn decided, applied atomically by `ack_orchestration_item`."""
+
+    execution_id: int
+    new_events: list[ev.Event] = field(default_factory=list)
+    instance: InstanceUpdate | None = None
+    activities: list[ev.ActivityWork] = field(default_factory=list)
+    timers: list[ev.TimerDue] = field(default_factory=list)
+    messages: list[ev.Message] = field(default_factory=list)
+    cancelled_activities: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class WorkItem:
+    work: ev.ActivityWork
+    lock_token: str
+    attempt_count: int
+
+
+QueueKind = Literal["orchestration", "activity"]
+
+
+class Provider(abc.ABC):
+    """A durable store. Methods raise only `durox.errors` exceptions."""
+
+    # -- orchestration queue ----------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def start_instance(self, message: ev.StartOrchestration) -> None:
+        """Enqueue a client start; `InstanceAlreadyExistsError` if the id is taken or pending."""
+
+    @abc.abstractmethod
+    async def enqueue_orchestrator_message(self, message: ev.Message, delay_ms: int = 0) -> None:
+        """Enqueue a message for an instance (events, cancellation)."""
+
+    @abc.abstractmethod
+    async def fetch_orchestration_item(
+        self, lock_timeout_ms: int, replay_range: SemverRange | None = None
+    ) -> OrchestrationItem | None:
+        """Lock the oldest instance with visible messages whose pin lies in `replay_range`."""
+
+    @abc.abstractmethod
+    async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> None:
+        """Apply a turn atomically and release the lock; `LockLostError` if the lease is gone."""
+
+    @abc.abstractmethod
+    async def abandon_orchestration_item(
+        self, lock_token: str, delay_ms: int = 0, ignore_attempt: bool = False
+    ) -> None:
+        """Release the lock, leaving the messages for a later fetch after `delay_ms`."""
+
+    @abc.abstractmethod
+    async def renew_orchestration_item_lock(self, lock_token: str, lock_timeout_ms: int) -> None:
+        """Extend the lease; `LockLostError` if it already lapsed."""
+
+    # -- activity queue ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def fetch_work_item(self, lock_timeout_ms: int) -> WorkItem | None: ...
+
+    @abc.abstractmethod
+    async def ack_work_item(self, lock_token: str, result: ev.ActivityResult) -> None:
+        """Delete the work item and enqueue its result in one transaction."""
+
+    @abc.abstractmethod
+    async def abandon_work_item(
+        self, lock_token: str, delay_ms: int = 0, ignore_attempt: bool = False
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def renew_work_item_lock(self, lock_token: str, lock_timeout_ms: int) -> None: ...
+
+    # -- reads -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def get_instance(self, instance_id: str) -> InstanceInfo | None: ...
+
+    @abc.abstractmethod
+    async def list_instances(
+        self,
+        *,
+        status: str | None = None,
+        name: str | None = None,
+        version: str | None = None,
+        limit: int = 1000,
+    ) -> list[InstanceInfo]: ...
+
+    @abc.abstractmethod
+    async def list_executions(self, instance_id: str) -> list[ExecutionInfo]: ...
+
+    @abc.abstractmethod
+    async def read_history(self, instance_id: str, execution_id: int) -> list[ev.Event]: ...
+
+    # -- wake-ups and lifecycle --------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def wait_for_work(self, kind: QueueKind, timeout_s: float) -> None:
+        """Return when new work of `kind` may be visible, or after `timeout_s` at the latest."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...

@@ -1,0 +1,664 @@
+"""SQLite store: a single connection driven from one dedicated thread.
+
+SQLite serialises writers anyway, so one connection per provider loses nothing and buys a lot:
+every operation is one function that runs a whole transaction in the store's thread, so an
+acknowledgement costs one hop from the event loop, not one per statement. WAL lets other
+processes read while we write; `busy_timeout` lets several processes share a file. In-process
+wake-ups (an `asyncio.Event` per queue) give idle dispatchers millisecond latency without
+polling; other processes are found by the polling fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from durox.core import events as ev
+from durox.core.codec import (
+    decode_event,
+    decode_json,
+    decode_message,
+    encode_event,
+    encode_json,
+    encode_message,
+)
+from durox.core.versions import SemverRange, parse_version
+from durox.errors import (
+    DuroxError,
+    HistoryDecodeError,
+    InstanceAlreadyExistsError,
+    LockLostError,
+    StoreCorruptionError,
+    StoreUnavailableError,
+)
+from durox.providers._base import (
+    ExecutionInfo,
+    InstanceInfo,
+    OrchestrationItem,
+    Provider,
+    QueueKind,
+    TurnCommit,
+    WorkItem,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Clock = Callable[[], int]
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, file name, SQL) for every migration, in order."""
+    folder = resources.files("durox.providers.sqlite").joinpath("migrations")
+    out = []
+    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".sql"):
+            out.append((int(entry.name.split("_", 1)[0]), entry.name, entry.read_text()))
+    return out
+
+
+def _classify(exc: sqlite3.Error) -> DuroxError:
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in text or "busy" in text or "unable to open" in text or "disk I/O" in text
+    ):
+        return StoreUnavailableError(f"sqlite: {text}")
+    if isinstance(exc, sqlite3.IntegrityError):
+        return StoreCorruptionError(f"sqlite constraint violated: {text}")
+    if isinstance(exc, sqlite3.DatabaseError) and "malformed" in text:
+        return StoreCorruptionError(f"sqlite database is corrupt: {text}")
+    return StoreUnavailableError(f"sqlite: {text}")
+
+
+class SqliteProvider(Provider):
+    """`await SqliteProvider.open(path)` or `await SqliteProvider.in_memory()`."""
+
+    def __init__(self, clock: Clock, label: str) -> None:
+        """Use `open` or `in_memory`; the connection is made in the store's own thread."""
+        self._conn: sqlite3.Connection
+        self._clock = clock
+        self._label = label
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="durox-sqlite")
+        self._wake = {"orchestration": asyncio.Event(), "activity": asyncio.Event()}
+        self._due: list[int] = []  # in-process delayed-visibility times (a heap)
+        self._closed = False
+
+    # ---- construction ------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | Path,
+        *,
+        synchronous: str = "FULL",
+        clock: Clock | None = None,
+    ) -> SqliteProvider:
+        """Open (and create or migrate) a store file. `synchronous` is SQLite's sync level."""
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"unknown SQLite synchronous level {synchronous!r}")
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return await cls._create(str(p), synchronous.upper(), clock or _wall_ms)
+
+    @classmethod
+    async def in_memory(cls, *, clock: Clock | None = None) -> SqliteProvider:
+        """A private store that lives as long as this object (tests, experiments)."""
+        return await cls._create(":memory:", "OFF", clock or _wall_ms)
+
+    @classmethod
+    async def _create(cls, target: str, sync: str, clock: Clock) -> SqliteProvider:
+        provider = cls(clock, target)
+
+        def connect() -> sqlite3.Connection:
+            conn = sqlite3.connect(target, isolation_level=None)
+            try:
+                conn.execute("PRAGMA busy_timeout = 10000")
+                if target != ":memory:":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute(f"PRAGMA synchronous = {sync}")
+                _migrate(conn)
+            except BaseException:
+                conn.close()
+                raise
+            return conn
+
+        try:
+            provider._conn = await asyncio.get_running_loop().run_in_executor(
+                provider._executor, connect
+            )
+        except sqlite3.Error as exc:
+            provider._executor.shutdown(wait=False)
+            raise _classify(exc) from exc
+        return provider
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.close)
+        self._executor.shutdown(wait=True)
+
+    def __repr__(self) -> str:
+        return f"SqliteProvider({self._label!r})"
+
+    # ---- plumbing ----------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise StoreUnavailableError("store is closed")
+
+        def call() -> T:
+            try:
+                return fn(self._conn)
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise _classify(exc) from exc
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    def _notify(self, kind: QueueKind, visible_at: int | None = None) -> None:
+        now = self._clock()
+        if visible_at is not None and visible_at > now:
+            heapq.heappush(self._due, visible_at)
+        else:
+            self._wake[kind].set()
+
+    async def wait_for_work(self, kind: QueueKind, timeout_s: float) -> None:
+        event = self._wake[kind]
+        if kind == "orchestration" and self._due:
+            now = self._clock()
+            while self._due and self._due[0] <= now:
+                heapq.heappop(self._due)
+                event.set()
+            if self._due:
+                timeout_s = min(timeout_s, (self._due[0] - now) / 1000)
+        if not event.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), max(timeout_s, 0.0))
+        event.clear()
+
+    # ---- orchestration queue -----------------------------------------------------------
+
+    async def start_instance(self, message: ev.StartOrchestration) -> None:
+        now = self._clock()
+        data = encode_message(message)
+
+        def tx(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            taken = c.execute(
+                "SELECT 1 FROM instances WHERE instance_id = ? UNION ALL "
+                "SELECT 1 FROM orchestrator_queue WHERE instance_id = ? "
+                "AND kind = 'StartOrchestration' LIMIT 1",
+                (message.instance_id, message.instance_id),
+            ).fetchone()
+            if taken:
+                c.execute("ROLLBACK")
+                raise InstanceAlreadyExistsError(f"instance {message.instance_id!r} exists")
+            c.execute(
+                "INSERT INTO orchestrator_queue (instance_id, kind, data, visible_at, created_at) "
+                "VALUES (?, 'StartOrchestration', ?, ?, ?)",
+                (message.instance_id, data, now, now),
+            )
+            c.execute("COMMIT")
+
+        await self._run(tx)
+        self._notify("orchestration")
+
+    async def enqueue_orchestrator_message(self, message: ev.Message, delay_ms: int = 0) -> None:
+        now = self._clock()
+        visible = now + max(0, delay_ms)
+        row = (message.instance_id, type(message).__name__, encode_message(message), visible, now)
+
+        def tx(c: sqlite3.Connection) -> None:
+            c.execute(
+                "INSERT INTO orchestrator_queue (instance_id, kind, data, visible_at, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                row,
+            )
+
+        await self._run(tx)
+        self._notify("orchestration", visible)
+
+    async def fetch_orchestration_item(
+        self, lock_timeout_ms: int, replay_range: SemverRange | None = None
+    ) -> OrchestrationItem | None:
+        now = self._clock()
+        token = uuid.uuid4().hex
+        if replay_range is None:
+            range_sql, range_args = "", ()
+        else:
+            (a, b, c_), (d, e, f) = replay_range.bounds()
+            range_sql = (
+                " AND (i.pinned_major IS NULL OR ("
+                "(i.pinned_major, i.pinned_minor, i.pinned_patch) >= (?, ?, ?) AND "
+                "(i.pinned_major, i.pinned_minor, i.pinned_patch) <= (?, ?, ?)))"
+            )
+            range_args = (a, b, c_, d, e, f)
+
+        def tx(c: sqlite3.Connection) -> OrchestrationItem | None:
+            c.execute("BEGIN IMMEDIATE")
+            row = c.execute(
+                "SELECT q.instance_id FROM orchestrator_queue q "
+                "LEFT JOIN instance_locks l ON l.instance_id = q.instance_id "
+                "LEFT JOIN instances i ON i.instance_id = q.instance_id "
+                "WHERE q.visible_at <= ? AND (l.instance_id IS NULL OR l.locked_until <= ?)"
+                + range_sql
+                + " ORDER BY q.id LIMIT 1",
+                (now, now, *range_args),
+            ).fetchone()
+            if row is None:
+                c.execute("COMMIT")
+                return None
+            instance_id: str = row[0]
+            c.execute(
+                "INSERT INTO instance_locks (instance_id, lock_token, locked_until) "
+                "VALUES (?, ?, ?) ON CONFLICT (instance_id) DO UPDATE SET "
+                "lock_token = excluded.lock_token, locked_until = excluded.locked_until",
+                (instance_id, token, now + lock_timeout_ms),
+            )
+            rows = c.execute(
+                "UPDATE orchestrator_queue SET lock_token = ?, attempt_count = attempt_count + 1 "
+                "WHERE instance_id = ? AND visible_at <= ? RETURNING id, data, attempt_count",
+                (token, instance_id, now),
+            ).fetchall()
+            inst = c.execute(
+                "SELECT orchestration_name, orchestration_version, current_execution_id, status, "
+                "pinned_engine_version FROM instances WHERE instance_id = ?",
+                (instance_id,),
+            ).fetchone()
+            history_rows: list[tuple[str]] = []
+            count = 0
+            if inst is not None:
+                count = c.execute(
+                    "SELECT event_count FROM executions WHERE instance_id = ? AND execution_id = ?",
+                    (instance_id, inst[2]),
+                ).fetchone()[0]
+                if inst[3] == "Running":
+                    history_rows = c.execute(
+                        "SELECT data FROM history WHERE instance_id = ? AND execution_id = ? "
+                        "ORDER BY event_id",
+                        (instance_id, inst[2]),
+                    ).fetchall()
+            c.execute("COMMIT")
+            rows.sort(key=lambda r: r[0])
+            item = OrchestrationItem(
+                instance_id=instance_id,
+                execution_id=inst[2] if inst else 0,
+                history=[],
+                history_length=count,
+                messages=[],
+                lock_token=token,
+                attempt_count=max(r[2] for r in rows),
+                orchestration_name=inst[0] if inst else None,
+                orchestration_version=inst[1] if inst else None,
+                status=inst[3] if inst else None,
+                pinned_engine_version=inst[4] if inst else None,
+            )
+            try:
+                item.messages = [decode_message(r[1]) for r in rows]  # type: ignore[misc]
+                item.history = [decode_event(h[0]) for h in history_rows]
+            except HistoryDecodeError as exc:
+                item.history = []
+                item.history_error = str(exc)
+            return item
+
+        return await self._run(tx)
+
+    async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> None:
+        now = self._clock()
+        history_rows = [(e.event_id, encode_event(e)) for e in commit.new_events]
+        work_rows = [
+            (w.instance_id, w.execution_id, w.event_id, w.session_id, encode_message(w), now, now)
+            for w in commit.activities
+        ]
+        queue_rows = [
+            (t.instance_id, "TimerDue", encode_message(t), t.fire_at, now) for t in commit.timers
+        ] + [
+            (m.instance_id, type(m).__name__, encode_message(m), now, now)
+            for m in commit.messages
+        ]
+        upd = commit.instance
+        inst_args: tuple[Any, ...] | None = None
+        if upd is not None:
+            pin = parse_version(upd.engine_version) if upd.engine_version else None
+            inst_args = (
+                upd.name,
+                upd.version,
+                commit.execution_id,
+                upd.status,
+                None if upd.output is None else encode_json(upd.output),
+                None if upd.error is None else encode_json(
+                    {"kind": upd.error.kind, "type": upd.error.type, "message": upd.error.message}
+                ),
+                None if upd.custom_status is None else encode_json(upd.custom_status),
+                upd.parent_instance_id,
+                upd.engine_version,
+                pin.major if pin else None,
+                pin.minor if pin else None,
+                pin.patch if pin else None,
+                now,
+                now,
+            )
+
+        def tx(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            lock = c.execute(
+                "SELECT instance_id, locked_until FROM instance_locks WHERE lock_token = ?",
+                (lock_token,),
+            ).fetchone()
+            if lock is None or lock[1] < now:
+                c.execute("ROLLBACK")
+                raise LockLostError("orchestration lock expired or was taken before the ack")
+            instance_id = lock[0]
+            c.execute("DELETE FROM orchestrator_queue WHERE lock_token = ?", (lock_token,))
+            if upd is not None and inst_args is not None:
+                if upd.started_execution:
+                    c.execute(
+                        "INSERT INTO executions (instance_id, execution_id, orchestration_version,"
+                        " status, engine_version, started_at) VALUES (?, ?, ?, 'Running', ?, ?)",
+                        (instance_id, commit.execution_id, upd.version, upd.engine_version, now),
+                    )
+                c.execute(
+                    "INSERT INTO instances (instance_id, orchestration_name, orchestration_version,"
+                    " current_execution_id, status, output, error, custom_status,"
+                    " parent_instance_id, pinned_engine_version, pinned_major, pinned_minor,"
+                    " pinned_patch, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (instance_id) DO UPDATE SET"
+                    " orchestration_name = excluded.orchestration_name,"
+                    " orchestration_version = excluded.orchestration_version,"
+                    " current_execution_id = excluded.current_execution_id,"
+                    " status = excluded.status, output = excluded.output, error = excluded.error,"
+                    " custom_status = excluded.custom_status,"
+                    " pinned_engine_version = excluded.pinned_engine_version,"
+                    " pinned_major = excluded.pinned_major, pinned_minor = excluded.pinned_minor,"
+                    " pinned_patch = excluded.pinned_patch, updated_at = excluded.updated_at",
+                    (instance_id, *inst_args),
+                )
+                c.execute(
+                    "UPDATE executions SET status = ?, output = ?, event_count = event_count + ?,"
+                    " completed_at = CASE WHEN ? = 'Running' THEN NULL ELSE ? END"
+                    " WHERE instance_id = ? AND execution_id = ?",
+                    (
+                        upd.status, inst_args[4], len(history_rows), upd.status, now,
+                        instance_id, commit.execution_id,
+                    ),
+                )
+            if history_rows:
+                c.executemany(
+                    "INSERT INTO history (instance_id, execution_id, event_id, data)"
+                    " VALUES (?, ?, ?, ?)",
+                    [(instance_id, commit.execution_id, eid, d) for eid, d in history_rows],
+                )
+            if work_rows:
+                c.executemany(
+                    "INSERT INTO worker_queue (instance_id, execution_id, event_id, session_id,"
+                    " data, visible_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    work_rows,
+                )
+            if queue_rows:
+                c.executemany(
+                    "INSERT INTO orchestrator_queue (instance_id, kind, data, visible_at,"
+                    " created_at) VALUES (?, ?, ?, ?, ?)",
+                    queue_rows,
+                )
+            if commit.cancelled_activities:
+                c.executemany(
+                    "DELETE FROM worker_queue WHERE instance_id = ? AND execution_id = ?"
+                    " AND event_id = ?",
+                    [(instance_id, commit.execution_id, i) for i in commit.cancelled_activities],
+                )
+            c.execute("DELETE FROM instance_locks WHERE lock_token = ?", (lock_token,))
+            c.execute("COMMIT")
+
+        await self._run(tx)
+        if work_rows:
+            self._notify("activity")
+        if commit.messages:
+            self._notify("orchestration")
+        for t in commit.timers:
+            self._notify("orchestration", t.fire_at)
+
+    async def abandon_orchestration_item(
+        self, lock_token: str, delay_ms: int = 0, ignore_attempt: bool = False
+    ) -> None:
+        now = self._clock()
+        visible = now + max(0, delay_ms)
+
+        def tx(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            c.execute(
+                "UPDATE orchestrator_queue SET lock_token = NULL, visible_at = MAX(visible_at, ?),"
+                " attempt_count = attempt_count - ? WHERE lock_token = ?",
+                (visible, 1 if ignore_attempt else 0, lock_token),
+            )
+            c.execute("DELETE FROM instance_locks WHERE lock_token = ?", (lock_token,))
+            c.execute("COMMIT")
+
+        await self._run(tx)
+        self._notify("orchestration", visible)
+
+    async def renew_orchestration_item_lock(self, lock_token: str, lock_timeout_ms: int) -> None:
+        now = self._clock()
+
+        def tx(c: sqlite3.Connection) -> None:
+            cur = c.execute(
+                "UPDATE instance_locks SET locked_until = ? WHERE lock_token = ?"
+                " AND locked_until >= ?",
+                (now + lock_timeout_ms, lock_token, now),
+            )
+            if cur.rowcount == 0:
+                raise LockLostError("orchestration lock already lapsed")
+
+        await self._run(tx)
+
+    # ---- activity queue ----------------------------------------------------------------
+
+    async def fetch_work_item(self, lock_timeout_ms: int) -> WorkItem | None:
+        now = self._clock()
+        token = uuid.uuid4().hex
+
+        def tx(c: sqlite3.Connection) -> tuple[str, int] | None:
+            row = c.execute(
+                "UPDATE worker_queue SET lock_token = ?, locked_until = ?,"
+                " attempt_count = attempt_count + 1 WHERE id = (SELECT id FROM worker_queue"
+                " WHERE visible_at <= ? AND (lock_token IS NULL OR locked_until <= ?)"
+                " ORDER BY id LIMIT 1) RETURNING data, attempt_count",
+                (token, now + lock_timeout_ms, now, now),
+            ).fetchone()
+            return None if row is None else (row[0], row[1])
+
+        got = await self._run(tx)
+        if got is None:
+            return None
+        work = decode_message(got[0])
+        if not isinstance(work, ev.ActivityWork):
+            raise StoreCorruptionError(f"worker queue holds a {type(work).__name__}")
+        return WorkItem(work, token, got[1])
+
+    async def ack_work_item(self, lock_token: str, result: ev.ActivityResult) -> None:
+        now = self._clock()
+        data = encode_message(result)
+
+        def tx(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            gone = c.execute(
+                "DELETE FROM worker_queue WHERE lock_token = ? AND locked_until >= ?"
+                " RETURNING id",
+                (lock_token, now),
+            ).fetchone()
+            if gone is None:
+                c.execute("ROLLBACK")
+                raise LockLostError("activity lock expired, or the activity was cancelled")
+            c.execute(
+                "INSERT INTO orchestrator_queue (instance_id, kind, data, visible_at, created_at)"
+                " VALUES (?, 'ActivityResult', ?, ?, ?)",
+                (result.instance_id, data, now, now),
+            )
+            c.execute("COMMIT")
+
+        await self._run(tx)
+        self._notify("orchestration")
+
+    async def abandon_work_item(
+        self, lock_token: str, delay_ms: int = 0, ignore_attempt: bool = False
+    ) -> None:
+        now = self._clock()
+
+        def tx(c: sqlite3.Connection) -> None:
+            c.execute(
+                "UPDATE worker_queue SET lock_token = NULL, locked_until = NULL,"
+                " visible_at = ?, attempt_count = attempt_count - ? WHERE lock_token = ?",
+                (now + max(0, delay_ms), 1 if ignore_attempt else 0, lock_token),
+            )
+
+        await self._run(tx)
+        self._notify("activity", now + max(0, delay_ms))
+
+    async def renew_work_item_lock(self, lock_token: str, lock_timeout_ms: int) -> None:
+        now = self._clock()
+
+        def tx(c: sqlite3.Connection) -> None:
+            cur = c.execute(
+                "UPDATE worker_queue SET locked_until = ? WHERE lock_token = ?"
+                " AND locked_until >= ?",
+                (now + lock_timeout_ms, lock_token, now),
+            )
+            if cur.rowcount == 0:
+                raise LockLostError("activity lock already lapsed, or the activity was cancelled")
+
+        await self._run(tx)
+
+    # ---- reads -------------------------------------------------------------------------
+
+    _INSTANCE_COLS = (
+        "instance_id, orchestration_name, orchestration_version, current_execution_id, status,"
+        " output, created_at, updated_at, parent_instance_id, error, custom_status,"
+        " pinned_engine_version"
+    )
+
+    @staticmethod
+    def _instance(row: tuple[Any, ...]) -> InstanceInfo:
+        err = decode_json(row[9])
+        return InstanceInfo(
+            instance_id=row[0],
+            orchestration_name=row[1],
+            orchestration_version=row[2],
+            current_execution_id=row[3],
+            status=row[4],
+            output=decode_json(row[5]),
+            created_at=_dt(row[6]),
+            updated_at=_dt(row[7]),
+            parent_instance_id=row[8],
+            error=ev.ErrorDetails(**err) if err else None,
+            custom_status=decode_json(row[10]),
+            pinned_engine_version=row[11],
+        )
+
+    async def get_instance(self, instance_id: str) -> InstanceInfo | None:
+        sql = f"SELECT {self._INSTANCE_COLS} FROM instances WHERE instance_id = ?"
+        row = await self._run(lambda c: c.execute(sql, (instance_id,)).fetchone())
+        return None if row is None else self._instance(row)
+
+    async def list_instances(
+        self,
+        *,
+        status: str | None = None,
+        name: str | None = None,
+        version: str | None = None,
+        limit: int = 1000,
+    ) -> list[InstanceInfo]:
+        where, args = [], []
+        for col, val in (
+            ("status", status), ("orchestration_name", name), ("orchestration_version", version)
+        ):
+            if val is not None:
+                where.append(f"{col} = ?")
+                args.append(val)
+        sql = f"SELECT {self._INSTANCE_COLS} FROM instances"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at, instance_id LIMIT ?"
+        rows = await self._run(lambda c: c.execute(sql, (*args, limit)).fetchall())
+        return [self._instance(r) for r in rows]
+
+    async def list_executions(self, instance_id: str) -> list[ExecutionInfo]:
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT execution_id, orchestration_version, status, output, event_count,"
+                " engine_version, started_at, completed_at FROM executions"
+                " WHERE instance_id = ? ORDER BY execution_id",
+                (instance_id,),
+            ).fetchall()
+        )
+        return [
+            ExecutionInfo(
+                instance_id, r[0], r[1], r[2], decode_json(r[3]), r[4], r[5], _dt(r[6]),
+                None if r[7] is None else _dt(r[7]),
+            )
+            for r in rows
+        ]
+
+    async def read_history(self, instance_id: str, execution_id: int) -> list[ev.Event]:
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT data FROM history WHERE instance_id = ? AND execution_id = ?"
+                " ORDER BY event_id",
+                (instance_id, execution_id),
+            ).fetchall()
+        )
+        return [decode_event(r[0]) for r in rows]
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Apply pending migrations, each in its own exclusive transaction (safe across processes)."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS durox_migrations (version INTEGER PRIMARY KEY,"
+        " name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+    )
+    for version, name, sql in migrations():
+        conn.execute("BEGIN EXCLUSIVE")
+        try:
+            done = conn.execute(
+                "SELECT 1 FROM durox_migrations WHERE version = ?", (version,)
+            ).fetchone()
+            if not done:
+                log.info("applying sqlite migration %s", name)
+                for statement in _statements(sql):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO durox_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, _wall_ms()),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _statements(sql: str) -> list[str]:
+    body = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
+    return [s.strip() for s in body.split(";") if s.strip()]

@@ -1,0 +1,81 @@
+-- durox embedded store: the schema the migrations produce, kept as one file to read.
+-- tests/unit/test_sqlite_schema.py checks that applying migrations/ gives exactly this.
+
+CREATE TABLE instances (
+    instance_id           TEXT PRIMARY KEY,
+    orchestration_name    TEXT NOT NULL,
+    orchestration_version TEXT NOT NULL,
+    current_execution_id  INTEGER NOT NULL,
+    status                TEXT NOT NULL,
+    output                TEXT,
+    error                 TEXT,
+    custom_status         TEXT,
+    parent_instance_id    TEXT,
+    pinned_engine_version TEXT,
+    pinned_major          INTEGER,
+    pinned_minor          INTEGER,
+    pinned_patch          INTEGER,
+    created_at            INTEGER NOT NULL,
+    updated_at            INTEGER NOT NULL
+);
+CREATE INDEX instances_by_status ON instances (status);
+CREATE INDEX instances_by_name ON instances (orchestration_name, orchestration_version);
+CREATE INDEX instances_by_parent ON instances (parent_instance_id);
+
+CREATE TABLE executions (
+    instance_id           TEXT NOT NULL,
+    execution_id          INTEGER NOT NULL,
+    orchestration_version TEXT NOT NULL,
+    status                TEXT NOT NULL,
+    output                TEXT,
+    engine_version        TEXT,
+    event_count           INTEGER NOT NULL DEFAULT 0,
+    started_at            INTEGER NOT NULL,
+    completed_at          INTEGER,
+    PRIMARY KEY (instance_id, execution_id)
+) WITHOUT ROWID;
+
+CREATE TABLE history (
+    instance_id  TEXT NOT NULL,
+    execution_id INTEGER NOT NULL,
+    event_id     INTEGER NOT NULL,
+    data         TEXT NOT NULL,
+    PRIMARY KEY (instance_id, execution_id, event_id)
+) WITHOUT ROWID;
+
+CREATE TABLE orchestrator_queue (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance_id   TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    data          TEXT NOT NULL,
+    visible_at    INTEGER NOT NULL,
+    lock_token    TEXT,
+    attempt_count INTEGER NOT NULL DEFAULT 0,
+    created_at    INTEGER NOT NULL
+);
+CREATE INDEX orchestrator_queue_by_visible ON orchestrator_queue (visible_at, id);
+CREATE INDEX orchestrator_queue_by_instance ON orchestrator_queue (instance_id, visible_at);
+CREATE INDEX orchestrator_queue_by_lock ON orchestrator_queue (lock_token);
+
+CREATE TABLE instance_locks (
+    instance_id  TEXT PRIMARY KEY,
+    lock_token   TEXT NOT NULL UNIQUE,
+    locked_until INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE worker_queue (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance_id   TEXT NOT NULL,
+    execution_id  INTEGER NOT NULL,
+    event_id      INTEGER NOT NULL,
+    session_id    TEXT,
+    data          TEXT NOT NULL,
+    visible_at    INTEGER NOT NULL,
+    lock_token    TEXT,
+    locked_until  INTEGER,
+    attempt_count INTEGER NOT NULL DEFAULT 0,
+    created_at    INTEGER NOT NULL
+);
+CREATE INDEX worker_queue_by_visible ON worker_queue (visible_at, id);
+CREATE INDEX worker_queue_by_lock ON worker_queue (lock_token);
+CREATE INDEX worker_queue_by_source ON worker_queue (instance_id, execution_id, event_id);

@@ -1,0 +1,483 @@
+"""The runtime: dispatcher loops that move work between the store and the pure engine.
+
+Two kinds of loop run on the event loop: orchestration dispatchers (fetch an instance's messages,
+run one turn, acknowledge it atomically) and activity dispatchers (fetch one work item, run the
+handler, acknowledge its result). All policy about failure lives here: what is retried with
+backoff, what is poisoned after `max_attempts`, what is released at shutdown. The engine itself
+never sees the store, and the store never sees user code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from durox._version import __version__
+from durox.core import events as ev
+from durox.core.codec import encode_json
+from durox.core.context import OrchestrationContext
+from durox.core.replay import (
+    STATUS_FAILED,
+    Dropped,
+    TurnResult,
+    Unresolved,
+    run_turn,
+)
+from durox.core.versions import SemverRange
+from durox.errors import (
+    ConfigurationError,
+    DuroxError,
+    LockLostError,
+    PayloadError,
+)
+from durox.providers._base import (
+    InstanceUpdate,
+    OrchestrationItem,
+    Provider,
+    TurnCommit,
+    WorkItem,
+)
+from durox.registry import ActivityContext, ActivityRegistry, OrchestrationRegistry
+
+log = logging.getLogger(__name__)
+trace_log = logging.getLogger("durox.orchestration")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _ms(d: timedelta) -> int:
+    return int(d.total_seconds() * 1000)
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How a runtime works. Every duration is a `timedelta`."""
+
+    orchestration_concurrency: int = 4
+    activity_concurrency: int = 8
+    orchestration_lock_timeout: timedelta = timedelta(seconds=30)
+    activity_lock_timeout: timedelta = timedelta(seconds=60)
+    lock_renewal_interval: timedelta | None = None
+    """How often a running activity's lease is renewed; default a third of its timeout."""
+    max_attempts: int = 10
+    """Fetches of the same message before it is poisoned (the instance or activity fails)."""
+    unregistered_backoff: timedelta = timedelta(seconds=1)
+    """First delay before retrying work no handler here can take; doubles up to a minute."""
+    unregistered_backoff_max: timedelta = timedelta(seconds=60)
+    poll_interval: timedelta = timedelta(milliseconds=200)
+    """Fallback poll when no wake-up arrives (work enqueued by another process)."""
+    worker_node_id: str | None = None
+    supported_replay_versions: SemverRange | None = None
+    """Pinned engine versions this runtime fetches; None: 0.0.0 up to this engine."""
+
+    def __post_init__(self) -> None:
+        if self.orchestration_concurrency < 1 or self.activity_concurrency < 0:
+            raise ConfigurationError("concurrency must be positive")
+        if self.max_attempts < 1:
+            raise ConfigurationError("max_attempts must be at least 1")
+
+    def replay_range(self) -> SemverRange:
+        return self.supported_replay_versions or SemverRange("0.0.0", __version__)
+
+
+@dataclass
+class _Loop:
+    task: asyncio.Task[None]
+    busy: bool = False
+
+
+@dataclass
+class _Stats:
+    turns: int = 0
+    activities: int = 0
+    poisoned: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class Runtime:
+    """`runtime = await Runtime.start(provider, activities, orchestrations, options)`."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        activities: ActivityRegistry,
+        orchestrations: OrchestrationRegistry,
+        options: RuntimeOptions,
+    ) -> None:
+        self.provider = provider
+        self.activities = activities
+        self.orchestrations = orchestrations
+        self.options = options
+        self.worker_id = options.worker_node_id or f"durox-{uuid.uuid4().hex[:12]}"
+        self.stats = _Stats()
+        self._stopping = False
+        self._loops: list[_Loop] = []
+        self._replay_range = options.replay_range()
+
+    @classmethod
+    async def start(
+        cls,
+        provider: Provider,
+        activities: ActivityRegistry,
+        orchestrations: OrchestrationRegistry,
+        options: RuntimeOptions | None = None,
+    ) -> Runtime:
+        rt = cls(provider, activities, orchestrations, options or RuntimeOptions())
+        for i in range(rt.options.orchestration_concurrency):
+            rt._spawn(rt._orchestration_loop, f"durox-orch-{i}")
+        for i in range(rt.options.activity_concurrency):
+            rt._spawn(rt._activity_loop, f"durox-act-{i}")
+        log.info(
+            "runtime %s started: engine %s, replay range %s, %d orchestration and %d activity "
+            "dispatchers",
+            rt.worker_id, __version__, rt._replay_range, rt.options.orchestration_concurrency,
+            rt.options.activity_concurrency,
+            extra={"worker_id": rt.worker_id},
+        )
+        return rt
+
+    def _spawn(self, body: Any, name: str) -> None:
+        loop = _Loop(task=None)  # type: ignore[arg-type]
+        loop.task = asyncio.create_task(body(loop), name=name)
+        self._loops.append(loop)
+
+    async def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop fetching; wait for in-flight work up to `timeout`, then release the rest."""
+        if self._stopping:
+            return
+        self._stopping = True
+        for loop in self._loops:
+            if not loop.busy:
+                loop.task.cancel()
+        tasks = [lp.task for lp in self._loops]
+        _, pending = await asyncio.wait(tasks, timeout=timeout) if tasks else (set(), set())
+        for t in pending:
+            t.cancel()
+        if pending:
+            await asyncio.wait(pending)
+        log.info("runtime %s stopped", self.worker_id, extra={"worker_id": self.worker_id})
+
+    # ---- orchestrations ------------------------------------------------------------------
+
+    async def _orchestration_loop(self, loop: _Loop) -> None:
+        idle = self.options.poll_interval.total_seconds()
+        lock_ms = _ms(self.options.orchestration_lock_timeout)
+        failures = 0
+        while not self._stopping:
+            try:
+                item = await self.provider.fetch_orchestration_item(lock_ms, self._replay_range)
+            except DuroxError as exc:
+                failures += 1
+                log.warning("orchestration fetch failed (%s): %s", _kind(exc), exc)
+                await asyncio.sleep(min(0.05 * 2**failures, 5.0))
+                continue
+            failures = 0
+            if item is None:
+                await self.provider.wait_for_work("orchestration", idle)
+                continue
+            loop.busy = True
+            try:
+                await self._process(item)
+            finally:
+                loop.busy = False
+
+    def _backoff_ms(self, attempt: int) -> int:
+        base = _ms(self.options.unregistered_backoff)
+        return min(base * 2 ** max(attempt - 1, 0), _ms(self.options.unregistered_backoff_max))
+
+    async def _process(self, item: OrchestrationItem) -> None:
+        extra = {"instance_id": item.instance_id, "execution_id": item.execution_id,
+                 "worker_id": self.worker_id}
+        try:
+            if item.history_error is not None:
+                await self._retry_or_poison(
+                    item, f"history cannot be read: {item.history_error}", extra
+                )
+                return
+            if item.attempt_count > self.options.max_attempts:
+                await self._poison(
+                    item,
+                    f"messages were fetched {item.attempt_count} times without being "
+                    f"acknowledged (max_attempts={self.options.max_attempts})",
+                    extra,
+                )
+                return
+            result = run_turn(
+                instance_id=item.instance_id,
+                execution_id=item.execution_id,
+                history=item.history,
+                messages=item.messages,
+                resolve=self.orchestrations.resolve,
+                now_ms=_now_ms(),
+                engine_version=__version__,
+                context_factory=OrchestrationContext,
+            )
+            if isinstance(result, Unresolved):
+                await self._retry_or_poison(
+                    item,
+                    f"no orchestration {result.name!r} version "
+                    f"{result.version or '(by policy)'} is registered on this worker",
+                    extra,
+                )
+                return
+            if isinstance(result, Dropped):
+                for reason in result.reasons:
+                    log.info("dropped message: %s", reason, extra=extra)
+                await self.provider.ack_orchestration_item(
+                    item.lock_token, TurnCommit(execution_id=item.execution_id)
+                )
+                return
+            await self._commit(item, result)
+        except LockLostError as exc:
+            log.warning("turn discarded, lock lost: %s", exc, extra=extra)
+        except asyncio.CancelledError:
+            with contextlib.suppress(DuroxError):
+                await asyncio.shield(self.provider.abandon_orchestration_item(
+                    item.lock_token, ignore_attempt=True))
+            raise
+        except DuroxError as exc:
+            log.warning("turn failed (%s): %s", _kind(exc), exc, extra=extra)
+            with contextlib.suppress(DuroxError):
+                await self.provider.abandon_orchestration_item(
+                    item.lock_token, self._backoff_ms(item.attempt_count)
+                )
+        except Exception:
+            log.exception("turn crashed; the messages will be retried", extra=extra)
+            with contextlib.suppress(DuroxError):
+                await self.provider.abandon_orchestration_item(
+                    item.lock_token, self._backoff_ms(item.attempt_count)
+                )
+
+    async def _commit(self, item: OrchestrationItem, r: TurnResult) -> None:
+        extra = {
+            "instance_id": r.instance_id, "execution_id": r.execution_id,
+            "orchestration_name": r.name, "orchestration_version": r.version,
+            "worker_id": self.worker_id,
+        }
+        for level, message in r.traces:
+            trace_log.log(logging.getLevelName(level.upper()), message, extra=extra)
+        for reason in r.dropped:
+            log.debug("dropped message: %s", reason, extra=extra)
+        commit = TurnCommit(
+            execution_id=r.execution_id,
+            new_events=r.new_events,
+            instance=InstanceUpdate(
+                name=r.name,
+                version=r.version,
+                status=r.status,
+                output=r.output,
+                error=r.error,
+                custom_status=r.custom_status,
+                parent_instance_id=r.parent.instance_id if r.parent else None,
+                engine_version=r.engine_version,
+                started_execution=r.started_execution,
+            ),
+            activities=r.activities,
+            timers=r.timers,
+            messages=r.messages,
+            cancelled_activities=r.cancelled_activities,
+        )
+        await self.provider.ack_orchestration_item(item.lock_token, commit)
+        self.stats.turns += 1
+        if r.status == STATUS_FAILED and r.error is not None:
+            log.warning("orchestration failed: %s", r.error, extra=extra)
+
+    async def _retry_or_poison(
+        self, item: OrchestrationItem, reason: str, extra: dict[str, Any]
+    ) -> None:
+        if item.attempt_count >= self.options.max_attempts:
+            await self._poison(item, f"{reason}; gave up after {item.attempt_count} attempts",
+                               extra)
+            return
+        delay = self._backoff_ms(item.attempt_count)
+        log.warning("%s; retrying in %d ms (attempt %d of %d)", reason, delay,
+                    item.attempt_count, self.options.max_attempts, extra=extra)
+        await self.provider.abandon_orchestration_item(item.lock_token, delay)
+
+    async def _poison(self, item: OrchestrationItem, reason: str, extra: dict[str, Any]) -> None:
+        """Fail the instance for good, appending to (never rewriting) its history."""
+        error = ev.ErrorDetails("poison", "PoisonMessage", reason)
+        now = _now_ms()
+        log.error("poisoned: %s", reason, extra=extra)
+        self.stats.poisoned += 1
+        running = item.status == "Running"
+        start = next(
+            (m for m in item.messages if isinstance(m, ev.StartOrchestration)
+             and m.execution_id == item.execution_id + 1),
+            None,
+        )
+        messages: list[ev.Message] = []
+        if running:
+            assert item.orchestration_name is not None and item.orchestration_version is not None
+            started = item.history[0] if item.history else None
+            parent = started.parent if isinstance(started, ev.OrchestrationStarted) else None
+            commit = TurnCommit(
+                execution_id=item.execution_id,
+                new_events=[ev.OrchestrationFailed(item.history_length + 1, now, error)],
+                instance=InstanceUpdate(
+                    name=item.orchestration_name, version=item.orchestration_version,
+                    status=STATUS_FAILED, error=error,
+                    parent_instance_id=parent.instance_id if parent else None,
+                    engine_version=item.pinned_engine_version,
+                ),
+            )
+        elif start is not None:
+            parent = start.parent
+            version = start.version or "0.0.0"
+            commit = TurnCommit(
+                execution_id=start.execution_id,
+                new_events=[
+                    ev.OrchestrationStarted(1, now, start.name, version, start.input,
+                                            __version__, start.parent),
+                    ev.OrchestrationFailed(2, now, error),
+                ],
+                instance=InstanceUpdate(
+                    name=start.name, version=version, status=STATUS_FAILED, error=error,
+                    parent_instance_id=parent.instance_id if parent else None,
+                    engine_version=__version__, started_execution=True,
+                ),
+            )
+        else:
+            await self.provider.ack_orchestration_item(
+                item.lock_token, TurnCommit(execution_id=item.execution_id)
+            )
+            return
+        if parent is not None:
+            messages.append(ev.SubOrchestrationResult(
+                parent.instance_id, parent.execution_id, parent.event_id, None, error))
+        commit.messages = messages
+        await self.provider.ack_orchestration_item(item.lock_token, commit)
+
+    # ---- activities --------------------------------------------------------------------
+
+    async def _activity_loop(self, loop: _Loop) -> None:
+        idle = self.options.poll_interval.total_seconds()
+        lock_ms = _ms(self.options.activity_lock_timeout)
+        failures = 0
+        while not self._stopping:
+            try:
+                wi = await self.provider.fetch_work_item(lock_ms)
+            except DuroxError as exc:
+                failures += 1
+                log.warning("activity fetch failed (%s): %s", _kind(exc), exc)
+                await asyncio.sleep(min(0.05 * 2**failures, 5.0))
+                continue
+            failures = 0
+            if wi is None:
+                await self.provider.wait_for_work("activity", idle)
+                continue
+            loop.busy = True
+            try:
+                await self._run_activity(wi)
+            finally:
+                loop.busy = False
+
+    async def _run_activity(self, wi: WorkItem) -> None:
+        w = wi.work
+        extra = {"instance_id": w.instance_id, "execution_id": w.execution_id,
+                 "activity": w.name, "worker_id": self.worker_id}
+        max_attempts = self.options.max_attempts
+        if wi.attempt_count > max_attempts:
+            await self._finish_activity(wi, error=ev.ErrorDetails(
+                "poison", "PoisonMessage",
+                f"activity {w.name!r} was fetched {wi.attempt_count} times without completing "
+                f"(max_attempts={max_attempts})"), extra=extra)
+            return
+        handler = self.activities.get(w.name)
+        if handler is None:
+            reason = f"no activity {w.name!r} is registered on this worker"
+            if wi.attempt_count >= max_attempts:
+                await self._finish_activity(wi, error=ev.ErrorDetails(
+                    "poison", "PoisonMessage",
+                    f"{reason}; gave up after {wi.attempt_count} attempts"), extra=extra)
+                return
+            delay = self._backoff_ms(wi.attempt_count)
+            log.warning("%s; retrying in %d ms (attempt %d of %d)", reason, delay,
+                        wi.attempt_count, max_attempts, extra=extra)
+            await self.provider.abandon_work_item(wi.lock_token, delay)
+            return
+        ctx = ActivityContext(w.instance_id, w.execution_id, w.event_id, w.name,
+                              wi.attempt_count, w.session_id, self.worker_id)
+        run = asyncio.create_task(handler(ctx, w.input), name=f"activity {w.name}")
+        renew = asyncio.create_task(self._renew_activity(wi, run))
+        try:
+            try:
+                value = await asyncio.shield(run)
+            finally:
+                renew.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renew
+        except asyncio.CancelledError:
+            if run.done() and not self._stopping:
+                log.info("activity cancelled: its lease was lost", extra=extra)
+                return
+            run.cancel()
+            with contextlib.suppress(BaseException):
+                await run
+            with contextlib.suppress(DuroxError):
+                await asyncio.shield(
+                    self.provider.abandon_work_item(wi.lock_token, ignore_attempt=True))
+            raise
+        except Exception as exc:  # the user's activity failed
+            error = (
+                ev.ErrorDetails("validation", type(exc).__name__, str(exc))
+                if isinstance(exc, PayloadError)
+                else ev.ErrorDetails("application", type(exc).__name__, str(exc))
+            )
+            await self._finish_activity(wi, error=error, extra=extra)
+            return
+        try:
+            encode_json(value)
+        except PayloadError as exc:
+            await self._finish_activity(
+                wi, error=ev.ErrorDetails("validation", "PayloadError", f"result: {exc}"),
+                extra=extra,
+            )
+            return
+        await self._finish_activity(wi, value=value, extra=extra)
+
+    async def _renew_activity(self, wi: WorkItem, run: asyncio.Task[Any]) -> None:
+        timeout = self.options.activity_lock_timeout
+        every = (self.options.lock_renewal_interval or timeout / 3).total_seconds()
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.provider.renew_work_item_lock(wi.lock_token, _ms(timeout))
+            except LockLostError:
+                run.cancel()
+                return
+            except DuroxError as exc:
+                log.warning("activity lease renewal failed: %s", exc)
+
+    async def _finish_activity(
+        self,
+        wi: WorkItem,
+        *,
+        value: Any = None,
+        error: ev.ErrorDetails | None = None,
+        extra: dict[str, Any],
+    ) -> None:
+        w = wi.work
+        result = ev.ActivityResult(w.instance_id, w.execution_id, w.event_id, value, error)
+        try:
+            await self.provider.ack_work_item(wi.lock_token, result)
+            self.stats.activities += 1
+        except LockLostError:
+            log.info("activity result dropped: lease lost or activity cancelled", extra=extra)
+        except DuroxError as exc:
+            log.warning("activity ack failed (%s): %s; it will run again", _kind(exc), exc,
+                        extra=extra)
+            with contextlib.suppress(DuroxError):
+                await self.provider.abandon_work_item(wi.lock_token, 1000)
+
+
+def _kind(exc: DuroxError) -> str:
+    return "retryable" if exc.retryable else "permanent"
