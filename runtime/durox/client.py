@@ -48,9 +48,7 @@ class Client:
     def __init__(self, provider: Provider) -> None:
         self.provider = provider
 
-    async def start_orchestration(
-        self, instance_id: str, name: str, input: ev.JSON = None
-    ) -> None:
+    async def start_orchestration(self, instance_id: str, name: str, input: ev.JSON = None) -> None:
         """Start `name` at the version its policy picks on the worker that starts it."""
         await self._start(instance_id, name, None, input)
 
@@ -84,7 +82,11 @@ class Client:
         if info is None:
             return OrchestrationStatus(instance_id, "NotFound")
         return OrchestrationStatus(
-            instance_id, info.status, info.output, info.error, info.custom_status,
+            instance_id,
+            info.status,
+            info.output,
+            info.error,
+            info.custom_status,
             info.orchestration_version,
         )
 

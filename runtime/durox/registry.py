@@ -45,7 +45,9 @@ def _check_name(name: str, what: str) -> None:
     if not isinstance(name, str) or not name.strip():
         raise ConfigurationError(f"{what} name must be a non-empty string, got {name!r}")
     if name.startswith(RESERVED_PREFIX):
-        raise ConfigurationError(f"{what} name {name!r} uses the reserved prefix {RESERVED_PREFIX!r}")
+        raise ConfigurationError(
+            f"{what} name {name!r} uses the reserved prefix {RESERVED_PREFIX!r}"
+        )
 
 
 def _adapters(fn: Callable[..., Any], what: str) -> tuple[TypeAdapter[Any], TypeAdapter[Any]]:

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -138,7 +139,10 @@ class Runtime:
         log.info(
             "runtime %s started: engine %s, replay range %s, %d orchestration and %d activity "
             "dispatchers",
-            rt.worker_id, __version__, rt._replay_range, rt.options.orchestration_concurrency,
+            rt.worker_id,
+            __version__,
+            rt._replay_range,
+            rt.options.orchestration_concurrency,
             rt.options.activity_concurrency,
             extra={"worker_id": rt.worker_id},
         )
@@ -191,11 +195,15 @@ class Runtime:
 
     def _backoff_ms(self, attempt: int) -> int:
         base = _ms(self.options.unregistered_backoff)
-        return min(base * 2 ** max(attempt - 1, 0), _ms(self.options.unregistered_backoff_max))
+        grown: int = base * 2 ** max(attempt - 1, 0)
+        return min(grown, _ms(self.options.unregistered_backoff_max))
 
     async def _process(self, item: OrchestrationItem) -> None:
-        extra = {"instance_id": item.instance_id, "execution_id": item.execution_id,
-                 "worker_id": self.worker_id}
+        extra = {
+            "instance_id": item.instance_id,
+            "execution_id": item.execution_id,
+            "worker_id": self.worker_id,
+        }
         try:
             if item.history_error is not None:
                 await self._retry_or_poison(
@@ -240,8 +248,9 @@ class Runtime:
             log.warning("turn discarded, lock lost: %s", exc, extra=extra)
         except asyncio.CancelledError:
             with contextlib.suppress(DuroxError):
-                await asyncio.shield(self.provider.abandon_orchestration_item(
-                    item.lock_token, ignore_attempt=True))
+                await asyncio.shield(
+                    self.provider.abandon_orchestration_item(item.lock_token, ignore_attempt=True)
+                )
             raise
         except DuroxError as exc:
             log.warning("turn failed (%s): %s", _kind(exc), exc, extra=extra)
@@ -258,8 +267,10 @@ class Runtime:
 
     async def _commit(self, item: OrchestrationItem, r: TurnResult) -> None:
         extra = {
-            "instance_id": r.instance_id, "execution_id": r.execution_id,
-            "orchestration_name": r.name, "orchestration_version": r.version,
+            "instance_id": r.instance_id,
+            "execution_id": r.execution_id,
+            "orchestration_name": r.name,
+            "orchestration_version": r.version,
             "worker_id": self.worker_id,
         }
         for level, message in r.traces:
@@ -294,12 +305,19 @@ class Runtime:
         self, item: OrchestrationItem, reason: str, extra: dict[str, Any]
     ) -> None:
         if item.attempt_count >= self.options.max_attempts:
-            await self._poison(item, f"{reason}; gave up after {item.attempt_count} attempts",
-                               extra)
+            await self._poison(
+                item, f"{reason}; gave up after {item.attempt_count} attempts", extra
+            )
             return
         delay = self._backoff_ms(item.attempt_count)
-        log.warning("%s; retrying in %d ms (attempt %d of %d)", reason, delay,
-                    item.attempt_count, self.options.max_attempts, extra=extra)
+        log.warning(
+            "%s; retrying in %d ms (attempt %d of %d)",
+            reason,
+            delay,
+            item.attempt_count,
+            self.options.max_attempts,
+            extra=extra,
+        )
         await self.provider.abandon_orchestration_item(item.lock_token, delay)
 
     async def _poison(self, item: OrchestrationItem, reason: str, extra: dict[str, Any]) -> None:
@@ -310,21 +328,27 @@ class Runtime:
         self.stats.poisoned += 1
         running = item.status == "Running"
         start = next(
-            (m for m in item.messages if isinstance(m, ev.StartOrchestration)
-             and m.execution_id == item.execution_id + 1),
+            (
+                m
+                for m in item.messages
+                if isinstance(m, ev.StartOrchestration) and m.execution_id == item.execution_id + 1
+            ),
             None,
         )
         messages: list[ev.Message] = []
         if running:
-            assert item.orchestration_name is not None and item.orchestration_version is not None
+            assert item.orchestration_name is not None
+            assert item.orchestration_version is not None
             started = item.history[0] if item.history else None
             parent = started.parent if isinstance(started, ev.OrchestrationStarted) else None
             commit = TurnCommit(
                 execution_id=item.execution_id,
                 new_events=[ev.OrchestrationFailed(item.history_length + 1, now, error)],
                 instance=InstanceUpdate(
-                    name=item.orchestration_name, version=item.orchestration_version,
-                    status=STATUS_FAILED, error=error,
+                    name=item.orchestration_name,
+                    version=item.orchestration_version,
+                    status=STATUS_FAILED,
+                    error=error,
                     parent_instance_id=parent.instance_id if parent else None,
                     engine_version=item.pinned_engine_version,
                 ),
@@ -335,14 +359,19 @@ class Runtime:
             commit = TurnCommit(
                 execution_id=start.execution_id,
                 new_events=[
-                    ev.OrchestrationStarted(1, now, start.name, version, start.input,
-                                            __version__, start.parent),
+                    ev.OrchestrationStarted(
+                        1, now, start.name, version, start.input, __version__, start.parent
+                    ),
                     ev.OrchestrationFailed(2, now, error),
                 ],
                 instance=InstanceUpdate(
-                    name=start.name, version=version, status=STATUS_FAILED, error=error,
+                    name=start.name,
+                    version=version,
+                    status=STATUS_FAILED,
+                    error=error,
                     parent_instance_id=parent.instance_id if parent else None,
-                    engine_version=__version__, started_execution=True,
+                    engine_version=__version__,
+                    started_execution=True,
                 ),
             )
         else:
@@ -351,8 +380,11 @@ class Runtime:
             )
             return
         if parent is not None:
-            messages.append(ev.SubOrchestrationResult(
-                parent.instance_id, parent.execution_id, parent.event_id, None, error))
+            messages.append(
+                ev.SubOrchestrationResult(
+                    parent.instance_id, parent.execution_id, parent.event_id, None, error
+                )
+            )
         commit.messages = messages
         await self.provider.ack_orchestration_item(item.lock_token, commit)
 
@@ -382,31 +414,62 @@ class Runtime:
 
     async def _run_activity(self, wi: WorkItem) -> None:
         w = wi.work
-        extra = {"instance_id": w.instance_id, "execution_id": w.execution_id,
-                 "activity": w.name, "worker_id": self.worker_id}
+        extra = {
+            "instance_id": w.instance_id,
+            "execution_id": w.execution_id,
+            "activity": w.name,
+            "worker_id": self.worker_id,
+        }
         max_attempts = self.options.max_attempts
         if wi.attempt_count > max_attempts:
-            await self._finish_activity(wi, error=ev.ErrorDetails(
-                "poison", "PoisonMessage",
-                f"activity {w.name!r} was fetched {wi.attempt_count} times without completing "
-                f"(max_attempts={max_attempts})"), extra=extra)
+            await self._finish_activity(
+                wi,
+                error=ev.ErrorDetails(
+                    "poison",
+                    "PoisonMessage",
+                    f"activity {w.name!r} was fetched {wi.attempt_count} times without completing "
+                    f"(max_attempts={max_attempts})",
+                ),
+                extra=extra,
+            )
             return
         handler = self.activities.get(w.name)
         if handler is None:
             reason = f"no activity {w.name!r} is registered on this worker"
             if wi.attempt_count >= max_attempts:
-                await self._finish_activity(wi, error=ev.ErrorDetails(
-                    "poison", "PoisonMessage",
-                    f"{reason}; gave up after {wi.attempt_count} attempts"), extra=extra)
+                await self._finish_activity(
+                    wi,
+                    error=ev.ErrorDetails(
+                        "poison",
+                        "PoisonMessage",
+                        f"{reason}; gave up after {wi.attempt_count} attempts",
+                    ),
+                    extra=extra,
+                )
                 return
             delay = self._backoff_ms(wi.attempt_count)
-            log.warning("%s; retrying in %d ms (attempt %d of %d)", reason, delay,
-                        wi.attempt_count, max_attempts, extra=extra)
+            log.warning(
+                "%s; retrying in %d ms (attempt %d of %d)",
+                reason,
+                delay,
+                wi.attempt_count,
+                max_attempts,
+                extra=extra,
+            )
             await self.provider.abandon_work_item(wi.lock_token, delay)
             return
-        ctx = ActivityContext(w.instance_id, w.execution_id, w.event_id, w.name,
-                              wi.attempt_count, w.session_id, self.worker_id)
-        run = asyncio.create_task(handler(ctx, w.input), name=f"activity {w.name}")
+        ctx = ActivityContext(
+            w.instance_id,
+            w.execution_id,
+            w.event_id,
+            w.name,
+            wi.attempt_count,
+            w.session_id,
+            self.worker_id,
+        )
+        run: asyncio.Task[Any] = asyncio.create_task(
+            _as_coroutine(handler(ctx, w.input)), name=f"activity {w.name}"
+        )
         renew = asyncio.create_task(self._renew_activity(wi, run))
         try:
             try:
@@ -424,7 +487,8 @@ class Runtime:
                 await run
             with contextlib.suppress(DuroxError):
                 await asyncio.shield(
-                    self.provider.abandon_work_item(wi.lock_token, ignore_attempt=True))
+                    self.provider.abandon_work_item(wi.lock_token, ignore_attempt=True)
+                )
             raise
         except Exception as exc:  # the user's activity failed
             error = (
@@ -438,7 +502,8 @@ class Runtime:
             encode_json(value)
         except PayloadError as exc:
             await self._finish_activity(
-                wi, error=ev.ErrorDetails("validation", "PayloadError", f"result: {exc}"),
+                wi,
+                error=ev.ErrorDetails("validation", "PayloadError", f"result: {exc}"),
                 extra=extra,
             )
             return
@@ -473,10 +538,15 @@ class Runtime:
         except LockLostError:
             log.info("activity result dropped: lease lost or activity cancelled", extra=extra)
         except DuroxError as exc:
-            log.warning("activity ack failed (%s): %s; it will run again", _kind(exc), exc,
-                        extra=extra)
+            log.warning(
+                "activity ack failed (%s): %s; it will run again", _kind(exc), exc, extra=extra
+            )
             with contextlib.suppress(DuroxError):
                 await self.provider.abandon_work_item(wi.lock_token, 1000)
+
+
+async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
 
 
 def _kind(exc: DuroxError) -> str:

@@ -18,7 +18,9 @@ def _check_semver(value: str) -> str:
     try:
         semver.Version.parse(value)
     except ValueError as exc:
-        raise ValueError(f"{value!r} is not a semantic version (expected MAJOR.MINOR.PATCH)") from exc
+        raise ValueError(
+            f"{value!r} is not a semantic version (expected MAJOR.MINOR.PATCH)"
+        ) from exc
     return value
 
 

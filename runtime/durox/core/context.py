@@ -12,11 +12,10 @@ from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from durox.core.events import JSON
+from durox.core.events import JSON, ErrorDetails
 from durox.core.replay import DurableFuture, _Turn
 from durox.core.retry import RetryPolicy
 from durox.errors import ActivityFailedError, ActivityTimeoutError
-from durox.core.events import ErrorDetails
 
 T = TypeVar("T")
 _GUID_NAMESPACE = uuid.UUID("6f1c5a3e-3c1b-4c55-9d0e-2b8a9f6d7e10")
@@ -88,13 +87,12 @@ class OrchestrationContext:
             try:
                 if retry.timeout is None:
                     return await act
-                index, value = await turn.select(
-                    [act, turn.new_timer(_ms(retry.timeout))]
-                )
+                index, value = await turn.select([act, turn.new_timer(_ms(retry.timeout))])
                 if index == 1:
                     raise ActivityTimeoutError(
                         ErrorDetails(
-                            "timeout", "ActivityTimeoutError",
+                            "timeout",
+                            "ActivityTimeoutError",
                             f"activity {name!r} attempt {attempt} ran past {retry.timeout}",
                         )
                     )

@@ -14,6 +14,7 @@ scheduler, in creation order, so interleaving is a function of the history alone
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from dataclasses import dataclass, field
@@ -47,8 +48,17 @@ TERMINAL_STATUSES = frozenset({STATUS_COMPLETED, STATUS_FAILED, STATUS_CANCELLED
 class DurableFuture:
     """A durable operation's result, completed only by the history. Await it in orchestrations."""
 
-    __slots__ = ("_callbacks", "_waiter", "cancelled", "children", "done", "error", "event_id",
-                 "kind", "value")
+    __slots__ = (
+        "_callbacks",
+        "_waiter",
+        "cancelled",
+        "children",
+        "done",
+        "error",
+        "event_id",
+        "kind",
+        "value",
+    )
 
     def __init__(self, kind: str, event_id: int = 0) -> None:
         self.kind = kind
@@ -91,7 +101,7 @@ class _Task:
         self.waiting: DurableFuture | None = None
 
 
-class _Stop(BaseException):  # noqa: N818 - BaseException so user `except Exception` cannot eat it
+class _Stop(BaseException):
     """Unwinds the turn once the orchestration has reached a terminal decision."""
 
 
@@ -170,7 +180,13 @@ def run_turn(
 ) -> TurnResult | Unresolved | Dropped:
     """Run one turn. `execution_id` is the instance's current execution (0 if none yet)."""
     return _Turn(
-        instance_id, execution_id, history, messages, resolve, now_ms, engine_version,
+        instance_id,
+        execution_id,
+        history,
+        messages,
+        resolve,
+        now_ms,
+        engine_version,
         context_factory,
     ).run()
 
@@ -236,8 +252,12 @@ class _Turn:
                 None,
             )
             if start is None:
-                return Dropped([f"{type(m).__name__} for an instance with no running execution"
-                                for m in self.messages])
+                return Dropped(
+                    [
+                        f"{type(m).__name__} for an instance with no running execution"
+                        for m in self.messages
+                    ]
+                )
             found = self.resolve(start.name, start.version)
             if found is None:
                 return Unresolved(start.name, start.version)
@@ -245,7 +265,12 @@ class _Turn:
             self.execution_id = start.execution_id
             history = [
                 ev.OrchestrationStarted(
-                    1, self.now_ms, start.name, version, start.input, self.engine_version,
+                    1,
+                    self.now_ms,
+                    start.name,
+                    version,
+                    start.input,
+                    self.engine_version,
                     start.parent,
                 )
             ]
@@ -292,7 +317,8 @@ class _Turn:
         res = self.result
         if self.fatal is not None:
             self.terminal = (
-                STATUS_FAILED, None,
+                STATUS_FAILED,
+                None,
                 ev.ErrorDetails("nondeterminism", "NondeterminismError", str(self.fatal)),
             )
             res.activities.clear()
@@ -303,9 +329,11 @@ class _Turn:
         if self.fatal is None and self.terminal is None and self.cursor < len(self.sched):
             extra = self.sched[self.cursor]
             self.terminal = (
-                STATUS_FAILED, None,
+                STATUS_FAILED,
+                None,
                 ev.ErrorDetails(
-                    "nondeterminism", "NondeterminismError",
+                    "nondeterminism",
+                    "NondeterminismError",
                     f"history has {_describe(extra)} at event {extra.event_id} which the code "
                     "no longer schedules",
                 ),
@@ -350,8 +378,10 @@ class _Turn:
             new: ev.Event | None = None
             if isinstance(m, ev.ActivityResult | ev.TimerDue | ev.SubOrchestrationResult):
                 want = (
-                    ev.ActivityScheduled if isinstance(m, ev.ActivityResult)
-                    else ev.TimerCreated if isinstance(m, ev.TimerDue)
+                    ev.ActivityScheduled
+                    if isinstance(m, ev.ActivityResult)
+                    else ev.TimerCreated
+                    if isinstance(m, ev.TimerDue)
                     else ev.SubOrchestrationScheduled
                 )
                 if m.execution_id != self.execution_id:
@@ -384,7 +414,9 @@ class _Turn:
                 cancel_requested = True
                 new = ev.OrchestrationCancelRequested(next_id, ts, m.reason)
             else:
-                dropped.append(f"StartOrchestration for execution {m.execution_id}: already started")
+                dropped.append(
+                    f"StartOrchestration for execution {m.execution_id}: already started"
+                )
                 continue
             out.append(new)
             next_id += 1
@@ -409,7 +441,8 @@ class _Turn:
                 self._deliver_event(e)  # type: ignore[arg-type]
             elif t is ev.OrchestrationCancelRequested:
                 self.terminal = (
-                    STATUS_CANCELLED, None,
+                    STATUS_CANCELLED,
+                    None,
                     ev.ErrorDetails("cancelled", "Cancelled", e.reason),  # type: ignore[union-attr]
                 )
                 raise _Stop
@@ -446,7 +479,8 @@ class _Turn:
                 if not isinstance(yielded, DurableFuture):
                     task.coro.close()
                     task.done_future._resolve(
-                        self, None,
+                        self,
+                        None,
                         TypeError(
                             f"orchestrations may only await durox operations, not {yielded!r}; "
                             "do I/O in activities"
@@ -465,8 +499,11 @@ class _Turn:
             try:
                 encode_json(fut.value)
             except PayloadError as exc:
-                self.terminal = (STATUS_FAILED, None, ev.ErrorDetails("validation", "PayloadError",
-                                                                     f"output: {exc}"))
+                self.terminal = (
+                    STATUS_FAILED,
+                    None,
+                    ev.ErrorDetails("validation", "PayloadError", f"output: {exc}"),
+                )
                 return
             self.terminal = (STATUS_COMPLETED, fut.value, None)
         else:
@@ -474,10 +511,7 @@ class _Turn:
 
     def _close_tasks(self) -> None:
         for task in self.tasks:
-            try:
-                task.coro.close()
-            except Exception:  # noqa: BLE001 - a finally: that awaits cannot run here
-                pass
+            _close(task)
 
     def _finish(self, res: TurnResult, terminal: tuple[str, JSON, ev.ErrorDetails | None]) -> None:
         status, output, error = terminal
@@ -489,11 +523,17 @@ class _Turn:
         if status == STATUS_COMPLETED:
             res.new_events.append(ev.OrchestrationCompleted(eid, ts, output))
         elif status == STATUS_CONTINUED:
-            res.new_events.append(ev.OrchestrationContinuedAsNew(eid, ts, output, self.next_version))
+            res.new_events.append(
+                ev.OrchestrationContinuedAsNew(eid, ts, output, self.next_version)
+            )
             res.messages.append(
                 ev.StartOrchestration(
-                    self.instance_id, self.started.name, self.next_version, output,
-                    self.execution_id + 1, self.started.parent,
+                    self.instance_id,
+                    self.started.name,
+                    self.next_version,
+                    output,
+                    self.execution_id + 1,
+                    self.started.parent,
                 )
             )
         else:
@@ -507,8 +547,11 @@ class _Turn:
             if fut.kind == "activity":
                 res.cancelled_activities.append(event_id)
             elif fut.kind == "sub":
-                res.messages.append(ev.CancelRequest(self.children[event_id],
-                                                     f"parent {self.instance_id} ended: {status}"))
+                res.messages.append(
+                    ev.CancelRequest(
+                        self.children[event_id], f"parent {self.instance_id} ended: {status}"
+                    )
+                )
         if status == STATUS_CONTINUED:
             res.output = None
         p = self.started.parent
@@ -552,8 +595,9 @@ class _Turn:
         self.buffered.setdefault(e.name, deque()).append(e.data)
 
     def _nondeterministic(self, message: str) -> None:
-        self.fatal = NondeterminismError(ev.ErrorDetails("nondeterminism", "NondeterminismError",
-                                                         message))
+        self.fatal = NondeterminismError(
+            ev.ErrorDetails("nondeterminism", "NondeterminismError", message)
+        )
         raise _Stop
 
     # ---- operations the context calls ---------------------------------------------------
@@ -589,8 +633,9 @@ class _Turn:
         if is_new:
             assert self.result is not None
             self.result.activities.append(
-                ev.ActivityWork(self.instance_id, self.execution_id, e.event_id, name, input,
-                                session_id)
+                ev.ActivityWork(
+                    self.instance_id, self.execution_id, e.event_id, name, input, session_id
+                )
             )
         return fut
 
@@ -637,18 +682,20 @@ class _Turn:
             assert self.result is not None
             self.result.messages.append(
                 ev.StartOrchestration(
-                    e.instance_id, name, version, input, 1,
+                    e.instance_id,
+                    name,
+                    version,
+                    input,
+                    1,
                     ev.ParentRef(self.instance_id, self.execution_id, e.event_id),
                 )
             )
         return fut
 
-    def new_detached(
-        self, name: str, instance_id: str, input: JSON, version: str | None
-    ) -> None:
+    def new_detached(self, name: str, instance_id: str, input: JSON, version: str | None) -> None:
         if not self.replaying:
             encode_json(input)
-        e, is_new = self.record(
+        _, is_new = self.record(
             ev.OrchestrationChained(self.next_id, self.clock, name, instance_id, input, version),
             lambda h: h.name == name and h.instance_id == instance_id,
         )
@@ -731,8 +778,9 @@ class _Turn:
             return
         fut.done = True
         fut.cancelled = True
-        fut.error = OrchestrationFailedError(ev.ErrorDetails("cancelled", "Cancelled",
-                                                             "lost a select"))
+        fut.error = OrchestrationFailedError(
+            ev.ErrorDetails("cancelled", "Cancelled", "lost a select")
+        )
         fut._callbacks.clear()
         if fut.kind in ("activity", "timer", "event", "sub"):
             self.pending.pop(fut.event_id, None)
@@ -747,8 +795,9 @@ class _Turn:
                     self.result.cancelled_activities.append(fut.event_id)
                 elif fut.kind == "sub":
                     self.result.messages.append(
-                        ev.CancelRequest(self.children[fut.event_id],
-                                         f"parent {self.instance_id} cancelled it")
+                        ev.CancelRequest(
+                            self.children[fut.event_id], f"parent {self.instance_id} cancelled it"
+                        )
                     )
         elif fut.kind == "task":
             for task in self.tasks:
@@ -756,15 +805,18 @@ class _Turn:
                     if task in self.ready:
                         self.ready.remove(task)
                     waiting = task.waiting
-                    try:
-                        task.coro.close()
-                    except Exception:  # noqa: BLE001
-                        pass
+                    _close(task)
                     if waiting is not None:
                         self.cancel(waiting)
         else:
             for child in fut.children:
                 self.cancel(child)
+
+
+def _close(task: _Task) -> None:
+    """Close a coroutine we stop driving; a `finally:` that awaits cannot run here."""
+    with contextlib.suppress(Exception):
+        task.coro.close()
 
 
 def error_details(exc: BaseException) -> ev.ErrorDetails:

@@ -10,7 +10,6 @@ record, outgoing work and the deletion of the consumed messages commit together 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal

@@ -248,7 +248,7 @@ class SqliteProvider(Provider):
         now = self._clock()
         token = uuid.uuid4().hex
         if replay_range is None:
-            range_sql, range_args = "", ()
+            range_sql, range_args = "", tuple[int, ...]()
         else:
             (a, b, c_), (d, e, f) = replay_range.bounds()
             range_sql = (
@@ -337,8 +337,7 @@ class SqliteProvider(Provider):
         queue_rows = [
             (t.instance_id, "TimerDue", encode_message(t), t.fire_at, now) for t in commit.timers
         ] + [
-            (m.instance_id, type(m).__name__, encode_message(m), now, now)
-            for m in commit.messages
+            (m.instance_id, type(m).__name__, encode_message(m), now, now) for m in commit.messages
         ]
         upd = commit.instance
         inst_args: tuple[Any, ...] | None = None
@@ -350,7 +349,9 @@ class SqliteProvider(Provider):
                 commit.execution_id,
                 upd.status,
                 None if upd.output is None else encode_json(upd.output),
-                None if upd.error is None else encode_json(
+                None
+                if upd.error is None
+                else encode_json(
                     {"kind": upd.error.kind, "type": upd.error.type, "message": upd.error.message}
                 ),
                 None if upd.custom_status is None else encode_json(upd.custom_status),
@@ -403,8 +404,13 @@ class SqliteProvider(Provider):
                     " completed_at = CASE WHEN ? = 'Running' THEN NULL ELSE ? END"
                     " WHERE instance_id = ? AND execution_id = ?",
                     (
-                        upd.status, inst_args[4], len(history_rows), upd.status, now,
-                        instance_id, commit.execution_id,
+                        upd.status,
+                        inst_args[4],
+                        len(history_rows),
+                        upd.status,
+                        now,
+                        instance_id,
+                        commit.execution_id,
                     ),
                 )
             if history_rows:
@@ -506,8 +512,7 @@ class SqliteProvider(Provider):
         def tx(c: sqlite3.Connection) -> None:
             c.execute("BEGIN IMMEDIATE")
             gone = c.execute(
-                "DELETE FROM worker_queue WHERE lock_token = ? AND locked_until >= ?"
-                " RETURNING id",
+                "DELETE FROM worker_queue WHERE lock_token = ? AND locked_until >= ? RETURNING id",
                 (lock_token, now),
             ).fetchone()
             if gone is None:
@@ -593,7 +598,9 @@ class SqliteProvider(Provider):
     ) -> list[InstanceInfo]:
         where, args = [], []
         for col, val in (
-            ("status", status), ("orchestration_name", name), ("orchestration_version", version)
+            ("status", status),
+            ("orchestration_name", name),
+            ("orchestration_version", version),
         ):
             if val is not None:
                 where.append(f"{col} = ?")
@@ -616,7 +623,14 @@ class SqliteProvider(Provider):
         )
         return [
             ExecutionInfo(
-                instance_id, r[0], r[1], r[2], decode_json(r[3]), r[4], r[5], _dt(r[6]),
+                instance_id,
+                r[0],
+                r[1],
+                r[2],
+                decode_json(r[3]),
+                r[4],
+                r[5],
+                _dt(r[6]),
                 None if r[7] is None else _dt(r[7]),
             )
             for r in rows
