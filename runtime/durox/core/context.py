@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Never, TypeVar
 
 from durox.core.events import JSON, ErrorDetails
 from durox.core.replay import DurableFuture, _Turn
@@ -58,12 +58,12 @@ class OrchestrationContext:
 
     # ---- activities ----------------------------------------------------------------------
 
-    def schedule_activity(self, name: str, input: JSON = None) -> DurableFuture:
+    def schedule_activity(self, name: str, input: JSON = None) -> DurableFuture[Any]:
         return self._turn.new_activity(name, input, None)
 
     def schedule_activity_on_session(
         self, name: str, input: JSON, session_id: str
-    ) -> DurableFuture:
+    ) -> DurableFuture[Any]:
         """Run the activity on the worker that owns `session_id` (sticky)."""
         return self._turn.new_activity(name, input, session_id)
 
@@ -107,10 +107,10 @@ class OrchestrationContext:
 
     # ---- timers, events, orchestrations ------------------------------------------------------
 
-    def schedule_timer(self, delay: timedelta) -> DurableFuture:
+    def schedule_timer(self, delay: timedelta) -> DurableFuture[None]:
         return self._turn.new_timer(_ms(delay))
 
-    def wait_for_event(self, name: str) -> DurableFuture:
+    def wait_for_event(self, name: str) -> DurableFuture[Any]:
         """The next external event raised to this instance under `name` (buffered if early)."""
         return self._turn.new_subscription(name)
 
@@ -121,7 +121,7 @@ class OrchestrationContext:
         *,
         instance_id: str | None = None,
         version: str | None = None,
-    ) -> DurableFuture:
+    ) -> DurableFuture[Any]:
         return self._turn.new_sub_orchestration(name, input, instance_id, version)
 
     def start_orchestration(
@@ -130,11 +130,11 @@ class OrchestrationContext:
         """Start an independent orchestration; this one does not wait for it."""
         self._turn.new_detached(name, instance_id, input, version)
 
-    def continue_as_new(self, input: JSON = None) -> DurableFuture:
+    def continue_as_new(self, input: JSON = None) -> DurableFuture[Never]:
         """End this execution and start the next one with `input`, on the policy's version."""
         return self._turn.continue_as_new(input, None)
 
-    def continue_as_new_versioned(self, version: str, input: JSON = None) -> DurableFuture:
+    def continue_as_new_versioned(self, version: str, input: JSON = None) -> DurableFuture[Never]:
         """As `continue_as_new`, but the next execution runs exactly `version`."""
         from durox.core.versions import parse_version
 
@@ -142,14 +142,14 @@ class OrchestrationContext:
 
     # ---- composition -------------------------------------------------------------------
 
-    def join(self, items: list[Any]) -> DurableFuture:
+    def join(self, items: list[Any]) -> DurableFuture[Any]:
         """Wait for every item (futures or coroutines); results in item order.
 
         The first failure raises at once; the other items keep running.
         """
         return self._turn.join(items)
 
-    def select(self, *items: Any) -> DurableFuture:
+    def select(self, *items: Any) -> DurableFuture[Any]:
         """Wait for the first item to finish: `(index, result)`. Losers are cancelled."""
         return self._turn.select(items)
 

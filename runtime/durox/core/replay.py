@@ -18,7 +18,7 @@ import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, Generic, Never, TypeAlias, TypeVar, cast
 
 from durox.core import events as ev
 from durox.core.codec import encode_json
@@ -32,6 +32,7 @@ from durox.errors import (
 )
 
 JSON = ev.JSON
+T_co = TypeVar("T_co", covariant=True)
 Handler: TypeAlias = Callable[[Any, JSON], Awaitable[JSON]]
 """An orchestration as the engine sees it: (context, JSON input) -> JSON output."""
 Resolver: TypeAlias = Callable[[str, "str | None"], "tuple[str, Handler] | None"]
@@ -45,7 +46,7 @@ STATUS_CONTINUED = "ContinuedAsNew"
 TERMINAL_STATUSES = frozenset({STATUS_COMPLETED, STATUS_FAILED, STATUS_CANCELLED, STATUS_CONTINUED})
 
 
-class DurableFuture:
+class DurableFuture(Generic[T_co]):
     """A durable operation's result, completed only by the history. Await it in orchestrations."""
 
     __slots__ = (
@@ -67,16 +68,16 @@ class DurableFuture:
         self.cancelled = False
         self.value: Any = None
         self.error: BaseException | None = None
-        self.children: list[DurableFuture] = []
+        self.children: list[DurableFuture[Any]] = []
         self._waiter: _Task | None = None
-        self._callbacks: list[Callable[[DurableFuture], None]] = []
+        self._callbacks: list[Callable[[DurableFuture[Any]], None]] = []
 
-    def __await__(self) -> Generator[DurableFuture, None, Any]:
+    def __await__(self) -> Generator[DurableFuture[Any], None, T_co]:
         if not self.done:
             yield self
         if self.error is not None:
             raise self.error
-        return self.value
+        return cast(T_co, self.value)
 
     def _resolve(self, turn: _Turn, value: Any = None, error: BaseException | None = None) -> None:
         if self.done:
@@ -95,10 +96,10 @@ class DurableFuture:
 class _Task:
     __slots__ = ("coro", "done_future", "waiting")
 
-    def __init__(self, coro: Coroutine[Any, Any, Any], done_future: DurableFuture) -> None:
+    def __init__(self, coro: Coroutine[Any, Any, Any], done_future: DurableFuture[Any]) -> None:
         self.coro = coro
         self.done_future = done_future
-        self.waiting: DurableFuture | None = None
+        self.waiting: DurableFuture[Any] | None = None
 
 
 class _Stop(BaseException):
@@ -220,9 +221,9 @@ class _Turn:
         self.traces: list[tuple[str, str]] = []
         self.terminal: tuple[str, JSON, ev.ErrorDetails | None] | None = None
         self.next_version: str | None = None
-        self.pending: dict[int, DurableFuture] = {}
+        self.pending: dict[int, DurableFuture[Any]] = {}
         self.cancelled_ids: set[int] = set()
-        self.subscriptions: dict[str, deque[DurableFuture]] = {}
+        self.subscriptions: dict[str, deque[DurableFuture[Any]]] = {}
         self.buffered: dict[str, deque[JSON]] = {}
         self.children: dict[int, str] = {}  # sub-orchestration event id -> child instance id
         self.created: list[ev.Event] = []
@@ -434,7 +435,7 @@ class _Turn:
             self.replaying = idx < baseline
             self.clock = e.ts
             if t is ev.OrchestrationStarted:
-                root = DurableFuture("task")
+                root = DurableFuture[Any]("task")
                 root._callbacks.append(self._root_done)
                 self._spawn(self.handler(ctx, self.started.input), root)
             elif t is ev.EventRaised:
@@ -451,7 +452,7 @@ class _Turn:
             self._run_ready()
         self.replaying = False
 
-    def _spawn(self, awaitable: Awaitable[Any], done: DurableFuture) -> _Task:
+    def _spawn(self, awaitable: Awaitable[Any], done: DurableFuture[Any]) -> _Task:
         if not isinstance(awaitable, Coroutine):
             raise TypeError("orchestrations must be `async def` functions")
         task = _Task(awaitable, done)
@@ -492,7 +493,7 @@ class _Turn:
             if self.terminal is not None:
                 raise _Stop
 
-    def _root_done(self, fut: DurableFuture) -> None:
+    def _root_done(self, fut: DurableFuture[Any]) -> None:
         if self.terminal is not None:
             return
         if fut.error is None:
@@ -621,14 +622,14 @@ class _Turn:
         self.next_id += 1
         return new, True
 
-    def new_activity(self, name: str, input: JSON, session_id: str | None) -> DurableFuture:
+    def new_activity(self, name: str, input: JSON, session_id: str | None) -> DurableFuture[Any]:
         if not self.replaying:
             encode_json(input)
         e, is_new = self.record(
             ev.ActivityScheduled(self.next_id, self.clock, name, input, session_id),
             lambda h: h.name == name and h.session_id == session_id,
         )
-        fut = DurableFuture("activity", e.event_id)
+        fut = DurableFuture[Any]("activity", e.event_id)
         self.pending[e.event_id] = fut
         if is_new:
             assert self.result is not None
@@ -639,10 +640,10 @@ class _Turn:
             )
         return fut
 
-    def new_timer(self, delay_ms: int) -> DurableFuture:
+    def new_timer(self, delay_ms: int) -> DurableFuture[Any]:
         fire_at = self.clock + max(0, delay_ms)
         e, is_new = self.record(ev.TimerCreated(self.next_id, self.clock, fire_at), lambda h: True)
-        fut = DurableFuture("timer", e.event_id)
+        fut = DurableFuture[Any]("timer", e.event_id)
         self.pending[e.event_id] = fut
         if is_new:
             assert self.result is not None
@@ -651,11 +652,11 @@ class _Turn:
             )
         return fut
 
-    def new_subscription(self, name: str) -> DurableFuture:
+    def new_subscription(self, name: str) -> DurableFuture[Any]:
         e, _ = self.record(
             ev.EventSubscribed(self.next_id, self.clock, name), lambda h: h.name == name
         )
-        fut = DurableFuture("event", e.event_id)
+        fut = DurableFuture[Any]("event", e.event_id)
         buffered = self.buffered.get(name)
         if buffered:
             fut._resolve(self, buffered.popleft())
@@ -666,7 +667,7 @@ class _Turn:
 
     def new_sub_orchestration(
         self, name: str, input: JSON, instance_id: str | None, version: str | None
-    ) -> DurableFuture:
+    ) -> DurableFuture[Any]:
         if not self.replaying:
             encode_json(input)
         child = instance_id or f"{self.instance_id}::sub::{self.next_id}"
@@ -675,7 +676,7 @@ class _Turn:
             lambda h: h.name == name and (instance_id is None or h.instance_id == instance_id),
         )
         assert isinstance(e, ev.SubOrchestrationScheduled)
-        fut = DurableFuture("sub", e.event_id)
+        fut = DurableFuture[Any]("sub", e.event_id)
         self.pending[e.event_id] = fut
         self.children[e.event_id] = e.instance_id
         if is_new:
@@ -703,29 +704,29 @@ class _Turn:
             assert self.result is not None
             self.result.messages.append(ev.StartOrchestration(instance_id, name, version, input))
 
-    def continue_as_new(self, input: JSON, version: str | None) -> DurableFuture:
+    def continue_as_new(self, input: JSON, version: str | None) -> DurableFuture[Never]:
         if not self.replaying:
             encode_json(input)
         self.next_version = version
         self.terminal = (STATUS_CONTINUED, input, None)
-        return DurableFuture("never")
+        return DurableFuture[Any]("never")
 
-    def as_future(self, item: Any) -> DurableFuture:
+    def as_future(self, item: Any) -> DurableFuture[Any]:
         if isinstance(item, DurableFuture):
             return item
         if isinstance(item, Coroutine):
-            done = DurableFuture("task")
+            done = DurableFuture[Any]("task")
             self._spawn(item, done)
             return done
         raise TypeError(f"join/select take durox futures or coroutines, not {item!r}")
 
-    def join(self, items: Sequence[Any]) -> DurableFuture:
+    def join(self, items: Sequence[Any]) -> DurableFuture[Any]:
         futs = [self.as_future(i) for i in items]
-        out = DurableFuture("join")
+        out = DurableFuture[Any]("join")
         out.children = futs
         remaining = [len(futs)]
 
-        def on_child(child: DurableFuture) -> None:
+        def on_child(child: DurableFuture[Any]) -> None:
             if out.done:
                 return
             if child.error is not None:
@@ -744,14 +745,14 @@ class _Turn:
                 f._callbacks.append(on_child)
         return out
 
-    def select(self, items: Sequence[Any]) -> DurableFuture:
+    def select(self, items: Sequence[Any]) -> DurableFuture[Any]:
         if not items:
             raise ValueError("select needs at least one item")
         futs = [self.as_future(i) for i in items]
-        out = DurableFuture("select")
+        out = DurableFuture[Any]("select")
         out.children = futs
 
-        def on_child(child: DurableFuture) -> None:
+        def on_child(child: DurableFuture[Any]) -> None:
             if out.done:
                 return
             index = futs.index(child)
@@ -772,7 +773,7 @@ class _Turn:
                 f._callbacks.append(on_child)
         return out
 
-    def cancel(self, fut: DurableFuture) -> None:
+    def cancel(self, fut: DurableFuture[Any]) -> None:
         """Give up on an outstanding operation; recorded so replay makes the same choice."""
         if fut.done:
             return
