@@ -30,6 +30,7 @@ binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwo
 complete() {
   local b
   for b in "${binaries[@]}"; do [ -x "$bin/$b" ] || return 1; done
+  [ -s "$bin/kwok-stages.yaml" ]
 }
 
 if complete; then
@@ -92,6 +93,19 @@ install kwok "sigs.k8s.io/kwok/cmd/kwok@v${KWOK_VERSION}" \
   "$ld_common -X sigs.k8s.io/kwok/pkg/consts.Version=v${KWOK_VERSION}"
 install helm "helm.sh/helm/v3/cmd/helm@v${HELM_VERSION}" \
   "$ld_common -X helm.sh/helm/v3/internal/version.version=v${HELM_VERSION}"
+# kwok's binary embeds no lifecycle: its stages (node ready + heartbeat, pod ready, complete,
+# delete) ship as YAML in the same module, so take them from the pinned version's source.
+if [ ! -s "$bin/kwok-stages.yaml" ]; then
+  kwok_dir="$(cd /tmp && GOFLAGS= go mod download -json "sigs.k8s.io/kwok@v${KWOK_VERSION}" |
+    sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+  stages="$kwok_dir/kustomize/stage"
+  for f in node/fast/node-initialize.yaml node/heartbeat/node-heartbeat.yaml \
+    pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    echo "---"
+    cat "$stages/$f"
+  done >"$bin/.kwok-stages.tmp"
+  mv "$bin/.kwok-stages.tmp" "$bin/kwok-stages.yaml"
+fi
 for cmd in kubectl kube-scheduler kube-controller-manager kube-apiserver; do
   build "$cmd" "$here/kube" "k8s.io/kubernetes/cmd/$cmd" "$kube_ld"
 done

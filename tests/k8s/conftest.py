@@ -1,0 +1,46 @@
+"""Fixtures of the k8s tier: one real control plane per session, one namespace per test.
+
+Starting etcd, the apiserver and controllers takes seconds, so the cluster is shared by the
+session and tests isolate themselves by namespace. A missing toolchain is a failure, never a
+skip: CI must not pass by testing less, and a developer is told the one command that fixes it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from k8s_control_plane import ControlPlane, find_bin_dir, running_control_plane
+
+
+@pytest.fixture(scope="session")
+def k8s_bin() -> Path:
+    try:
+        return find_bin_dir()
+    except FileNotFoundError as exc:
+        where = (
+            "in CI the build step must run first (scripts/test.sh does it)"
+            if os.environ.get("CI") == "true"
+            else "locally"
+        )
+        pytest.fail(f"Kubernetes toolchain missing ({where}): {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def control_plane(
+    k8s_bin: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ControlPlane]:
+    with running_control_plane(k8s_bin, tmp_path_factory.mktemp("k8s")) as plane:
+        yield plane
+
+
+@pytest.fixture
+def namespace(control_plane: ControlPlane) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    control_plane.kubectl("create", "namespace", name)
+    yield name
+    control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    control_plane.check_alive()
