@@ -44,3 +44,15 @@ def namespace(control_plane: ControlPlane) -> Iterator[str]:
     yield name
     control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
     control_plane.check_alive()
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def registry_crd(control_plane: ControlPlane) -> str:
+    """The OrchestrationRegistry CRD from crds/, applied with kubectl and Established."""
+    control_plane.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+    name = "orchestrationregistries.durox.dev"
+    control_plane.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+    return name
