@@ -15,6 +15,7 @@ scheduler, in creation order, so interleaving is a function of the history alone
 from __future__ import annotations
 
 import contextlib
+import json
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from dataclasses import dataclass, field
@@ -316,33 +317,27 @@ class _Turn:
         finally:
             self._close_tasks()
         res = self.result
+        problem: str | None = None
         if self.fatal is not None:
+            problem = self.fatal.details.message
+        elif self.cursor < len(self.sched):
+            extra = self.sched[self.cursor]
+            problem = (
+                f"history has {_describe(extra)} at event {extra.event_id} which the code "
+                "no longer schedules"
+            )
+        if problem is not None:
+            # Nothing the diverging code decided may leave this turn: only the failure does.
             self.terminal = (
                 STATUS_FAILED,
                 None,
-                ev.ErrorDetails("nondeterminism", "NondeterminismError", str(self.fatal)),
+                ev.ErrorDetails("nondeterminism", "NondeterminismError", problem),
             )
+            self.created.clear()
             res.activities.clear()
             res.timers.clear()
             res.messages.clear()
             res.cancelled_activities.clear()
-            self.created.clear()
-        if self.fatal is None and self.terminal is None and self.cursor < len(self.sched):
-            extra = self.sched[self.cursor]
-            self.terminal = (
-                STATUS_FAILED,
-                None,
-                ev.ErrorDetails(
-                    "nondeterminism",
-                    "NondeterminismError",
-                    f"history has {_describe(extra)} at event {extra.event_id} which the code "
-                    "no longer schedules",
-                ),
-            )
-            self.created.clear()
-            res.activities.clear()
-            res.timers.clear()
-            res.messages.clear()
         if started_now:
             res.new_events.append(started)
         res.new_events.extend(incoming)
@@ -498,7 +493,7 @@ class _Turn:
             return
         if fut.error is None:
             try:
-                encode_json(fut.value)
+                value = _normalize(fut.value)
             except PayloadError as exc:
                 self.terminal = (
                     STATUS_FAILED,
@@ -506,7 +501,7 @@ class _Turn:
                     ev.ErrorDetails("validation", "PayloadError", f"output: {exc}"),
                 )
                 return
-            self.terminal = (STATUS_COMPLETED, fut.value, None)
+            self.terminal = (STATUS_COMPLETED, value, None)
         else:
             self.terminal = (STATUS_FAILED, None, error_details(fut.error))
 
@@ -812,6 +807,11 @@ class _Turn:
         else:
             for child in fut.children:
                 self.cancel(child)
+
+
+def _normalize(value: Any) -> JSON:
+    """The value as it will read back from the store (tuples become lists, and so on)."""
+    return json.loads(encode_json(value))
 
 
 def _close(task: _Task) -> None:
