@@ -1,0 +1,109 @@
+"""The operator's only door to the Kubernetes API: read, server-side apply, patch status.
+
+Every call goes through one small class so that failures are classified in one place (a
+`KubeError` says whether retrying can help) and the rest of the operator handles plain dicts,
+the same shapes the planner is tested with. Children are written with server-side apply under
+one named field manager, so fields other tools own (an autoscaler's replicas, an admission
+webhook's annotations) are left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from urllib.parse import quote
+
+import kubernetes
+
+from durox_operator.model import FIELD_MANAGER, GROUP, PLURAL, VERSION, Obj
+
+logger = logging.getLogger(__name__)
+
+_PATHS = {
+    "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",
+    "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
+    "OrchestrationRegistry": f"/apis/{GROUP}/{VERSION}/namespaces/{{ns}}/{PLURAL}",
+}
+
+
+class KubeError(Exception):
+    """An API call failed. `retryable` is False for answers that repeat until the input changes
+    (invalid, forbidden), True for conflicts, throttling and server or network trouble."""
+
+    def __init__(self, message: str, status: int | None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retryable = status is None or status in (409, 429) or status >= 500
+
+
+def load_config() -> None:
+    """In a pod, the ServiceAccount; elsewhere, KUBECONFIG or ~/.kube/config."""
+    try:
+        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
+
+
+class Kube:
+    def __init__(self, api: Any | None = None) -> None:
+        self._api = api if api is not None else kubernetes.client.ApiClient()
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any] | None:
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        try:
+            request = self._api.param_serialize(
+                method,
+                path,
+                query_params=query or [],
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            response = self._api.call_api(*request)
+            response.read()
+        except Exception as exc:  # urllib3 and socket errors: the network, so retryable
+            raise KubeError(f"{method} {path}: {exc}", None) from exc
+        if response.status == 404:
+            return None
+        data = response.data.decode() if response.data else ""
+        if not 200 <= response.status < 300:
+            raise KubeError(f"{method} {path}: HTTP {response.status}: {data}", response.status)
+        return json.loads(data) if data else {}
+
+    @staticmethod
+    def _path(kind: str, namespace: str, name: str | None = None) -> str:
+        base = _PATHS[kind].format(ns=quote(namespace, safe=""))
+        return base if name is None else f"{base}/{quote(name, safe='')}"
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._call("GET", self._path(kind, namespace, name))
+
+    def apply(self, obj: Obj) -> dict[str, Any]:
+        meta = obj["metadata"]
+        result = self._call(
+            "PATCH",
+            self._path(obj["kind"], meta["namespace"], meta["name"]),
+            body=dict(obj),
+            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            content_type="application/apply-patch+yaml",
+        )
+        if result is None:
+            raise KubeError(f"apply {obj['kind']} {meta['name']}: namespace is gone", 404)
+        logger.info("applied %s %s/%s", obj["kind"], meta["namespace"], meta["name"])
+        return result
+
+    def patch_registry_status(self, namespace: str, name: str, status: Obj) -> None:
+        self._call(
+            "PATCH",
+            self._path("OrchestrationRegistry", namespace, name) + "/status",
+            body={"status": dict(status)},
+            content_type="application/merge-patch+json",
+        )

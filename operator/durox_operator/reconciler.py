@@ -1,0 +1,106 @@
+"""One reconcile pass: plan, apply what differs, report. The only place that sequences I/O.
+
+Level-triggered: it is run for every event of a registry or of a Deployment it owns, and
+each run recomputes everything from the current objects. Running it twice in a row writes
+nothing the second time: children carry the hash of their planned content, and status is
+patched only when the planned status differs from the stored one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from durox_operator import planner
+from durox_operator.kube import Kube, KubeError
+from durox_operator.model import BLOCKING, Obj
+
+logger = logging.getLogger(__name__)
+
+
+class Recorder(Protocol):
+    """Posts a Kubernetes Event about the registry (kopf's per-object events, in production)."""
+
+    def __call__(self, registry: Obj, type: str, reason: str, message: str) -> None: ...
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Reconciler:
+    def __init__(self, kube: Kube, record: Recorder) -> None:
+        self._kube = kube
+        self._record = record
+        # A registry event and an event of its Deployment may arrive together on two threads.
+        self._locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+
+    def reconcile_by_name(self, namespace: str, name: str) -> None:
+        registry = self._kube.get("OrchestrationRegistry", namespace, name)
+        if registry is not None:
+            self.reconcile(registry)
+
+    def reconcile(self, registry: Obj) -> None:
+        meta = registry["metadata"]
+        if meta.get("deletionTimestamp"):
+            return  # owner references let the garbage collector remove the children
+        with self._locks[(meta["namespace"], meta["name"])]:
+            self._reconcile_locked(registry)
+
+    def _reconcile_locked(self, registry: Obj) -> None:
+        try:
+            config = planner.worker_config(registry)
+        except planner.InvalidSpec as exc:
+            self._report(registry, planner.plan_status(registry, None, utc_now(), error=exc))
+            return
+
+        apply_error: str | None = None
+        deployment: dict[str, Any] | None = None
+        try:
+            deployment = self._ensure(registry, planner.plan_configmap(registry, config))
+            deployment = self._ensure(registry, planner.plan_deployment(registry, config))
+        except KubeError as exc:
+            logger.warning("applying children of %s failed: %s", registry["metadata"]["name"], exc)
+            apply_error = str(exc)[:1000]
+            if deployment is None or deployment.get("kind") != "Deployment":
+                deployment = self._kube.get(
+                    "Deployment", registry["metadata"]["namespace"], planner.child_name(registry)
+                )
+        status = planner.plan_status(
+            registry, deployment, utc_now(), config=config, apply_error=apply_error
+        )
+        self._report(registry, status)
+
+    def _ensure(self, registry: Obj, desired: dict[str, Any]) -> dict[str, Any]:
+        """Apply `desired` if the cluster's copy differs; return the cluster's copy."""
+        meta = desired["metadata"]
+        observed = self._kube.get(desired["kind"], meta["namespace"], meta["name"])
+        if not planner.needs_apply(desired, observed):
+            assert observed is not None
+            return observed
+        result = self._kube.apply(desired)
+        verb = "Created" if observed is None else "Updated"
+        self._record(
+            registry,
+            "Normal",
+            f"{verb}{desired['kind']}",
+            f"{verb.lower()} {desired['kind']} {meta['name']}",
+        )
+        return result
+
+    def _report(self, registry: Obj, status: dict[str, Any]) -> None:
+        if not planner.status_changed(registry, status):
+            return
+        meta = registry["metadata"]
+        self._kube.patch_registry_status(meta["namespace"], meta["name"], status)
+        for cond in planner.condition_events(registry, status):
+            blocking = cond.reason in BLOCKING and cond.status == "True"
+            self._record(
+                registry,
+                "Warning" if blocking else "Normal",
+                cond.reason,
+                f"{cond.type}={cond.status}: {cond.message}",
+            )

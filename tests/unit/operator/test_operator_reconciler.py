@@ -1,0 +1,123 @@
+"""The reconcile pass against an in-memory API: what it writes, and that a rerun writes nothing."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from durox_operator.kube import Kube, KubeError
+from durox_operator.model import Obj
+from durox_operator.reconciler import Reconciler
+from operator_fixtures import registry
+
+
+class FakeKube(Kube):
+    """Stores objects by (kind, namespace, name); records every write."""
+
+    def __init__(self, fail_apply: KubeError | None = None) -> None:
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.writes: list[tuple[str, str]] = []
+        self.fail_apply = fail_apply
+
+    def put(self, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        self.objects[(obj["kind"], meta["namespace"], meta["name"])] = obj
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        found = self.objects.get((kind, namespace, name))
+        return copy.deepcopy(found) if found is not None else None
+
+    def apply(self, obj: Obj) -> dict[str, Any]:
+        if self.fail_apply is not None:
+            raise self.fail_apply
+        stored = copy.deepcopy(dict(obj))
+        stored["metadata"]["generation"] = 1
+        self.put(stored)
+        self.writes.append(("apply", obj["kind"]))
+        return copy.deepcopy(stored)
+
+    def patch_registry_status(self, namespace: str, name: str, status: Obj) -> None:
+        self.objects[("OrchestrationRegistry", namespace, name)]["status"] = copy.deepcopy(
+            dict(status)
+        )
+        self.writes.append(("status", name))
+
+
+class Events:
+    def __init__(self) -> None:
+        self.posted: list[tuple[str, str]] = []
+
+    def __call__(self, registry: Obj, type: str, reason: str, message: str) -> None:
+        self.posted.append((type, reason))
+
+
+def _setup(kube: FakeKube) -> tuple[Reconciler, Events]:
+    body = registry()
+    body["kind"] = "OrchestrationRegistry"
+    kube.put(body)
+    events = Events()
+    return Reconciler(kube, events), events
+
+
+def test_first_pass_creates_children_and_status_then_a_rerun_writes_nothing() -> None:
+    kube = FakeKube()
+    reconciler, events = _setup(kube)
+    reconciler.reconcile_by_name("shop", "orders")
+    assert kube.writes == [("apply", "ConfigMap"), ("apply", "Deployment"), ("status", "orders")]
+    assert ("Normal", "CreatedConfigMap") in events.posted
+    assert ("Normal", "CreatedDeployment") in events.posted
+
+    kube.writes.clear()
+    events.posted.clear()
+    reconciler.reconcile_by_name("shop", "orders")
+    reconciler.reconcile_by_name("shop", "orders")
+    assert kube.writes == []
+    assert events.posted == []
+
+
+def test_policy_change_reapplies_only_the_configmap() -> None:
+    kube = FakeKube()
+    reconciler, _ = _setup(kube)
+    reconciler.reconcile_by_name("shop", "orders")
+    kube.writes.clear()
+    stored = kube.objects[("OrchestrationRegistry", "shop", "orders")]
+    stored["spec"]["orchestrations"][0] |= {"policy": "exact", "version": "1.0.0"}
+    stored["metadata"]["generation"] += 1
+    reconciler.reconcile_by_name("shop", "orders")
+    assert ("apply", "ConfigMap") in kube.writes
+    assert ("apply", "Deployment") not in kube.writes
+
+
+def test_apply_failure_is_reported_as_degraded_with_a_warning() -> None:
+    kube = FakeKube(fail_apply=KubeError("HTTP 403: forbidden", 403))
+    reconciler, events = _setup(kube)
+    reconciler.reconcile_by_name("shop", "orders")
+    status = kube.objects[("OrchestrationRegistry", "shop", "orders")]["status"]
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "ApplyFailed")
+    assert "forbidden" in degraded["message"]
+    assert ("Warning", "ApplyFailed") in events.posted
+    assert not KubeError("x", 403).retryable
+    assert KubeError("x", 503).retryable
+
+
+def test_invalid_spec_writes_no_children() -> None:
+    kube = FakeKube()
+    reconciler, events = _setup(kube)
+    kube.objects[("OrchestrationRegistry", "shop", "orders")]["spec"]["orchestrations"][0][
+        "policy"
+    ] = "exact"
+    reconciler.reconcile_by_name("shop", "orders")
+    assert kube.writes == [("status", "orders")]
+    assert ("Warning", "InvalidSpec") in events.posted
+
+
+def test_deleted_or_missing_registries_are_left_alone() -> None:
+    kube = FakeKube()
+    reconciler, _ = _setup(kube)
+    reconciler.reconcile_by_name("shop", "missing")
+    kube.objects[("OrchestrationRegistry", "shop", "orders")]["metadata"]["deletionTimestamp"] = (
+        "2026-01-01T00:00:00Z"
+    )
+    reconciler.reconcile_by_name("shop", "orders")
+    assert kube.writes == []
