@@ -17,9 +17,7 @@ class History:
     """An execution's history under construction; `add` returns the new event's id."""
 
     def __init__(self, name: str = "O", version: str = "1.0.0", input: Any = None) -> None:
-        self.events: list[ev.Event] = [
-            ev.OrchestrationStarted(1, T0, name, version, input, ENGINE)
-        ]
+        self.events: list[ev.Event] = [ev.OrchestrationStarted(1, T0, name, version, input, ENGINE)]
 
     def add(self, cls: type, *args: Any, ts: int | None = None) -> int:
         eid = len(self.events) + 1
@@ -54,8 +52,9 @@ def turn(
     now: int = T0 + 1000,
 ) -> TurnResult:
     """Run one turn and insist that it produced a result (not Unresolved or Dropped)."""
-    out = turn_any(fn, history, messages, instance_id=instance_id, execution_id=execution_id,
-                   now=now)
+    out = turn_any(
+        fn, history, messages, instance_id=instance_id, execution_id=execution_id, now=now
+    )
     assert isinstance(out, TurnResult), out
     return out
 
@@ -84,8 +83,9 @@ def turn_any(
     )
 
 
-def start(input: Any = None, name: str = "O", version: str | None = None,
-          instance_id: str = "i") -> ev.StartOrchestration:
+def start(
+    input: Any = None, name: str = "O", version: str | None = None, instance_id: str = "i"
+) -> ev.StartOrchestration:
     return ev.StartOrchestration(instance_id, name, version, input)
 
 

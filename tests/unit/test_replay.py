@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
 from durox import ActivityFailedError, ActivityTimeoutError, RetryPolicy
 from durox.core import events as ev
 from durox.core.context import OrchestrationContext
 from durox.core.replay import Dropped, TurnResult, Unresolved
 from durox.core.retry import BackoffStrategy
+
 from tests.unit.histories import ENGINE, T0, History, kinds, start, turn, turn_any
 
 Ctx = OrchestrationContext
@@ -37,7 +37,7 @@ def simulate(fn: Any, input: Any = None, activity: Any = None, limit: int = 100)
         for w in r.activities:
             try:
                 messages.append(ev.ActivityResult("i", 1, w.event_id, answer(w.name, w.input)))
-            except Exception as exc:  # noqa: BLE001 - becomes an ActivityFailed
+            except Exception as exc:
                 err = ev.ErrorDetails("application", type(exc).__name__, str(exc))
                 messages.append(ev.ActivityResult("i", 1, w.event_id, None, err))
         timers = sorted([*timers, *r.timers], key=lambda t: t.fire_at)
@@ -51,8 +51,9 @@ def assert_replays_cleanly(fn: Any, history: list[ev.Event]) -> TurnResult:
     """Replaying all but the terminal event reproduces exactly that terminal event."""
     *body, last = history
     r = turn(fn, body)
-    assert r.new_events == [type(last)(**{**_fields(last), "event_id": last.event_id,
-                                          "ts": r.new_events[0].ts})]
+    assert r.new_events == [
+        type(last)(**{**_fields(last), "event_id": last.event_id, "ts": r.new_events[0].ts})
+    ]
     return r
 
 
@@ -167,7 +168,7 @@ def test_user_code_cannot_swallow_nondeterminism() -> None:
     async def sneaky(ctx: Ctx, _: Any) -> str:
         try:
             await ctx.schedule_activity("Different")
-        except Exception:  # noqa: BLE001 - exactly what we want to survive
+        except Exception:
             return "swallowed"
         return "no"
 
@@ -259,8 +260,9 @@ async def two_events(ctx: Ctx, _: Any) -> list[Any]:
 
 def test_events_are_delivered_in_order_to_subscriptions_in_order() -> None:
     r1 = turn(two_events, messages=[start()])
-    r2 = turn(two_events, r1.new_events,
-              [ev.ExternalEvent("i", "e", 1), ev.ExternalEvent("i", "e", 2)])
+    r2 = turn(
+        two_events, r1.new_events, [ev.ExternalEvent("i", "e", 1), ev.ExternalEvent("i", "e", 2)]
+    )
     assert (r2.status, r2.output) == ("Completed", [1, 2])
 
 
@@ -304,8 +306,9 @@ def test_select_timer_wins_and_the_losing_activity_is_withdrawn() -> None:
 def test_select_when_both_complete_in_one_batch_takes_the_first_recorded() -> None:
     r1 = turn(race, messages=[start()])
     act, timer = r1.activities[0].event_id, r1.timers[0].event_id
-    r2 = turn(race, r1.new_events,
-              [ev.ActivityResult("i", 1, act, "fast"), ev.TimerDue("i", 1, timer, 0)])
+    r2 = turn(
+        race, r1.new_events, [ev.ActivityResult("i", 1, act, "fast"), ev.TimerDue("i", 1, timer, 0)]
+    )
     assert r2.output == ["activity", "fast"]
     assert_replays_cleanly(race, [*r1.new_events, *r2.new_events])
 
@@ -345,11 +348,15 @@ def test_join_returns_results_in_item_order_whatever_the_completion_order() -> N
         async def two(ctx: Ctx) -> int:
             return await ctx.schedule_activity("N", 2) * 10
 
-        return await ctx.join([ctx.schedule_activity("N", 1), two(ctx), ctx.schedule_activity("N", 3)])
+        return await ctx.join(
+            [ctx.schedule_activity("N", 1), two(ctx), ctx.schedule_activity("N", 3)]
+        )
 
     r1 = turn(fn, messages=[start()])
     ids = [w.event_id for w in r1.activities]
-    results = [ev.ActivityResult("i", 1, eid, w.input) for eid, w in zip(ids, r1.activities)]
+    results = [
+        ev.ActivityResult("i", 1, eid, w.input) for eid, w in zip(ids, r1.activities, strict=True)
+    ]
     r2 = turn(fn, r1.new_events, list(reversed(results)))
     assert r2.output == [1, 20, 3]
 
@@ -523,8 +530,11 @@ async def parent(ctx: Ctx, _: Any) -> Any:
 
 def test_sub_orchestration_start_carries_the_parent_and_its_result_comes_back() -> None:
     r1 = turn(parent, messages=[start()])
-    assert kinds(r1.new_events) == ["OrchestrationStarted", "OrchestrationChained",
-                                    "SubOrchestrationScheduled"]
+    assert kinds(r1.new_events) == [
+        "OrchestrationStarted",
+        "OrchestrationChained",
+        "SubOrchestrationScheduled",
+    ]
     detached, child = r1.messages
     assert detached == ev.StartOrchestration("detached-1", "Other", None, {"x": 1})
     assert isinstance(child, ev.StartOrchestration)
@@ -545,8 +555,12 @@ def test_a_finished_child_reports_to_its_parent() -> None:
 
 def test_cancel_ends_the_instance_and_cascades() -> None:
     async def busy(ctx: Ctx, _: Any) -> Any:
-        return await ctx.join([ctx.schedule_activity("Work"),
-                               ctx.schedule_sub_orchestration("Child", None, instance_id="kid")])
+        return await ctx.join(
+            [
+                ctx.schedule_activity("Work"),
+                ctx.schedule_sub_orchestration("Child", None, instance_id="kid"),
+            ]
+        )
 
     r1 = turn(busy, messages=[start()])
     r2 = turn(busy, r1.new_events, [ev.CancelRequest("i", "operator said so")])

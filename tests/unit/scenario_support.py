@@ -1,0 +1,70 @@
+"""Running a real runtime on the embedded store inside a test, briefly and tidily."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from typing import Any
+
+from durox import (
+    ActivityRegistry,
+    Client,
+    OrchestrationRegistry,
+    Runtime,
+    RuntimeOptions,
+)
+from durox.providers import Provider
+
+FAST = dict(
+    poll_interval=timedelta(milliseconds=20),
+    unregistered_backoff=timedelta(milliseconds=10),
+    unregistered_backoff_max=timedelta(milliseconds=50),
+    orchestration_concurrency=2,
+    activity_concurrency=4,
+)
+
+
+def options(**overrides: Any) -> RuntimeOptions:
+    return RuntimeOptions(**{**FAST, **overrides})
+
+
+@contextlib.asynccontextmanager
+async def running(
+    provider: Provider,
+    activities: ActivityRegistry | None = None,
+    orchestrations: OrchestrationRegistry | None = None,
+    **overrides: Any,
+) -> AsyncIterator[Runtime]:
+    rt = await Runtime.start(
+        provider,
+        activities or ActivityRegistry.builder().build(),
+        orchestrations or OrchestrationRegistry.builder().build(),
+        options(**overrides),
+    )
+    try:
+        yield rt
+    finally:
+        await rt.shutdown(timeout=5)
+
+
+async def eventually(
+    check: Callable[[], Any], timeout: float = 10.0, what: str = "condition"
+) -> Any:
+    """Poll an async or sync check until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def execution_count(client: Client, instance_id: str) -> int:
+    return len(await client.list_executions(instance_id))

@@ -1,0 +1,132 @@
+"""Codec round trips, the SQLite schema against its migrations, and the pinned public surface."""
+
+from __future__ import annotations
+
+import sqlite3
+from importlib import resources
+
+import durox
+import pytest
+from durox.core import events as ev
+from durox.core.codec import decode_event, decode_message, encode_event, encode_message
+from durox.errors import HistoryDecodeError
+from durox.providers.sqlite._provider import _migrate, _statements
+
+ERR = ev.ErrorDetails("application", "ValueError", "x")
+PARENT = ev.ParentRef("p", 2, 5)
+
+EVENTS: list[ev.Event] = [
+    ev.OrchestrationStarted(1, 10, "N", "1.0.0", {"a": [1, 2]}, "0.1.0", PARENT),
+    ev.OrchestrationCompleted(2, 11, "out"),
+    ev.OrchestrationFailed(3, 12, ERR),
+    ev.OrchestrationContinuedAsNew(4, 13, 1, "1.0.1"),
+    ev.OrchestrationCancelRequested(5, 14, "why"),
+    ev.ActivityScheduled(6, 15, "A", None, "s1"),
+    ev.ActivityCompleted(7, 16, 6, 1.5),
+    ev.ActivityFailed(8, 17, 6, ERR),
+    ev.TimerCreated(9, 18, 1000),
+    ev.TimerFired(10, 19, 9),
+    ev.EventSubscribed(11, 20, "e"),
+    ev.EventRaised(12, 21, "e", "ünïcode"),
+    ev.SubOrchestrationScheduled(13, 22, "C", "c1", None, None),
+    ev.SubOrchestrationCompleted(14, 23, 13, True),
+    ev.SubOrchestrationFailed(15, 24, 13, ERR),
+    ev.OrchestrationChained(16, 25, "D", "d1", [], "2.0.0"),
+    ev.ScheduledCancelled(17, 26, 6),
+]
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=lambda e: type(e).__name__)
+def test_every_event_kind_round_trips(event: ev.Event) -> None:
+    assert decode_event(encode_event(event)) == event
+
+
+def test_every_event_kind_is_covered() -> None:
+    assert {type(e) for e in EVENTS} == set(ev.Event.__args__)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        ev.StartOrchestration("i", "N", None, 1, 2, PARENT),
+        ev.ActivityResult("i", 1, 2, None, ERR),
+        ev.TimerDue("i", 1, 2, 3),
+        ev.ExternalEvent("i", "e", {"k": 1}),
+        ev.SubOrchestrationResult("i", 1, 2, "r"),
+        ev.CancelRequest("i", "r"),
+        ev.ActivityWork("i", 1, 2, "A", None, "s"),
+    ],
+    ids=lambda m: type(m).__name__,
+)
+def test_every_message_kind_round_trips(message: ev.Message) -> None:
+    assert decode_message(encode_message(message)) == message
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ('{"k":"EventFromTheFuture","event_id":1,"ts":0}', "unknown history event kind"),
+        ("not json", "not valid JSON"),
+        ("[1,2]", "not a JSON object"),
+        ('{"k":"TimerFired","event_id":1}', "malformed"),
+    ],
+)
+def test_unreadable_events_raise_a_permanent_decode_error(text: str, match: str) -> None:
+    with pytest.raises(HistoryDecodeError, match=match) as info:
+        decode_event(text)
+    assert info.value.retryable is False
+
+
+def _schema(conn: sqlite3.Connection) -> set[tuple[str, str, str]]:
+    rows = conn.execute(
+        "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+        " AND name != 'durox_migrations'"
+    ).fetchall()
+    return {(t, n, " ".join(sql.split())) for t, n, sql in rows}
+
+
+def test_migrations_give_the_schema_file() -> None:
+    migrated = sqlite3.connect(":memory:", isolation_level=None)
+    _migrate(migrated)
+    expected = sqlite3.connect(":memory:", isolation_level=None)
+    schema = resources.files("durox.providers.sqlite").joinpath("schema.sql").read_text()
+    for statement in _statements(schema):
+        expected.execute(statement)
+    assert _schema(migrated) == _schema(expected)
+    _migrate(migrated)  # applying again is a no-op
+    assert migrated.execute("SELECT count(*) FROM durox_migrations").fetchone()[0] == 1
+
+
+def test_public_surface_is_pinned() -> None:
+    assert sorted(durox.__all__) == [
+        "ActivityContext",
+        "ActivityFailedError",
+        "ActivityRegistry",
+        "ActivityTimeoutError",
+        "BackoffStrategy",
+        "Client",
+        "ConfigurationError",
+        "DurableFuture",
+        "DuroxError",
+        "ErrorDetails",
+        "ExecutionInfo",
+        "InstanceAlreadyExistsError",
+        "InstanceInfo",
+        "InstanceNotFoundError",
+        "NondeterminismError",
+        "OrchestrationContext",
+        "OrchestrationFailedError",
+        "OrchestrationRegistry",
+        "OrchestrationStatus",
+        "PermanentError",
+        "RetryPolicy",
+        "RetryableError",
+        "Runtime",
+        "RuntimeOptions",
+        "SemverRange",
+        "SubOrchestrationFailedError",
+        "VersionPolicy",
+        "__version__",
+    ]
+    for name in durox.__all__:
+        assert hasattr(durox, name), name
