@@ -353,10 +353,7 @@ def test_join_returns_results_in_item_order_whatever_the_completion_order() -> N
         )
 
     r1 = turn(fn, messages=[start()])
-    ids = [w.event_id for w in r1.activities]
-    results = [
-        ev.ActivityResult("i", 1, eid, w.input) for eid, w in zip(ids, r1.activities, strict=True)
-    ]
+    results = [ev.ActivityResult("i", 1, w.event_id, w.input) for w in r1.activities]
     r2 = turn(fn, r1.new_events, list(reversed(results)))
     assert r2.output == [1, 20, 3]
 
