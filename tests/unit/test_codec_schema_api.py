@@ -5,8 +5,9 @@ from __future__ import annotations
 import sqlite3
 from importlib import resources
 
-import durox
 import pytest
+
+import durox
 from durox.core import events as ev
 from durox.core.codec import decode_event, decode_message, encode_event, encode_message
 from durox.errors import HistoryDecodeError

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from durox import ActivityFailedError, ActivityTimeoutError, RetryPolicy
 from durox.core import events as ev
 from durox.core.context import OrchestrationContext
 from durox.core.replay import Dropped, TurnResult, Unresolved
 from durox.core.retry import BackoffStrategy
-
 from tests.unit.histories import ENGINE, T0, History, kinds, start, turn, turn_any
 
 Ctx = OrchestrationContext

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from durox import (
     ActivityContext,
     ActivityFailedError,
@@ -25,7 +26,6 @@ from durox import (
 )
 from durox.core import events as ev
 from durox.providers import SqliteProvider
-
 from tests.unit.scenario_support import eventually, execution_count, running
 
 Ctx = OrchestrationContext

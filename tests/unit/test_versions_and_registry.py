@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 import semver
+from pydantic import BaseModel
+
 from durox import (
     ActivityRegistry,
     ConfigurationError,
@@ -18,7 +20,6 @@ from durox import (
 )
 from durox.core.retry import BackoffStrategy
 from durox.core.versions import choose_version, parse_version
-from pydantic import BaseModel
 
 V = semver.Version.parse
 REGISTERED = [V("1.0.0"), V("1.0.1"), V("1.2.0"), V("2.0.0")]
