@@ -22,6 +22,7 @@ from typing import Any
 from durox._version import __version__
 from durox.core import events as ev
 from durox.core.codec import encode_json
+from durox.core.compat import CURRENT_ENGINE, EngineIdentity
 from durox.core.context import OrchestrationContext
 from durox.core.replay import (
     STATUS_FAILED,
@@ -30,7 +31,7 @@ from durox.core.replay import (
     Unresolved,
     run_turn,
 )
-from durox.core.versions import SemverRange
+from durox.core.versions import SemverRange, VersionPolicy
 from durox.errors import (
     ConfigurationError,
     DuroxError,
@@ -76,6 +77,9 @@ class RuntimeOptions:
     poll_interval: timedelta = timedelta(milliseconds=200)
     """Fallback poll when no wake-up arrives (work enqueued by another process)."""
     worker_node_id: str | None = None
+    """A stable identity (a pod name) so a restarted worker reclaims what it owned."""
+    pool: str = "default"
+    """The worker pool this runtime belongs to (reported in its capability record)."""
     supported_replay_versions: SemverRange | None = None
     """Pinned engine versions this runtime fetches; None: 0.0.0 up to this engine."""
 
@@ -85,8 +89,21 @@ class RuntimeOptions:
         if self.max_attempts < 1:
             raise ConfigurationError("max_attempts must be at least 1")
 
-    def replay_range(self) -> SemverRange:
-        return self.supported_replay_versions or SemverRange("0.0.0", __version__)
+    def replay_range(self, engine_version: str = __version__) -> SemverRange:
+        return self.supported_replay_versions or SemverRange("0.0.0", engine_version)
+
+
+class RuntimeObserver:
+    """Hooks for metrics; every method is a no-op here. Keep overrides cheap: they run inline."""
+
+    def on_turn(self, name: str, version: str, status: str, started: bool, seconds: float) -> None:
+        """A turn was acknowledged; `status` is the execution's status after it."""
+
+    def on_activity(self, name: str, outcome: str, seconds: float) -> None:
+        """An activity finished: `outcome` is completed, failed or poisoned."""
+
+    def on_poison(self, kind: str, reason: str) -> None:
+        """An orchestration (`kind="orchestration"`) was poisoned."""
 
 
 @dataclass
@@ -112,6 +129,8 @@ class Runtime:
         activities: ActivityRegistry,
         orchestrations: OrchestrationRegistry,
         options: RuntimeOptions,
+        engine: EngineIdentity = CURRENT_ENGINE,
+        observer: RuntimeObserver | None = None,
     ) -> None:
         self.provider = provider
         self.activities = activities
@@ -121,7 +140,10 @@ class Runtime:
         self.stats = _Stats()
         self._stopping = False
         self._loops: list[_Loop] = []
-        self._replay_range = options.replay_range()
+        self.engine = engine
+        self.observer = observer or RuntimeObserver()
+        self.config_revision = "0"
+        self._replay_range = options.replay_range(engine.version)
 
     @classmethod
     async def start(
@@ -130,8 +152,14 @@ class Runtime:
         activities: ActivityRegistry,
         orchestrations: OrchestrationRegistry,
         options: RuntimeOptions | None = None,
+        *,
+        engine: EngineIdentity = CURRENT_ENGINE,
+        observer: RuntimeObserver | None = None,
     ) -> Runtime:
-        rt = cls(provider, activities, orchestrations, options or RuntimeOptions())
+        """Start dispatching. `engine` exists for tests that simulate other engine releases."""
+        rt = cls(
+            provider, activities, orchestrations, options or RuntimeOptions(), engine, observer
+        )
         for i in range(rt.options.orchestration_concurrency):
             rt._spawn(rt._orchestration_loop, f"durox-orch-{i}")
         for i in range(rt.options.activity_concurrency):
@@ -140,13 +168,51 @@ class Runtime:
             "runtime %s started: engine %s, replay range %s, %d orchestration and %d activity "
             "dispatchers",
             rt.worker_id,
-            __version__,
+            engine.version,
             rt._replay_range,
             rt.options.orchestration_concurrency,
             rt.options.activity_concurrency,
             extra={"worker_id": rt.worker_id},
         )
         return rt
+
+    @property
+    def replay_range(self) -> SemverRange:
+        """The pinned engine versions this runtime fetches now."""
+        return self._replay_range
+
+    def reconfigure(
+        self,
+        *,
+        policies: dict[str, VersionPolicy] | None = None,
+        supported_replay_versions: SemverRange | None = None,
+        reset_replay_range: bool = False,
+        revision: str | None = None,
+    ) -> None:
+        """Apply new version policies and replay range live, without dropping in-flight work.
+
+        Turns already running finish with what they started with; the next fetch and the next
+        execution start see the new settings. Raises `ConfigurationError` (and changes
+        nothing) if a policy names an unregistered orchestration or version.
+        """
+        registry = self.orchestrations
+        if policies:
+            registry = registry.with_policies(policies)
+        self.orchestrations = registry
+        if supported_replay_versions is not None:
+            self._replay_range = supported_replay_versions
+        elif reset_replay_range:
+            self._replay_range = SemverRange("0.0.0", self.engine.version)
+        if revision is not None:
+            self.config_revision = revision
+        log.info(
+            "runtime %s reconfigured: revision %s, replay range %s, policies %s",
+            self.worker_id,
+            self.config_revision,
+            self._replay_range,
+            {n: str(self.orchestrations.policy(n)) for n in self.orchestrations.names()},
+            extra={"worker_id": self.worker_id},
+        )
 
     def _spawn(self, body: Any, name: str) -> None:
         loop = _Loop(task=None)  # type: ignore[arg-type]
@@ -218,6 +284,12 @@ class Runtime:
                     extra,
                 )
                 return
+            if item.status == "Running":
+                ok, why = self.engine.replays(item.pinned_engine_version)
+                if not ok:
+                    await self._retry_or_poison(item, f"replay refused: {why}", extra)
+                    return
+            began = time.perf_counter()
             result = run_turn(
                 instance_id=item.instance_id,
                 execution_id=item.execution_id,
@@ -225,9 +297,10 @@ class Runtime:
                 messages=item.messages,
                 resolve=self.orchestrations.resolve,
                 now_ms=_now_ms(),
-                engine_version=__version__,
+                engine_version=self.engine.version,
                 context_factory=OrchestrationContext,
             )
+            took = time.perf_counter() - began
             if isinstance(result, Unresolved):
                 await self._retry_or_poison(
                     item,
@@ -244,6 +317,9 @@ class Runtime:
                 )
                 return
             await self._commit(item, result)
+            self.observer.on_turn(
+                result.name, result.version, result.status, result.started_execution, took
+            )
         except LockLostError as exc:
             log.warning("turn discarded, lock lost: %s", exc, extra=extra)
         except asyncio.CancelledError:
@@ -326,6 +402,7 @@ class Runtime:
         now = _now_ms()
         log.error("poisoned: %s", reason, extra=extra)
         self.stats.poisoned += 1
+        self.observer.on_poison("orchestration", reason)
         running = item.status == "Running"
         start = next(
             (
@@ -360,7 +437,13 @@ class Runtime:
                 execution_id=start.execution_id,
                 new_events=[
                     ev.OrchestrationStarted(
-                        1, now, start.name, version, start.input, __version__, start.parent
+                        1,
+                        now,
+                        start.name,
+                        version,
+                        start.input,
+                        self.engine.version,
+                        start.parent,
                     ),
                     ev.OrchestrationFailed(2, now, error),
                 ],
@@ -370,7 +453,7 @@ class Runtime:
                     status=STATUS_FAILED,
                     error=error,
                     parent_instance_id=parent.instance_id if parent else None,
-                    engine_version=__version__,
+                    engine_version=self.engine.version,
                     started_execution=True,
                 ),
             )
@@ -467,6 +550,7 @@ class Runtime:
             w.session_id,
             self.worker_id,
         )
+        began = time.perf_counter()
         run: asyncio.Task[Any] = asyncio.create_task(
             _as_coroutine(handler(ctx, w.input)), name=f"activity {w.name}"
         )
@@ -496,7 +580,7 @@ class Runtime:
                 if isinstance(exc, PayloadError)
                 else ev.ErrorDetails("application", type(exc).__name__, str(exc))
             )
-            await self._finish_activity(wi, error=error, extra=extra)
+            await self._finish_activity(wi, error=error, extra=extra, began=began)
             return
         try:
             encode_json(value)
@@ -505,9 +589,10 @@ class Runtime:
                 wi,
                 error=ev.ErrorDetails("validation", "PayloadError", f"result: {exc}"),
                 extra=extra,
+                began=began,
             )
             return
-        await self._finish_activity(wi, value=value, extra=extra)
+        await self._finish_activity(wi, value=value, extra=extra, began=began)
 
     async def _renew_activity(self, wi: WorkItem, run: asyncio.Task[Any]) -> None:
         timeout = self.options.activity_lock_timeout
@@ -529,8 +614,15 @@ class Runtime:
         value: Any = None,
         error: ev.ErrorDetails | None = None,
         extra: dict[str, Any],
+        began: float | None = None,
     ) -> None:
         w = wi.work
+        outcome = (
+            "completed" if error is None else "poisoned" if error.kind == "poison" else "failed"
+        )
+        self.observer.on_activity(
+            w.name, outcome, 0.0 if began is None else time.perf_counter() - began
+        )
         result = ev.ActivityResult(w.instance_id, w.execution_id, w.event_id, value, error)
         try:
             await self.provider.ack_work_item(wi.lock_token, result)
