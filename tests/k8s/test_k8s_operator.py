@@ -1,0 +1,228 @@
+"""The operator, as a real process, against the real control plane.
+
+Each test drives the operator only through the API, the way a user or GitOps tool would: apply
+a registry, edit it, delete it, and watch what the cluster does. kwok plays the kubelet, so pods
+become Ready without containers; the workers themselves are proven elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from k8s_control_plane import ControlPlane, tail, wait_for
+
+pytestmark = [pytest.mark.k8s, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module")
+def operator(
+    control_plane: ControlPlane, registry_crd: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    """`durox-operator run` as a subprocess with the admin kubeconfig; yields its log file."""
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    exe = Path(sys.executable).with_name("durox-operator")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "durox_operator.cli"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*cmd, "run"],
+            env=control_plane.env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        yield log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.returncode not in (0, -15):
+            print(f"operator exited {proc.returncode}:\n{tail(log)}")
+
+
+def _registry(name: str, image: str = "example.invalid/orders:1.0.0") -> dict[str, Any]:
+    return {
+        "apiVersion": "durox.dev/v1alpha1",
+        "kind": "OrchestrationRegistry",
+        "metadata": {"name": name},
+        "spec": {
+            "image": image,
+            "replicas": 2,
+            "app": "orders.app:app",
+            "store": {"secretRef": {"name": "store"}},
+            "orchestrations": [
+                {"name": "checkout", "versions": ["1.0.0", "1.1.0"]},
+            ],
+            "replay": {"supportedVersions": {"max": "0.3.0"}},
+        },
+    }
+
+
+class Cluster:
+    """Small reads over kubectl for one namespace, with the operator's log on failure."""
+
+    def __init__(self, plane: ControlPlane, namespace: str, log: Path) -> None:
+        self.plane, self.ns, self.log = plane, namespace, log
+
+    def get(self, kind: str, name: str) -> dict[str, Any]:
+        return self.plane.get_json(kind, name, "-n", self.ns)  # type: ignore[no-any-return]
+
+    def pods(self) -> list[dict[str, Any]]:
+        items = self.plane.get_json(
+            "pods", "-n", self.ns, "-l", "app.kubernetes.io/instance=orders"
+        )["items"]
+        return [p for p in items if "deletionTimestamp" not in p["metadata"]]
+
+    def conditions(self) -> dict[str, str]:
+        status = self.get("orchestrationregistry", "orders").get("status", {})
+        return {c["type"]: c["status"] for c in status.get("conditions", [])}
+
+    def event_reasons(self) -> set[str]:
+        items = self.plane.get_json(
+            "events", "-n", self.ns, "--field-selector", "involvedObject.name=orders"
+        )["items"]
+        return {
+            e["reason"] for e in items if e["involvedObject"]["kind"] == "OrchestrationRegistry"
+        }
+
+    def wait(self, what: str, check: Any, timeout: float = 90) -> None:
+        try:
+            wait_for(what, check, timeout)
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\noperator log:\n{tail(self.log, 60)}") from None
+
+    def settled(self, generation: int) -> bool:
+        body = self.get("orchestrationregistry", "orders")
+        status = body.get("status", {})
+        conds = {c["type"]: c for c in status.get("conditions", [])}
+        return (
+            status.get("observedGeneration") == generation
+            and conds.get("Available", {}).get("status") == "True"
+            and conds.get("Progressing", {}).get("status") == "False"
+            and all(c.get("observedGeneration") == generation for c in conds.values())
+            and status.get("workers") == "2/2"
+        )
+
+
+@pytest.fixture
+def cluster(control_plane: ControlPlane, namespace: str, operator: Path) -> Cluster:
+    control_plane.kubectl(
+        "create", "secret", "generic", "store", "-n", namespace,
+        "--from-literal=url=postgresql://durox@db/durox",
+    )  # fmt: skip
+    return Cluster(control_plane, namespace, operator)
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in pod.get("status", {}).get("conditions", [])
+    )
+
+
+def test_registry_lifecycle(cluster: Cluster) -> None:
+    plane, ns = cluster.plane, cluster.ns
+
+    # create: children appear, pods become Ready on kwok nodes, status turns Available
+    plane.apply(_registry("orders"), "-n", ns)
+    cluster.wait("the registry to become Available", lambda: cluster.settled(1))
+    cm = cluster.get("configmap", "orders")
+    dep = cluster.get("deployment", "orders")
+    for child in (cm, dep):
+        [owner] = child["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["name"], owner["controller"]) == (
+            "OrchestrationRegistry",
+            "orders",
+            True,
+        )
+    assert "policy: latest" in cm["data"]["worker.yaml"]
+    pods = cluster.pods()
+    assert len(pods) == 2
+    assert all(_ready(p) for p in pods)
+    assert all(p["spec"]["nodeName"].startswith("kwok-node-") for p in pods)
+    status = cluster.get("orchestrationregistry", "orders")["status"]
+    assert status["activeVersions"] == "checkout@1.1.0"
+    assert {"CreatedConfigMap", "CreatedDeployment"} <= cluster.event_reasons()
+
+    # idle: nothing changed, so the operator writes nothing
+    versions = {k: cluster.get(k, "orders")["metadata"]["resourceVersion"] for k in
+                ("orchestrationregistry", "configmap", "deployment")}  # fmt: skip
+    time.sleep(3)
+    assert versions == {
+        k: cluster.get(k, "orders")["metadata"]["resourceVersion"] for k in versions
+    }
+
+    # policy change: the ConfigMap changes, the pods stay
+    pod_names = {p["metadata"]["name"] for p in pods}
+    revision = status["configRevision"]
+    plane.kubectl(
+        "patch", "orchestrationregistry", "orders", "-n", ns, "--type=json", "-p",
+        json.dumps([
+            {"op": "add", "path": "/spec/orchestrations/0/policy", "value": "exact"},
+            {"op": "add", "path": "/spec/orchestrations/0/version", "value": "1.0.0"},
+        ]),
+    )  # fmt: skip
+    cluster.wait(
+        "the ConfigMap to carry the pinned version",
+        lambda: "version: 1.0.0" in cluster.get("configmap", "orders")["data"]["worker.yaml"],
+    )
+    cluster.wait("the registry to settle on generation 2", lambda: cluster.settled(2))
+    status = cluster.get("orchestrationregistry", "orders")["status"]
+    assert status["configRevision"] != revision
+    assert status["activeVersions"] == "checkout@1.0.0"
+    assert (
+        cluster.get("deployment", "orders")["metadata"]["generation"]
+        == dep["metadata"]["generation"]
+    )
+    assert {p["metadata"]["name"] for p in cluster.pods()} == pod_names
+
+    # image change: a rolling update, Progressing then Available again
+    plane.kubectl(
+        "patch", "orchestrationregistry", "orders", "-n", ns, "--type=merge", "-p",
+        json.dumps({"spec": {"image": "example.invalid/orders:1.1.0"}}),
+    )  # fmt: skip
+    cluster.wait("the registry to settle on generation 3", lambda: cluster.settled(3))
+    assert "RollingOut" in cluster.event_reasons()  # the Progressing=True flip, as an Event
+    new_pods = cluster.pods()
+    assert len(new_pods) == 2
+    assert not pod_names & {p["metadata"]["name"] for p in new_pods}
+    assert {p["spec"]["containers"][0]["image"] for p in new_pods} == {
+        "example.invalid/orders:1.1.0"
+    }
+
+    # delete: the garbage collector removes the children through their owner references
+    plane.kubectl("delete", "orchestrationregistry", "orders", "-n", ns, "--wait=true")
+    cluster.wait(
+        "the children to be garbage-collected",
+        lambda: (
+            not plane.exists("configmap", "orders", "-n", ns)
+            and not plane.exists("deployment", "orders", "-n", ns)
+            and not cluster.pods()
+        ),
+    )
+
+
+def test_deleted_child_is_recreated(cluster: Cluster) -> None:
+    plane, ns = cluster.plane, cluster.ns
+    plane.apply(_registry("orders"), "-n", ns)
+    cluster.wait("the registry to become Available", lambda: cluster.settled(1))
+    uid = cluster.get("deployment", "orders")["metadata"]["uid"]
+    plane.kubectl("delete", "deployment", "orders", "-n", ns, "--wait=true")
+    cluster.wait(
+        "a new Deployment",
+        lambda: (
+            plane.exists("deployment", "orders", "-n", ns)
+            and cluster.get("deployment", "orders")["metadata"]["uid"] != uid
+        ),
+    )
+    cluster.wait("the registry to become Available again", lambda: cluster.settled(1))
