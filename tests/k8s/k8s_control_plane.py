@@ -16,6 +16,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -77,6 +78,7 @@ class ControlPlane:
     kubeconfig: Path = field(init=False)
     server: str = field(init=False)
     admin_token: str = field(init=False)
+    ca: Path = field(init=False)
     nodes: list[str] = field(default_factory=list)
     _procs: list[_Process] = field(default_factory=list)
 
@@ -201,12 +203,11 @@ class ControlPlane:
             90,
         )
 
-        self.kubeconfig = self._write_kubeconfig("admin", secrets["admin"], ca)
-        kcm_kubeconfig = self._write_kubeconfig(
-            "controller-manager", secrets["controller-manager"], ca
-        )
-        sched_kubeconfig = self._write_kubeconfig("scheduler", secrets["scheduler"], ca)
-        kwok_kubeconfig = self._write_kubeconfig("kwok", secrets["admin"], ca)
+        self.ca = ca
+        self.kubeconfig = self.write_kubeconfig("admin", secrets["admin"])
+        kcm_kubeconfig = self.write_kubeconfig("controller-manager", secrets["controller-manager"])
+        sched_kubeconfig = self.write_kubeconfig("scheduler", secrets["scheduler"])
+        kwok_kubeconfig = self.write_kubeconfig("kwok", secrets["admin"])
 
         self._spawn(
             "kube-controller-manager",
@@ -298,7 +299,9 @@ class ControlPlane:
             log = self.workdir / "logs" / f"{name}.log"
             raise ControlPlaneError(f"{exc}; log {log}:\n{tail(log)}") from None
 
-    def _write_kubeconfig(self, who: str, token: str, ca: Path) -> Path:
+    def write_kubeconfig(self, who: str, token: str) -> Path:
+        """A kubeconfig file for this cluster that authenticates with a bearer token."""
+        ca = self.ca
         path = self.workdir / f"{who}.kubeconfig"
         config = {
             "apiVersion": "v1",
@@ -352,6 +355,35 @@ class ControlPlane:
             )
         ]
         return len(ready) == len(self.nodes)
+
+
+@contextlib.contextmanager
+def operator_process(
+    plane: ControlPlane, log: Path, *args: str, kubeconfig: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`durox-operator run ARGS` as a host process against the cluster, stopped afterwards."""
+    exe = Path(sys.executable).with_name("durox-operator")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "durox_operator.cli"]
+    env = plane.env()
+    if kubeconfig is not None:
+        env["KUBECONFIG"] = str(kubeconfig)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*cmd, "run", *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def tail(path: Path, lines: int = 40) -> str:

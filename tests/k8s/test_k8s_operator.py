@@ -8,15 +8,13 @@ become Ready without containers; the workers themselves are proven elsewhere.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from k8s_control_plane import ControlPlane, tail, wait_for
+from k8s_control_plane import ControlPlane, operator_process, tail, wait_for
 
 pytestmark = [pytest.mark.k8s, pytest.mark.timeout(300)]
 
@@ -27,27 +25,8 @@ def operator(
 ) -> Iterator[Path]:
     """`durox-operator run` as a subprocess with the admin kubeconfig; yields its log file."""
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    exe = Path(sys.executable).with_name("durox-operator")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "durox_operator.cli"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*cmd, "run"],
-            env=control_plane.env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    try:
+    with operator_process(control_plane, log):
         yield log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.returncode not in (0, -15):
-            print(f"operator exited {proc.returncode}:\n{tail(log)}")
 
 
 def _registry(name: str, image: str = "example.invalid/orders:1.0.0") -> dict[str, Any]:

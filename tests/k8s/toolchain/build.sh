@@ -21,7 +21,7 @@ command -v go >/dev/null || { log "Go is required (https://go.dev/dl/)"; exit 1;
 
 mods_hash="$(cat "$here"/kube/go.mod "$here"/kube/go.sum "$here"/etcd/go.mod "$here"/etcd/go.sum |
   sha256sum | cut -c1-12)"
-key="k8s${KUBERNETES_VERSION}-etcd${ETCD_VERSION}-kwok${KWOK_VERSION}-helm${HELM_VERSION}-${mods_hash}"
+key="r${TOOLCHAIN_RECIPE}-k8s${KUBERNETES_VERSION}-etcd${ETCD_VERSION}-kwok${KWOK_VERSION}-helm${HELM_VERSION}-${mods_hash}"
 root="${DUROX_CACHE_DIR:-$HOME/.cache/durox}/k8s/${key}"
 bin="$root/bin"
 mkdir -p "$bin"
@@ -91,8 +91,17 @@ total_start=$(date +%s)
 build etcd "$here/etcd" go.etcd.io/etcd/server/v3 "$ld_common"
 install kwok "sigs.k8s.io/kwok/cmd/kwok@v${KWOK_VERSION}" \
   "$ld_common -X sigs.k8s.io/kwok/pkg/consts.Version=v${KWOK_VERSION}"
-install helm "helm.sh/helm/v3/cmd/helm@v${HELM_VERSION}" \
-  "$ld_common -X helm.sh/helm/v3/internal/version.version=v${HELM_VERSION}"
+# Helm's default Kubernetes version for `template` and `lint` is stamped like its Makefile does,
+# from the client-go minor it is built with; unstamped it claims 1.20 and fails kubeVersion.
+helm_gomod="$(cd /tmp && GOFLAGS= go mod download -json "helm.sh/helm/v3@v${HELM_VERSION}" |
+  sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
+helm_k8s_minor="$(sed -n 's/^\s*k8s.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$helm_gomod")"
+helm_ld="$ld_common -X helm.sh/helm/v3/internal/version.version=v${HELM_VERSION}"
+for pkg in pkg/chartutil pkg/lint/rules; do
+  helm_ld="$helm_ld -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1"
+  helm_ld="$helm_ld -X helm.sh/helm/v3/$pkg.k8sVersionMinor=${helm_k8s_minor}"
+done
+install helm "helm.sh/helm/v3/cmd/helm@v${HELM_VERSION}" "$helm_ld"
 # kwok's binary embeds no lifecycle: its stages (node ready + heartbeat, pod ready, complete,
 # delete) ship as YAML in the same module, so take them from the pinned version's source.
 if [ ! -s "$bin/kwok-stages.yaml" ]; then
