@@ -5,7 +5,7 @@ Everything a user needs is importable from here; stores live in `durox.providers
 """
 
 from durox._version import __version__
-from durox.client import Client, OrchestrationStatus
+from durox.client import Client, DrainReport, OrchestrationStatus
 from durox.core.context import OrchestrationContext
 from durox.core.events import ErrorDetails
 from durox.core.replay import DurableFuture
@@ -24,9 +24,9 @@ from durox.errors import (
     RetryableError,
     SubOrchestrationFailedError,
 )
-from durox.providers._base import ExecutionInfo, InstanceInfo
+from durox.providers._base import DrainEntry, ExecutionInfo, InstanceInfo, WorkerRecord
 from durox.registry import ActivityContext, ActivityRegistry, OrchestrationRegistry
-from durox.runtime import Runtime, RuntimeOptions
+from durox.runtime import Runtime, RuntimeObserver, RuntimeOptions
 
 __all__ = [
     "ActivityContext",
@@ -36,6 +36,8 @@ __all__ = [
     "BackoffStrategy",
     "Client",
     "ConfigurationError",
+    "DrainEntry",
+    "DrainReport",
     "DurableFuture",
     "DuroxError",
     "ErrorDetails",
@@ -52,9 +54,11 @@ __all__ = [
     "RetryPolicy",
     "RetryableError",
     "Runtime",
+    "RuntimeObserver",
     "RuntimeOptions",
     "SemverRange",
     "SubOrchestrationFailedError",
     "VersionPolicy",
+    "WorkerRecord",
     "__version__",
 ]

@@ -12,12 +12,19 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+from durox._version import __version__
 from durox.core import events as ev
 from durox.core.codec import encode_json
 from durox.core.replay import STATUS_CANCELLED, STATUS_COMPLETED, STATUS_FAILED
-from durox.core.versions import parse_version
+from durox.core.versions import SemverRange, parse_version
 from durox.errors import ConfigurationError, InstanceNotFoundError
-from durox.providers._base import ExecutionInfo, InstanceInfo, Provider
+from durox.providers._base import (
+    DrainEntry,
+    ExecutionInfo,
+    InstanceInfo,
+    Provider,
+    WorkerRecord,
+)
 
 TERMINAL = frozenset({STATUS_COMPLETED, STATUS_FAILED, STATUS_CANCELLED})
 
@@ -132,3 +139,35 @@ class Client:
 
     async def read_execution_history(self, instance_id: str, execution_id: int) -> list[ev.Event]:
         return await self.provider.read_history(instance_id, execution_id)
+
+    async def list_workers(
+        self, pool: str | None = None, *, stale_after: timedelta = timedelta(seconds=30)
+    ) -> list[WorkerRecord]:
+        """Live runtimes and what they can do; records without a recent heartbeat are dropped.
+
+        For example, "does every live worker of pool P have session handler H?" is
+        `all(w.has_session_handler(H) for w in await client.list_workers(P))`.
+        """
+        return await self.provider.list_workers(pool, int(stale_after.total_seconds() * 1000))
+
+    async def get_drain_report(self, range: SemverRange | None = None) -> DrainReport:
+        """Executions pinned to engine versions outside `range` (default: 0.0.0 up to this
+        engine), per orchestration NAME and pinned version. A drain is complete when the
+        report shows nothing running and nothing queued outside the range."""
+        wanted = range or SemverRange("0.0.0", __version__)
+        return DrainReport(wanted, await self.provider.drain_report(wanted))
+
+
+@dataclass(frozen=True, slots=True)
+class DrainReport:
+    range: SemverRange
+    entries: list[DrainEntry]
+
+    @property
+    def complete(self) -> bool:
+        """Nothing outside the range is still running or waiting in the queue."""
+        return all(e.running_instances == 0 and e.queued_messages == 0 for e in self.entries)
+
+    @property
+    def poisoned(self) -> int:
+        return sum(e.poisoned_instances for e in self.entries)

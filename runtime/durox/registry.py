@@ -217,6 +217,8 @@ def _activity_handler(fn: Callable[..., Any], name: str, typed: bool) -> Activit
 @dataclass(frozen=True, slots=True)
 class ActivityRegistry:
     handlers: dict[str, ActivityHandler] = field(default_factory=dict)
+    session_names: frozenset[str] = frozenset()
+    """Activities registered as session handlers (reported in capability records)."""
 
     @staticmethod
     def builder() -> ActivityRegistryBuilder:
@@ -232,29 +234,39 @@ class ActivityRegistry:
 class ActivityRegistryBuilder:
     def __init__(self) -> None:
         self._handlers: dict[str, ActivityHandler] = {}
+        self._sessions: set[str] = set()
 
-    def _add(self, name: str, fn: Callable[..., Any], typed: bool) -> ActivityRegistryBuilder:
+    def _add(
+        self, name: str, fn: Callable[..., Any], typed: bool, session: bool
+    ) -> ActivityRegistryBuilder:
         _check_name(name, "activity")
         if name in self._handlers:
             raise ConfigurationError(f"activity {name!r} is registered twice")
         self._handlers[name] = _activity_handler(fn, name, typed)
+        if session:
+            self._sessions.add(name)
         return self
 
-    def register(self, name: str, fn: Callable[..., Any]) -> ActivityRegistryBuilder:
-        return self._add(name, fn, False)
+    def register(
+        self, name: str, fn: Callable[..., Any], *, session: bool = False
+    ) -> ActivityRegistryBuilder:
+        """`session=True` marks a handler meant for `schedule_activity_on_session`."""
+        return self._add(name, fn, False, session)
 
-    def register_typed(self, name: str, fn: Callable[..., Any]) -> ActivityRegistryBuilder:
-        return self._add(name, fn, True)
+    def register_typed(
+        self, name: str, fn: Callable[..., Any], *, session: bool = False
+    ) -> ActivityRegistryBuilder:
+        return self._add(name, fn, True, session)
 
     def register_all(
         self, items: Iterable[tuple[str, Callable[..., Any]]]
     ) -> ActivityRegistryBuilder:
         for name, fn in items:
-            self._add(name, fn, False)
+            self._add(name, fn, False, False)
         return self
 
     def build(self) -> ActivityRegistry:
-        return ActivityRegistry(dict(self._handlers))
+        return ActivityRegistry(dict(self._handlers), frozenset(self._sessions))
 
 
 __all__ = [

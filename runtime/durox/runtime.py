@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from durox._version import __version__
@@ -42,7 +42,9 @@ from durox.providers._base import (
     InstanceUpdate,
     OrchestrationItem,
     Provider,
+    QueueKind,
     TurnCommit,
+    WorkerRecord,
     WorkItem,
 )
 from durox.registry import ActivityContext, ActivityRegistry, OrchestrationRegistry
@@ -82,12 +84,25 @@ class RuntimeOptions:
     """The worker pool this runtime belongs to (reported in its capability record)."""
     supported_replay_versions: SemverRange | None = None
     """Pinned engine versions this runtime fetches; None: 0.0.0 up to this engine."""
+    session_lock_timeout: timedelta = timedelta(seconds=30)
+    """How long a session stays pinned to this worker without a heartbeat (say, if it dies)."""
+    session_idle_timeout: timedelta = timedelta(minutes=5)
+    """A session with no activity for this long is no longer renewed, and unpins."""
+    max_sessions_per_runtime: int | None = None
+    """Cap on sessions this runtime owns at once; None: no cap; 0: it takes no session work."""
+    heartbeat_interval: timedelta = timedelta(seconds=5)
+    """How often the capability record and session locks are refreshed."""
 
     def __post_init__(self) -> None:
         if self.orchestration_concurrency < 1 or self.activity_concurrency < 0:
             raise ConfigurationError("concurrency must be positive")
         if self.max_attempts < 1:
             raise ConfigurationError("max_attempts must be at least 1")
+        if self.heartbeat_interval * 2 >= self.session_lock_timeout:
+            raise ConfigurationError(
+                "session_lock_timeout must be more than twice heartbeat_interval, or sessions "
+                "would lapse between heartbeats"
+            )
 
     def replay_range(self, engine_version: str = __version__) -> SemverRange:
         return self.supported_replay_versions or SemverRange("0.0.0", engine_version)
@@ -108,8 +123,11 @@ class RuntimeObserver:
 
 @dataclass
 class _Loop:
+    """A dispatcher. Only an idle one (waiting for a wake-up) may be cancelled at shutdown: one
+    cancelled inside a fetch could leave a lease taken in the store with nobody to use it."""
+
     task: asyncio.Task[None]
-    busy: bool = False
+    idle: bool = False
 
 
 @dataclass
@@ -143,6 +161,8 @@ class Runtime:
         self.engine = engine
         self.observer = observer or RuntimeObserver()
         self.config_revision = "0"
+        self.started_at = datetime.now(UTC)
+        self._heartbeat: asyncio.Task[None] | None = None
         self._replay_range = options.replay_range(engine.version)
 
     @classmethod
@@ -160,6 +180,8 @@ class Runtime:
         rt = cls(
             provider, activities, orchestrations, options or RuntimeOptions(), engine, observer
         )
+        await rt._beat()
+        rt._heartbeat = asyncio.create_task(rt._heartbeat_loop(), name="durox-heartbeat")
         for i in range(rt.options.orchestration_concurrency):
             rt._spawn(rt._orchestration_loop, f"durox-orch-{i}")
         for i in range(rt.options.activity_concurrency):
@@ -214,6 +236,48 @@ class Runtime:
             extra={"worker_id": self.worker_id},
         )
 
+    def capability_record(self) -> WorkerRecord:
+        """What this runtime can do, as other workers and the operator will read it."""
+        now = datetime.now(UTC)
+        reg = self.orchestrations
+        return WorkerRecord(
+            worker_id=self.worker_id,
+            node_id=self.options.worker_node_id,
+            pool=self.options.pool,
+            engine_version=self.engine.version,
+            replay_min=str(self._replay_range.min),
+            replay_max=str(self._replay_range.max),
+            orchestrations={
+                name: {
+                    "versions": [str(v) for v in reg.versions(name)],
+                    "policy": str(reg.policy(name)),
+                }
+                for name in reg.names()
+            },
+            activities=self.activities.names(),
+            session_activities=sorted(self.activities.session_names),
+            config_revision=self.config_revision,
+            started_at=self.started_at,
+            heartbeat_at=now,
+        )
+
+    async def _beat(self) -> None:
+        await self.provider.upsert_worker(self.capability_record())
+        await self.provider.renew_sessions(
+            self.worker_id,
+            _ms(self.options.session_lock_timeout),
+            _ms(self.options.session_idle_timeout),
+        )
+
+    async def _heartbeat_loop(self) -> None:
+        every = self.options.heartbeat_interval.total_seconds()
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self._beat()
+            except DuroxError as exc:
+                log.warning("heartbeat failed (%s): %s", _kind(exc), exc)
+
     def _spawn(self, body: Any, name: str) -> None:
         loop = _Loop(task=None)  # type: ignore[arg-type]
         loop.task = asyncio.create_task(body(loop), name=name)
@@ -225,7 +289,7 @@ class Runtime:
             return
         self._stopping = True
         for loop in self._loops:
-            if not loop.busy:
+            if loop.idle:
                 loop.task.cancel()
         tasks = [lp.task for lp in self._loops]
         _, pending = await asyncio.wait(tasks, timeout=timeout) if tasks else (set(), set())
@@ -233,6 +297,14 @@ class Runtime:
             t.cancel()
         if pending:
             await asyncio.wait(pending)
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        try:
+            await self.provider.remove_worker(self.worker_id)
+        except DuroxError as exc:
+            log.warning("could not remove the capability record: %s", exc)
         log.info("runtime %s stopped", self.worker_id, extra={"worker_id": self.worker_id})
 
     # ---- orchestrations ------------------------------------------------------------------
@@ -251,13 +323,18 @@ class Runtime:
                 continue
             failures = 0
             if item is None:
-                await self.provider.wait_for_work("orchestration", idle)
+                await self._idle(loop, "orchestration", idle)
                 continue
-            loop.busy = True
-            try:
-                await self._process(item)
-            finally:
-                loop.busy = False
+            await self._process(item)
+
+    async def _idle(self, loop: _Loop, kind: QueueKind, seconds: float) -> None:
+        if self._stopping:
+            return
+        loop.idle = True
+        try:
+            await self.provider.wait_for_work(kind, seconds)
+        finally:
+            loop.idle = False
 
     def _backoff_ms(self, attempt: int) -> int:
         base = _ms(self.options.unregistered_backoff)
@@ -476,10 +553,16 @@ class Runtime:
     async def _activity_loop(self, loop: _Loop) -> None:
         idle = self.options.poll_interval.total_seconds()
         lock_ms = _ms(self.options.activity_lock_timeout)
+        session_ms = _ms(self.options.session_lock_timeout)
         failures = 0
         while not self._stopping:
             try:
-                wi = await self.provider.fetch_work_item(lock_ms)
+                wi = await self.provider.fetch_work_item(
+                    lock_ms,
+                    worker_id=self.worker_id,
+                    session_lock_ms=session_ms,
+                    max_sessions=self.options.max_sessions_per_runtime,
+                )
             except DuroxError as exc:
                 failures += 1
                 log.warning("activity fetch failed (%s): %s", _kind(exc), exc)
@@ -487,13 +570,9 @@ class Runtime:
                 continue
             failures = 0
             if wi is None:
-                await self.provider.wait_for_work("activity", idle)
+                await self._idle(loop, "activity", idle)
                 continue
-            loop.busy = True
-            try:
-                await self._run_activity(wi)
-            finally:
-                loop.busy = False
+            await self._run_activity(wi)
 
     async def _run_activity(self, wi: WorkItem) -> None:
         w = wi.work

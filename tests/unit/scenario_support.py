@@ -14,8 +14,10 @@ from durox import (
     Client,
     OrchestrationRegistry,
     Runtime,
+    RuntimeObserver,
     RuntimeOptions,
 )
+from durox.core.compat import CURRENT_ENGINE, EngineIdentity
 from durox.providers import Provider
 
 FAST = dict(
@@ -36,6 +38,9 @@ async def running(
     provider: Provider,
     activities: ActivityRegistry | None = None,
     orchestrations: OrchestrationRegistry | None = None,
+    *,
+    engine: EngineIdentity = CURRENT_ENGINE,
+    observer: RuntimeObserver | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Runtime]:
     rt = await Runtime.start(
@@ -43,6 +48,8 @@ async def running(
         activities or ActivityRegistry.builder().build(),
         orchestrations or OrchestrationRegistry.builder().build(),
         options(**overrides),
+        engine=engine,
+        observer=observer,
     )
     try:
         yield rt

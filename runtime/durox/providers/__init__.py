@@ -2,17 +2,20 @@
 workers (install the `postgres` extra). Both implement the `Provider` seam."""
 
 from durox.providers._base import (
+    DrainEntry,
     ExecutionInfo,
     InstanceInfo,
     InstanceUpdate,
     OrchestrationItem,
     Provider,
     TurnCommit,
+    WorkerRecord,
     WorkItem,
 )
 from durox.providers.sqlite import SqliteProvider
 
 __all__ = [
+    "DrainEntry",
     "ExecutionInfo",
     "InstanceInfo",
     "InstanceUpdate",
@@ -21,4 +24,5 @@ __all__ = [
     "SqliteProvider",
     "TurnCommit",
     "WorkItem",
+    "WorkerRecord",
 ]

@@ -61,7 +61,7 @@ class OrchestrationItem:
     history: list[ev.Event]
     """The current execution's events if it is running, else empty."""
     history_length: int
-    """Rows in the current execution's history, counted without decoding them."""
+    """The highest event id in the current execution's history, read without decoding."""
     messages: list[ev.Message]
     lock_token: str
     attempt_count: int
@@ -107,6 +107,44 @@ class WorkItem:
     attempt_count: int
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    """What one live runtime can do, as it reports it by heartbeat (`Client.list_workers`)."""
+
+    worker_id: str
+    node_id: str | None
+    pool: str
+    engine_version: str
+    replay_min: str
+    replay_max: str
+    orchestrations: dict[str, dict[str, JSON]]
+    """NAME -> {"versions": [...], "policy": "latest" | "exact X.Y.Z"}."""
+    activities: list[str]
+    session_activities: list[str]
+    config_revision: str
+    started_at: datetime
+    heartbeat_at: datetime
+
+    def has_session_handler(self, name: str) -> bool:
+        return name in self.session_activities
+
+    def has_version(self, name: str, version: str) -> bool:
+        versions = self.orchestrations.get(name, {}).get("versions", [])
+        return isinstance(versions, list) and version in versions
+
+
+@dataclass(frozen=True, slots=True)
+class DrainEntry:
+    """Executions one orchestration NAME has pinned to one engine version outside a range."""
+
+    orchestration_name: str
+    pinned_engine_version: str
+    running_instances: int
+    queued_messages: int
+    max_attempt_count: int
+    poisoned_instances: int
+
+
 QueueKind = Literal["orchestration", "activity"]
 
 
@@ -146,7 +184,21 @@ class Provider(abc.ABC):
     # -- activity queue ------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def fetch_work_item(self, lock_timeout_ms: int) -> WorkItem | None: ...
+    async def fetch_work_item(
+        self,
+        lock_timeout_ms: int,
+        *,
+        worker_id: str = "",
+        session_lock_ms: int = 30_000,
+        max_sessions: int | None = None,
+    ) -> WorkItem | None:
+        """Lock the oldest visible work item this worker may take.
+
+        Items without a session go to anyone. A session item goes to the session's owner while
+        the session lock is alive; an unowned (or lapsed) session is claimed by the fetching
+        worker if it owns fewer than `max_sessions` live sessions (None: no cap; 0: it takes
+        no session work). Fetching or acknowledging a session item marks the session active.
+        """
 
     @abc.abstractmethod
     async def ack_work_item(self, lock_token: str, result: ev.ActivityResult) -> None:
@@ -160,7 +212,31 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     async def renew_work_item_lock(self, lock_token: str, lock_timeout_ms: int) -> None: ...
 
+    @abc.abstractmethod
+    async def renew_sessions(
+        self, worker_id: str, session_lock_ms: int, idle_timeout_ms: int
+    ) -> int:
+        """Extend the locks of this worker's sessions that are busy or were active within
+        `idle_timeout_ms`; delete lapsed session rows. Returns how many were renewed."""
+
+    # -- worker capability records --------------------------------------------------------
+
+    @abc.abstractmethod
+    async def upsert_worker(self, record: WorkerRecord) -> None: ...
+
+    @abc.abstractmethod
+    async def remove_worker(self, worker_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def list_workers(self, pool: str | None, stale_after_ms: int) -> list[WorkerRecord]:
+        """Live workers (heartbeat within `stale_after_ms`); stale rows are deleted."""
+
     # -- reads -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def drain_report(self, replay_range: SemverRange) -> list[DrainEntry]:
+        """Per NAME and pinned engine version outside `replay_range`: running instances, their
+        queued messages and highest attempt count, and instances that ended in poison."""
 
     @abc.abstractmethod
     async def get_instance(self, instance_id: str) -> InstanceInfo | None: ...

@@ -43,12 +43,14 @@ from durox.errors import (
     StoreUnavailableError,
 )
 from durox.providers._base import (
+    DrainEntry,
     ExecutionInfo,
     InstanceInfo,
     OrchestrationItem,
     Provider,
     QueueKind,
     TurnCommit,
+    WorkerRecord,
     WorkItem,
 )
 
@@ -292,8 +294,11 @@ class SqliteProvider(Provider):
             history_rows: list[tuple[str]] = []
             count = 0
             if inst is not None:
+                # The highest event id, read from the rows themselves (never from a counter a
+                # newer engine may have kept differently), so a poison record appends cleanly.
                 count = c.execute(
-                    "SELECT event_count FROM executions WHERE instance_id = ? AND execution_id = ?",
+                    "SELECT coalesce(max(event_id), 0) FROM history"
+                    " WHERE instance_id = ? AND execution_id = ?",
                     (instance_id, inst[2]),
                 ).fetchone()[0]
                 if inst[3] == "Running":
@@ -483,18 +488,49 @@ class SqliteProvider(Provider):
 
     # ---- activity queue ----------------------------------------------------------------
 
-    async def fetch_work_item(self, lock_timeout_ms: int) -> WorkItem | None:
+    async def fetch_work_item(
+        self,
+        lock_timeout_ms: int,
+        *,
+        worker_id: str = "",
+        session_lock_ms: int = 30_000,
+        max_sessions: int | None = None,
+    ) -> WorkItem | None:
         now = self._clock()
         token = uuid.uuid4().hex
 
         def tx(c: sqlite3.Connection) -> tuple[str, int] | None:
+            c.execute("BEGIN IMMEDIATE")
+            if max_sessions is None:
+                can_claim = 1
+            elif max_sessions <= 0:
+                can_claim = 0
+            else:
+                owned = c.execute(
+                    "SELECT count(*) FROM sessions WHERE owner_id = ? AND locked_until > ?",
+                    (worker_id, now),
+                ).fetchone()[0]
+                can_claim = 1 if owned < max_sessions else 0
             row = c.execute(
                 "UPDATE worker_queue SET lock_token = ?, locked_until = ?,"
-                " attempt_count = attempt_count + 1 WHERE id = (SELECT id FROM worker_queue"
-                " WHERE visible_at <= ? AND (lock_token IS NULL OR locked_until <= ?)"
-                " ORDER BY id LIMIT 1) RETURNING data, attempt_count",
-                (token, now + lock_timeout_ms, now, now),
+                " attempt_count = attempt_count + 1 WHERE id = (SELECT q.id FROM worker_queue q"
+                " LEFT JOIN sessions s ON s.session_id = q.session_id"
+                " WHERE q.visible_at <= ? AND (q.lock_token IS NULL OR q.locked_until <= ?)"
+                " AND (q.session_id IS NULL"
+                "  OR (s.owner_id = ? AND s.locked_until > ?)"
+                "  OR ((s.session_id IS NULL OR s.locked_until <= ?) AND ? = 1))"
+                " ORDER BY q.id LIMIT 1) RETURNING data, attempt_count, session_id",
+                (token, now + lock_timeout_ms, now, now, worker_id, now, now, can_claim),
             ).fetchone()
+            if row is not None and row[2] is not None:
+                c.execute(
+                    "INSERT INTO sessions (session_id, owner_id, locked_until, last_activity_at)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET"
+                    " owner_id = excluded.owner_id, locked_until = excluded.locked_until,"
+                    " last_activity_at = excluded.last_activity_at",
+                    (row[2], worker_id, now + session_lock_ms, now),
+                )
+            c.execute("COMMIT")
             return None if row is None else (row[0], row[1])
 
         got = await self._run(tx)
@@ -505,6 +541,25 @@ class SqliteProvider(Provider):
             raise StoreCorruptionError(f"worker queue holds a {type(work).__name__}")
         return WorkItem(work, token, got[1])
 
+    async def renew_sessions(
+        self, worker_id: str, session_lock_ms: int, idle_timeout_ms: int
+    ) -> int:
+        now = self._clock()
+
+        def tx(c: sqlite3.Connection) -> int:
+            c.execute("BEGIN IMMEDIATE")
+            renewed = c.execute(
+                "UPDATE sessions SET locked_until = ? WHERE owner_id = ? AND locked_until > ?"
+                " AND (last_activity_at >= ? OR EXISTS (SELECT 1 FROM worker_queue q"
+                " WHERE q.session_id = sessions.session_id AND q.locked_until > ?))",
+                (now + session_lock_ms, worker_id, now, now - idle_timeout_ms, now),
+            ).rowcount
+            c.execute("DELETE FROM sessions WHERE locked_until <= ?", (now,))
+            c.execute("COMMIT")
+            return int(renewed)
+
+        return await self._run(tx)
+
     async def ack_work_item(self, lock_token: str, result: ev.ActivityResult) -> None:
         now = self._clock()
         data = encode_message(result)
@@ -512,12 +567,17 @@ class SqliteProvider(Provider):
         def tx(c: sqlite3.Connection) -> None:
             c.execute("BEGIN IMMEDIATE")
             gone = c.execute(
-                "DELETE FROM worker_queue WHERE lock_token = ? AND locked_until >= ? RETURNING id",
+                "DELETE FROM worker_queue WHERE lock_token = ? AND locked_until >= ?"
+                " RETURNING session_id",
                 (lock_token, now),
             ).fetchone()
             if gone is None:
                 c.execute("ROLLBACK")
                 raise LockLostError("activity lock expired, or the activity was cancelled")
+            if gone[0] is not None:
+                c.execute(
+                    "UPDATE sessions SET last_activity_at = ? WHERE session_id = ?", (now, gone[0])
+                )
             c.execute(
                 "INSERT INTO orchestrator_queue (instance_id, kind, data, visible_at, created_at)"
                 " VALUES (?, 'ActivityResult', ?, ?, ?)",
@@ -556,6 +616,84 @@ class SqliteProvider(Provider):
                 raise LockLostError("activity lock already lapsed, or the activity was cancelled")
 
         await self._run(tx)
+
+    # ---- worker capability records -------------------------------------------------------
+
+    async def upsert_worker(self, record: WorkerRecord) -> None:
+        body = encode_json(
+            {
+                "replay_min": record.replay_min,
+                "replay_max": record.replay_max,
+                "orchestrations": record.orchestrations,
+                "activities": record.activities,
+                "session_activities": record.session_activities,
+            }
+        )
+        now = self._clock()
+        args = (
+            record.worker_id,
+            record.node_id,
+            record.pool,
+            record.engine_version,
+            body,
+            record.config_revision,
+            int(record.started_at.timestamp() * 1000),
+            now,
+        )
+
+        def tx(c: sqlite3.Connection) -> None:
+            c.execute(
+                "INSERT INTO workers (worker_id, node_id, pool, engine_version, record,"
+                " config_revision, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (worker_id) DO UPDATE SET node_id = excluded.node_id,"
+                " pool = excluded.pool, engine_version = excluded.engine_version,"
+                " record = excluded.record, config_revision = excluded.config_revision,"
+                " started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at",
+                args,
+            )
+
+        await self._run(tx)
+
+    async def remove_worker(self, worker_id: str) -> None:
+        await self._run(
+            lambda c: c.execute("DELETE FROM workers WHERE worker_id = ?", (worker_id,))
+        )
+
+    async def list_workers(self, pool: str | None, stale_after_ms: int) -> list[WorkerRecord]:
+        now = self._clock()
+
+        def tx(c: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            c.execute("DELETE FROM workers WHERE heartbeat_at < ?", (now - stale_after_ms,))
+            sql = (
+                "SELECT worker_id, node_id, pool, engine_version, record, config_revision,"
+                " started_at, heartbeat_at FROM workers"
+            )
+            if pool is None:
+                return c.execute(sql + " ORDER BY worker_id").fetchall()
+            return c.execute(sql + " WHERE pool = ? ORDER BY worker_id", (pool,)).fetchall()
+
+        return [_worker(r) for r in await self._run(tx)]
+
+    async def drain_report(self, replay_range: SemverRange) -> list[DrainEntry]:
+        (a, b, c_), (d, e, f) = replay_range.bounds()
+
+        def tx(c: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            return c.execute(
+                "SELECT i.orchestration_name, i.pinned_engine_version,"
+                " sum(i.status = 'Running'), coalesce(sum(q.n), 0), coalesce(max(q.a), 0),"
+                " sum(i.status = 'Failed' AND json_extract(i.error, '$.kind') = 'poison')"
+                " FROM instances i LEFT JOIN (SELECT instance_id, count(*) AS n,"
+                " max(attempt_count) AS a FROM orchestrator_queue GROUP BY instance_id) q"
+                " ON q.instance_id = i.instance_id"
+                " WHERE i.pinned_major IS NOT NULL AND NOT ("
+                " (i.pinned_major, i.pinned_minor, i.pinned_patch) >= (?, ?, ?) AND"
+                " (i.pinned_major, i.pinned_minor, i.pinned_patch) <= (?, ?, ?))"
+                " GROUP BY i.orchestration_name, i.pinned_engine_version"
+                " ORDER BY i.orchestration_name, i.pinned_engine_version",
+                (a, b, c_, d, e, f),
+            ).fetchall()
+
+        return [DrainEntry(r[0], r[1], r[2], r[3], r[4], r[5]) for r in await self._run(tx)]
 
     # ---- reads -------------------------------------------------------------------------
 
@@ -645,6 +783,24 @@ class SqliteProvider(Provider):
             ).fetchall()
         )
         return [decode_event(r[0]) for r in rows]
+
+
+def _worker(row: tuple[Any, ...]) -> WorkerRecord:
+    body = decode_json(row[4])
+    return WorkerRecord(
+        worker_id=row[0],
+        node_id=row[1],
+        pool=row[2],
+        engine_version=row[3],
+        replay_min=body["replay_min"],
+        replay_max=body["replay_max"],
+        orchestrations=body["orchestrations"],
+        activities=body["activities"],
+        session_activities=body["session_activities"],
+        config_revision=row[5],
+        started_at=_dt(row[6]),
+        heartbeat_at=_dt(row[7]),
+    )
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
