@@ -205,13 +205,15 @@ Event: TypeAlias = (
     | ScheduledCancelled
 )
 
-SCHEDULING_EVENTS: tuple[type, ...] = (
-    ActivityScheduled,
-    TimerCreated,
-    EventSubscribed,
-    SubOrchestrationScheduled,
-    OrchestrationChained,
-    ScheduledCancelled,
+SCHEDULING_EVENTS: frozenset[type] = frozenset(
+    (
+        ActivityScheduled,
+        TimerCreated,
+        EventSubscribed,
+        SubOrchestrationScheduled,
+        OrchestrationChained,
+        ScheduledCancelled,
+    )
 )
 """Events the orchestration code itself produces; replay matches them one for one."""
 

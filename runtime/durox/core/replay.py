@@ -296,7 +296,8 @@ class _Turn:
         incoming = self._accept(history, messages, dropped)
         self.next_id = len(history) + len(incoming) + 1
         all_events = history + incoming
-        self.sched = [e for e in history if isinstance(e, ev.SCHEDULING_EVENTS)]
+        scheduling = ev.SCHEDULING_EVENTS
+        self.sched = [e for e in history if type(e) in scheduling]
         self.cursor = 0
         self.result = TurnResult(
             instance_id=self.instance_id,
@@ -430,7 +431,7 @@ class _Turn:
             self.replaying = idx < baseline
             self.clock = e.ts
             if t is ev.OrchestrationStarted:
-                root = DurableFuture[Any]("task")
+                root: DurableFuture[Any] = DurableFuture("task")
                 root._callbacks.append(self._root_done)
                 self._spawn(self.handler(ctx, self.started.input), root)
             elif t is ev.EventRaised:
@@ -598,17 +599,22 @@ class _Turn:
 
     # ---- operations the context calls ---------------------------------------------------
 
-    def record(self, new: ev.Event, matches: Callable[[Any], bool]) -> tuple[ev.Event, bool]:
-        """Match a scheduling operation against history, or append it: (event, is_new)."""
+    def record(
+        self, kind: type, matches: Callable[[Any], bool], make: Callable[[], ev.Event]
+    ) -> tuple[ev.Event, bool]:
+        """Match a scheduling operation against history, or append it: (event, is_new).
+
+        On the replay path nothing is built: the recorded event is compared and returned."""
         if self.cursor < len(self.sched):
             h = self.sched[self.cursor]
-            if type(h) is not type(new) or not matches(h):
+            if type(h) is not kind or not matches(h):
                 self._nondeterministic(
-                    f"code scheduled {_describe(new)} but the history has {_describe(h)} at "
+                    f"code scheduled {_describe(make())} but the history has {_describe(h)} at "
                     f"event {h.event_id}"
                 )
             self.cursor += 1
             return h, False
+        new = make()
         if self.replaying:
             self._nondeterministic(
                 f"code scheduled {_describe(new)} which the history does not have"
@@ -621,10 +627,11 @@ class _Turn:
         if not self.replaying:
             encode_json(input)
         e, is_new = self.record(
-            ev.ActivityScheduled(self.next_id, self.clock, name, input, session_id),
+            ev.ActivityScheduled,
             lambda h: h.name == name and h.session_id == session_id,
+            lambda: ev.ActivityScheduled(self.next_id, self.clock, name, input, session_id),
         )
-        fut = DurableFuture[Any]("activity", e.event_id)
+        fut: DurableFuture[Any] = DurableFuture("activity", e.event_id)
         self.pending[e.event_id] = fut
         if is_new:
             assert self.result is not None
@@ -637,8 +644,10 @@ class _Turn:
 
     def new_timer(self, delay_ms: int) -> DurableFuture[Any]:
         fire_at = self.clock + max(0, delay_ms)
-        e, is_new = self.record(ev.TimerCreated(self.next_id, self.clock, fire_at), lambda h: True)
-        fut = DurableFuture[Any]("timer", e.event_id)
+        e, is_new = self.record(
+            ev.TimerCreated, _always, lambda: ev.TimerCreated(self.next_id, self.clock, fire_at)
+        )
+        fut: DurableFuture[Any] = DurableFuture("timer", e.event_id)
         self.pending[e.event_id] = fut
         if is_new:
             assert self.result is not None
@@ -649,9 +658,11 @@ class _Turn:
 
     def new_subscription(self, name: str) -> DurableFuture[Any]:
         e, _ = self.record(
-            ev.EventSubscribed(self.next_id, self.clock, name), lambda h: h.name == name
+            ev.EventSubscribed,
+            lambda h: h.name == name,
+            lambda: ev.EventSubscribed(self.next_id, self.clock, name),
         )
-        fut = DurableFuture[Any]("event", e.event_id)
+        fut: DurableFuture[Any] = DurableFuture("event", e.event_id)
         buffered = self.buffered.get(name)
         if buffered:
             fut._resolve(self, buffered.popleft())
@@ -667,11 +678,14 @@ class _Turn:
             encode_json(input)
         child = instance_id or f"{self.instance_id}::sub::{self.next_id}"
         e, is_new = self.record(
-            ev.SubOrchestrationScheduled(self.next_id, self.clock, name, child, input, version),
+            ev.SubOrchestrationScheduled,
             lambda h: h.name == name and (instance_id is None or h.instance_id == instance_id),
+            lambda: ev.SubOrchestrationScheduled(
+                self.next_id, self.clock, name, child, input, version
+            ),
         )
         assert isinstance(e, ev.SubOrchestrationScheduled)
-        fut = DurableFuture[Any]("sub", e.event_id)
+        fut: DurableFuture[Any] = DurableFuture("sub", e.event_id)
         self.pending[e.event_id] = fut
         self.children[e.event_id] = e.instance_id
         if is_new:
@@ -692,8 +706,11 @@ class _Turn:
         if not self.replaying:
             encode_json(input)
         _, is_new = self.record(
-            ev.OrchestrationChained(self.next_id, self.clock, name, instance_id, input, version),
+            ev.OrchestrationChained,
             lambda h: h.name == name and h.instance_id == instance_id,
+            lambda: ev.OrchestrationChained(
+                self.next_id, self.clock, name, instance_id, input, version
+            ),
         )
         if is_new:
             assert self.result is not None
@@ -704,20 +721,21 @@ class _Turn:
             encode_json(input)
         self.next_version = version
         self.terminal = (STATUS_CONTINUED, input, None)
-        return DurableFuture[Any]("never")
+        never: DurableFuture[Never] = DurableFuture("never")
+        return never
 
     def as_future(self, item: Any) -> DurableFuture[Any]:
         if isinstance(item, DurableFuture):
             return item
         if isinstance(item, Coroutine):
-            done = DurableFuture[Any]("task")
+            done: DurableFuture[Any] = DurableFuture("task")
             self._spawn(item, done)
             return done
         raise TypeError(f"join/select take durox futures or coroutines, not {item!r}")
 
     def join(self, items: Sequence[Any]) -> DurableFuture[Any]:
         futs = [self.as_future(i) for i in items]
-        out = DurableFuture[Any]("join")
+        out: DurableFuture[Any] = DurableFuture("join")
         out.children = futs
         remaining = [len(futs)]
 
@@ -744,7 +762,7 @@ class _Turn:
         if not items:
             raise ValueError("select needs at least one item")
         futs = [self.as_future(i) for i in items]
-        out = DurableFuture[Any]("select")
+        out: DurableFuture[Any] = DurableFuture("select")
         out.children = futs
 
         def on_child(child: DurableFuture[Any]) -> None:
@@ -782,8 +800,9 @@ class _Turn:
             self.pending.pop(fut.event_id, None)
             self.cancelled_ids.add(fut.event_id)
             _, is_new = self.record(
-                ev.ScheduledCancelled(self.next_id, self.clock, fut.event_id),
+                ev.ScheduledCancelled,
                 lambda h: h.source_event_id == fut.event_id,
+                lambda: ev.ScheduledCancelled(self.next_id, self.clock, fut.event_id),
             )
             if is_new:
                 assert self.result is not None
@@ -812,6 +831,10 @@ class _Turn:
 def _normalize(value: Any) -> JSON:
     """The value as it will read back from the store (tuples become lists, and so on)."""
     return json.loads(encode_json(value))
+
+
+def _always(_: Any) -> bool:
+    return True
 
 
 def _close(task: _Task) -> None:

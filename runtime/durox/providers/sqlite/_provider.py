@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from durox.core import events as ev
 from durox.core.codec import (
-    decode_event,
+    decode_events,
     decode_json,
     decode_message,
     encode_event,
@@ -445,7 +445,7 @@ class SqliteProvider(Provider):
             )
             try:
                 item.messages = [decode_message(r[1]) for r in rows]  # type: ignore[misc]
-                item.history = [decode_event(h[0]) for h in history_rows]
+                item.history = decode_events([h[0] for h in history_rows])
             except HistoryDecodeError as exc:
                 item.history = []
                 item.history_error = str(exc)
@@ -891,7 +891,7 @@ class SqliteProvider(Provider):
                 (instance_id, execution_id),
             ).fetchall()
         )
-        return [decode_event(r[0]) for r in rows]
+        return decode_events([r[0] for r in rows])
 
 
 def _worker(row: tuple[Any, ...]) -> WorkerRecord:
