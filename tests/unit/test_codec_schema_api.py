@@ -136,3 +136,16 @@ def test_public_surface_is_pinned() -> None:
     ]
     for name in durox.__all__:
         assert hasattr(durox, name), name
+
+
+def test_batch_decoding_matches_row_decoding_and_names_a_bad_row() -> None:
+    from durox.core.codec import decode_events
+
+    texts = [encode_event(e) for e in EVENTS]
+    assert decode_events(texts) == EVENTS
+    assert decode_events([]) == []
+    # An older row without a defaulted field still decodes (slow path, same result).
+    legacy = '{"k":"ActivityScheduled","event_id":6,"ts":15,"name":"A","input":null}'
+    assert decode_events([legacy]) == [ev.ActivityScheduled(6, 15, "A", None)]
+    with pytest.raises(HistoryDecodeError, match="EventFromTheFuture"):
+        decode_events([*texts, '{"k":"EventFromTheFuture","event_id":99,"ts":0}'])
