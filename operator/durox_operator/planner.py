@@ -20,8 +20,8 @@ from typing import Any, Final
 
 import semver
 import yaml
-from durox.worker_config import OrchestrationPolicy, ReplayVersions, WorkerConfig
 
+from durox.worker_config import OrchestrationPolicy, ReplayVersions, WorkerConfig
 from durox_operator.model import (
     API_VERSION,
     CONFIG_DIR,

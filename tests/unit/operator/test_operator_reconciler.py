@@ -5,10 +5,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from operator_fixtures import registry
+
 from durox_operator.kube import Kube, KubeError
 from durox_operator.model import Obj
 from durox_operator.reconciler import Reconciler
-from operator_fixtures import registry
 
 
 class FakeKube(Kube):
