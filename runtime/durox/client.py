@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from durox._version import __version__
 from durox.core import events as ev
@@ -23,6 +23,8 @@ from durox.providers._base import (
     ExecutionInfo,
     InstanceInfo,
     Provider,
+    QueueDepths,
+    SystemMetrics,
     WorkerRecord,
 )
 
@@ -156,6 +158,43 @@ class Client:
         report shows nothing running and nothing queued outside the range."""
         wanted = range or SemverRange("0.0.0", __version__)
         return DrainReport(wanted, await self.provider.drain_report(wanted))
+
+    # ---- management ------------------------------------------------------------------------
+
+    async def delete_instance(self, instance_id: str, *, force: bool = False) -> int:
+        """Delete an instance, its history and its sub-orchestrations; returns how many
+        instances went. `InstanceRunningError` if any is still running, unless `force`;
+        `InstanceNotFoundError` if there is no such instance."""
+        _check_id(instance_id)
+        deleted = await self.provider.delete_instance(instance_id, force)
+        if deleted == 0:
+            raise InstanceNotFoundError(f"no instance {instance_id!r}")
+        return deleted
+
+    async def delete_instances(
+        self,
+        *,
+        status: str | None = None,
+        name: str | None = None,
+        completed_before: datetime | None = None,
+    ) -> int:
+        """Delete finished instances matching every filter given; returns how many went."""
+        return await self.provider.delete_instances(
+            status=status, name=name, completed_before=completed_before
+        )
+
+    async def prune_executions(self, instance_id: str, *, keep_last: int = 1) -> int:
+        """Drop all but the newest `keep_last` executions of a long-lived (continue_as_new)
+        instance; the current one always stays. Returns how many were dropped."""
+        if keep_last < 1:
+            raise ConfigurationError("keep_last must be at least 1")
+        return await self.provider.prune_executions(instance_id, keep_last)
+
+    async def get_queue_depths(self) -> QueueDepths:
+        return await self.provider.queue_depths()
+
+    async def get_system_metrics(self) -> SystemMetrics:
+        return await self.provider.system_metrics()
 
 
 @dataclass(frozen=True, slots=True)

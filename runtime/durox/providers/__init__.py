@@ -1,5 +1,10 @@
 """Stores. `SqliteProvider` is embedded and needs no set-up; `PostgresProvider` serves many
-workers (install the `postgres` extra). Both implement the `Provider` seam."""
+workers (install the `postgres` extra). Both implement the `Provider` seam.
+
+`PostgresProvider` is imported on first use, so `import durox.providers` works without asyncpg.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from durox.providers._base import (
     DrainEntry,
@@ -8,11 +13,16 @@ from durox.providers._base import (
     InstanceUpdate,
     OrchestrationItem,
     Provider,
+    QueueDepths,
+    SystemMetrics,
     TurnCommit,
     WorkerRecord,
     WorkItem,
 )
 from durox.providers.sqlite import SqliteProvider
+
+if TYPE_CHECKING:
+    from durox.providers.postgres import PostgresProvider
 
 __all__ = [
     "DrainEntry",
@@ -20,9 +30,20 @@ __all__ = [
     "InstanceInfo",
     "InstanceUpdate",
     "OrchestrationItem",
+    "PostgresProvider",
     "Provider",
+    "QueueDepths",
     "SqliteProvider",
+    "SystemMetrics",
     "TurnCommit",
     "WorkItem",
     "WorkerRecord",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PostgresProvider":
+        from durox.providers.postgres import PostgresProvider
+
+        return PostgresProvider
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

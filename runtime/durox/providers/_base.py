@@ -145,6 +145,41 @@ class DrainEntry:
     poisoned_instances: int
 
 
+@dataclass(frozen=True, slots=True)
+class QueueDepths:
+    """Messages waiting in each queue, by state, at one moment."""
+
+    orchestrator_ready: int
+    """Visible now, for an instance nobody holds: the next fetch can take them."""
+    orchestrator_delayed: int
+    """Not visible yet: timers, and retries backing off."""
+    orchestrator_locked: int
+    """Visible, for an instance a live lease holds (being processed, or arrived meanwhile)."""
+    worker_ready: int
+    worker_delayed: int
+    worker_locked: int
+    """Activities running somewhere under a live lease."""
+
+
+@dataclass(frozen=True, slots=True)
+class SystemMetrics:
+    """Counts across the whole store, for dashboards and capacity planning."""
+
+    instances_by_status: dict[str, int]
+    executions: int
+    history_events: int
+    instance_locks: int
+    """Live orchestration leases (turns in progress)."""
+    sessions: int
+    """Live session pins."""
+    workers: int
+    """Capability records (live or not yet reaped)."""
+
+    @property
+    def instances(self) -> int:
+        return sum(self.instances_by_status.values())
+
+
 QueueKind = Literal["orchestration", "activity"]
 
 
@@ -265,3 +300,35 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     async def close(self) -> None: ...
+
+    # -- management ----------------------------------------------------------------------
+    # Terminal statuses are Completed, Failed and Cancelled; anything else counts as running.
+
+    @abc.abstractmethod
+    async def delete_instance(self, instance_id: str, force: bool = False) -> int:
+        """Delete an instance with its executions, history, queued work and every descendant
+        (through `parent_instance_id`), atomically. `InstanceRunningError` if any of them is
+        not terminal, unless `force`. Returns how many instances were deleted (0: none)."""
+
+    @abc.abstractmethod
+    async def delete_instances(
+        self,
+        *,
+        status: str | None = None,
+        name: str | None = None,
+        completed_before: datetime | None = None,
+    ) -> int:
+        """Delete terminal instances matching every filter given (with their descendants);
+        an instance whose tree still has something running is left alone. Returns how many
+        instances were deleted."""
+
+    @abc.abstractmethod
+    async def prune_executions(self, instance_id: str, keep_last: int = 1) -> int:
+        """Delete all but the newest `keep_last` executions (at least 1: the current one is
+        never pruned) and their history. Returns how many executions were deleted."""
+
+    @abc.abstractmethod
+    async def queue_depths(self) -> QueueDepths: ...
+
+    @abc.abstractmethod
+    async def system_metrics(self) -> SystemMetrics: ...

@@ -41,6 +41,7 @@ from durox.errors import (
     DuroxError,
     HistoryDecodeError,
     InstanceAlreadyExistsError,
+    InstanceRunningError,
     LockLostError,
     StoreCorruptionError,
     StoreUnavailableError,
@@ -51,7 +52,9 @@ from durox.providers._base import (
     InstanceInfo,
     OrchestrationItem,
     Provider,
+    QueueDepths,
     QueueKind,
+    SystemMetrics,
     TurnCommit,
     WorkerRecord,
     WorkItem,
@@ -60,6 +63,7 @@ from durox.providers._base import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Clock = Callable[[], int]
+_TERMINAL = ("Completed", "Failed", "Cancelled")
 
 
 def _wall_ms() -> int:
@@ -892,6 +896,128 @@ class SqliteProvider(Provider):
             ).fetchall()
         )
         return decode_events([r[0] for r in rows])
+
+    # ---- management (delete, prune, depths, metrics) --------------------------------------
+
+    _TREE_SQL = (
+        "WITH RECURSIVE tree(instance_id, status) AS ("
+        " SELECT instance_id, status FROM instances WHERE instance_id = ?"
+        " UNION SELECT c.instance_id, c.status FROM instances c"
+        " JOIN tree t ON c.parent_instance_id = t.instance_id)"
+        " SELECT instance_id, status FROM tree"
+    )
+
+    @staticmethod
+    def _delete_tree(c: sqlite3.Connection, ids: list[str]) -> int:
+        marks = ", ".join("?" * len(ids))
+        for table in ("history", "executions", "orchestrator_queue", "worker_queue"):
+            c.execute(f"DELETE FROM {table} WHERE instance_id IN ({marks})", ids)
+        c.execute(f"DELETE FROM instance_locks WHERE instance_id IN ({marks})", ids)
+        return c.execute(f"DELETE FROM instances WHERE instance_id IN ({marks})", ids).rowcount
+
+    async def delete_instance(self, instance_id: str, force: bool = False) -> int:
+        def tx(c: sqlite3.Connection) -> int:
+            tree = c.execute(self._TREE_SQL, (instance_id,)).fetchall()
+            if not tree:
+                return 0
+            running = sorted(i for i, status in tree if status not in _TERMINAL)
+            if running and not force:
+                raise InstanceRunningError(
+                    f"instance {running[0]!r} is still running; delete it with force=True"
+                )
+            return self._delete_tree(c, [i for i, _ in tree])
+
+        return await self._run(tx)
+
+    async def delete_instances(
+        self,
+        *,
+        status: str | None = None,
+        name: str | None = None,
+        completed_before: datetime | None = None,
+    ) -> int:
+        before = None if completed_before is None else int(completed_before.timestamp() * 1000)
+
+        def tx(c: sqlite3.Connection) -> int:
+            candidates = c.execute(
+                "SELECT instance_id FROM instances WHERE status IN (?, ?, ?)"
+                " AND (? IS NULL OR status = ?) AND (? IS NULL OR orchestration_name = ?)"
+                " AND (? IS NULL OR updated_at < ?) ORDER BY instance_id",
+                (*_TERMINAL, status, status, name, name, before, before),
+            ).fetchall()
+            total = 0
+            for (instance_id,) in candidates:
+                tree = c.execute(self._TREE_SQL, (instance_id,)).fetchall()
+                if tree and all(st in _TERMINAL for _, st in tree):
+                    total += self._delete_tree(c, [i for i, _ in tree])
+            return total
+
+        return await self._run(tx)
+
+    async def prune_executions(self, instance_id: str, keep_last: int = 1) -> int:
+        keep = max(keep_last, 1)
+
+        def tx(c: sqlite3.Connection) -> int:
+            row = c.execute(
+                "SELECT current_execution_id FROM instances WHERE instance_id = ?", (instance_id,)
+            ).fetchone()
+            if row is None:
+                return 0
+            last = row[0] - keep
+            c.execute(
+                "DELETE FROM history WHERE instance_id = ? AND execution_id <= ?",
+                (instance_id, last),
+            )
+            return c.execute(
+                "DELETE FROM executions WHERE instance_id = ? AND execution_id <= ?",
+                (instance_id, last),
+            ).rowcount
+
+        return await self._run(tx)
+
+    async def queue_depths(self) -> QueueDepths:
+        now = self._clock()
+
+        def tx(c: sqlite3.Connection) -> tuple[int, ...]:
+            held = (
+                "EXISTS (SELECT 1 FROM instance_locks l WHERE l.instance_id = o.instance_id"
+                " AND l.locked_until > :now)"
+            )
+            free = "(w.lock_token IS NULL OR w.locked_until <= :now)"
+            row: tuple[int, ...] = c.execute(
+                "SELECT"
+                f" (SELECT count(*) FROM orchestrator_queue o WHERE visible_at <= :now"
+                f"  AND NOT {held}),"
+                " (SELECT count(*) FROM orchestrator_queue o WHERE visible_at > :now),"
+                f" (SELECT count(*) FROM orchestrator_queue o WHERE visible_at <= :now AND {held}),"
+                f" (SELECT count(*) FROM worker_queue w WHERE visible_at <= :now AND {free}),"
+                f" (SELECT count(*) FROM worker_queue w WHERE visible_at > :now AND {free}),"
+                " (SELECT count(*) FROM worker_queue w WHERE lock_token IS NOT NULL"
+                "  AND locked_until > :now)",
+                {"now": now},
+            ).fetchone()
+            return row
+
+        return QueueDepths(*await self._run(tx))
+
+    async def system_metrics(self) -> SystemMetrics:
+        now = self._clock()
+
+        def tx(c: sqlite3.Connection) -> tuple[list[tuple[str, int]], tuple[int, ...]]:
+            by_status = c.execute(
+                "SELECT status, count(*) FROM instances GROUP BY status ORDER BY status"
+            ).fetchall()
+            counts: tuple[int, ...] = c.execute(
+                "SELECT (SELECT count(*) FROM executions), (SELECT count(*) FROM history),"
+                " (SELECT count(*) FROM instance_locks WHERE locked_until > ?),"
+                " (SELECT count(*) FROM sessions WHERE locked_until > ?),"
+                " (SELECT count(*) FROM workers)",
+                (now, now),
+            ).fetchone()
+            return by_status, counts
+
+        by_status, counts = await self._run(tx)
+        return SystemMetrics(dict(by_status), *counts)
 
 
 def _worker(row: tuple[Any, ...]) -> WorkerRecord:
