@@ -10,9 +10,11 @@ authenticates with static tokens, so several clusters (CI next to a developer's 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -252,15 +254,19 @@ class ControlPlane:
         )
 
     def stop(self) -> None:
-        for proc in reversed(self._procs):
-            if proc.popen.poll() is None:
-                proc.popen.terminate()
-        for proc in reversed(self._procs):
-            try:
-                proc.popen.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.popen.kill()
-                proc.popen.wait(timeout=15)
+        # Clients first, etcd last: an apiserver whose etcd is gone waits out its timeouts.
+        clients = [p for p in self._procs if p.name not in ("kube-apiserver", "etcd")]
+        servers = [p for p in reversed(self._procs) if p not in clients]
+        for group in (clients, *([p] for p in servers)):
+            for proc in group:
+                if proc.popen.poll() is None:
+                    proc.popen.terminate()
+            for proc in group:
+                try:
+                    proc.popen.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.popen.kill()
+                    proc.popen.wait(timeout=15)
         self._procs.clear()
 
     def check_alive(self) -> None:
@@ -285,6 +291,7 @@ class ControlPlane:
                 stdin=subprocess.DEVNULL,
                 cwd=self.workdir,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         self._procs.append(_Process(name, popen, log))
 
@@ -384,6 +391,14 @@ def operator_process(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _die_with_parent() -> None:
+    """Linux: kill the component if pytest dies without running its finalizers (a CI
+    timeout's SIGKILL), so no orphaned apiserver keeps a core busy."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def tail(path: Path, lines: int = 40) -> str:
