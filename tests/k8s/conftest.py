@@ -21,12 +21,8 @@ def k8s_bin() -> Path:
     try:
         return find_bin_dir()
     except FileNotFoundError as exc:
-        where = (
-            "in CI the build step must run first (scripts/test.sh does it)"
-            if os.environ.get("CI") == "true"
-            else "locally"
-        )
-        pytest.fail(f"Kubernetes toolchain missing ({where}): {exc}", pytrace=False)
+        hint = " (in CI, scripts/test.sh builds it before pytest)" if os.environ.get("CI") else ""
+        pytest.fail(f"Kubernetes toolchain missing{hint}: {exc}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -435,8 +435,8 @@ def find_bin_dir() -> Path:
         )
         if proc.returncode != 0:
             raise FileNotFoundError(
-                "the Kubernetes test binaries are not built. Build them once (tens of minutes "
-                f"cold, cached afterwards) with:\n    {TOOLCHAIN_BUILD}\n"
+                "the Kubernetes test binaries are not built. Build them once (about 7 minutes "
+                f"cold, cached outside the clone afterwards) with:\n    {TOOLCHAIN_BUILD}\n"
                 "or run everything with: bash scripts/test.sh"
             )
         path = Path(proc.stdout.strip())

@@ -24,7 +24,6 @@ mods_hash="$(cat "$here"/kube/go.mod "$here"/kube/go.sum "$here"/etcd/go.mod "$h
 key="r${TOOLCHAIN_RECIPE}-k8s${KUBERNETES_VERSION}-etcd${ETCD_VERSION}-kwok${KWOK_VERSION}-helm${HELM_VERSION}-${mods_hash}"
 root="${DUROX_CACHE_DIR:-$HOME/.cache/durox}/k8s/${key}"
 bin="$root/bin"
-mkdir -p "$bin"
 
 binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm)
 complete() {
@@ -43,6 +42,7 @@ if [ "${1:-}" = "--check" ]; then
 fi
 
 # One builder at a time per key; a second caller waits and then finds the binaries.
+mkdir -p "$bin"
 exec 9>"$root/.lock"
 flock 9
 if complete; then
