@@ -24,7 +24,9 @@ _state: dict[str, Reconciler] = {}
 
 
 def _post_event(registry: Obj, type: str, reason: str, message: str) -> None:
-    kopf.event(kopf.Body(cast(kopf.RawBody, dict(registry))), type=type, reason=reason, message=message)
+    kopf.event(
+        kopf.Body(cast(kopf.RawBody, dict(registry))), type=type, reason=reason, message=message
+    )
 
 
 def _reconciler() -> Reconciler:
