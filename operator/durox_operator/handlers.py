@@ -3,11 +3,15 @@
 Only event handlers are registered, on purpose. kopf's change handlers would keep their
 progress and last-handled state on the object and want finalizers; our reconcile is
 level-triggered and idempotent, owner references clean up the children, so none of that is
-needed. Status is written by the reconciler under `status`, never into annotations.
+needed. Status is written by the reconciler under `status`, never into annotations. Events
+alone never retry, so a periodic resync task (started with the operator, stopped with it)
+reruns the pass over every registry.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import logging
 from typing import Any, cast
@@ -19,6 +23,8 @@ from durox_operator.model import FIELD_MANAGER, GROUP, PLURAL, REGISTRY_LABEL, V
 from durox_operator.reconciler import Reconciler
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_RESYNC_SECONDS = 300.0
 
 _state: dict[str, Reconciler] = {}
 
@@ -34,14 +40,36 @@ def _reconciler() -> Reconciler:
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    # The watch ends and is re-listed every minute, and a re-list replays every registry as an
-    # event: a periodic resync that retries anything a failed pass left behind.
-    settings.watching.server_timeout = 60
-    settings.watching.client_timeout = 90
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     load_config()
-    _state["reconciler"] = Reconciler(Kube(), _post_event)
+    reconciler = Reconciler(Kube(), _post_event)
+    _state["reconciler"] = reconciler
+    period = float(memo.get("resync_seconds", DEFAULT_RESYNC_SECONDS))
+    namespaces = list(memo.get("namespaces", []))
+    memo["resync_task"] = asyncio.create_task(_resync_forever(reconciler, namespaces, period))
+
+
+@kopf.on.cleanup()
+async def stop_resync(memo: kopf.Memo, **_: Any) -> None:
+    task = memo.get("resync_task")
+    if isinstance(task, asyncio.Task):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _resync_forever(reconciler: Reconciler, namespaces: list[str], period: float) -> None:
+    """Periodic level-triggered pass over every registry (kopf's watch does not re-list)."""
+    while True:
+        await asyncio.sleep(period)
+        try:
+            failed = await asyncio.to_thread(reconciler.resync, namespaces)
+        except Exception:  # keep resyncing: one bad pass must not end the loop
+            logger.exception("resync pass failed")
+            continue
+        if failed:
+            logger.warning("resync: %d registries failed; retrying in %.0fs", failed, period)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
