@@ -141,3 +141,15 @@ def next_turn(
 
 def result(instance_id: str, event_id: int, value: ev.JSON = None) -> ev.ActivityResult:
     return ev.ActivityResult(instance_id, 1, event_id, value)
+
+
+async def raw_sql(provider: Provider, sql: str) -> None:
+    """Run one parameterless statement behind the provider's back (to corrupt a row, say).
+    The statement must be valid in both SQLite and PostgreSQL."""
+    from durox.providers import SqliteProvider
+
+    if isinstance(provider, SqliteProvider):
+        await provider._run(lambda c: c.execute(sql))
+        return
+    async with provider._pool.acquire() as conn:  # type: ignore[attr-defined]
+        await conn.execute(sql)
