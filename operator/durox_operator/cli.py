@@ -35,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="serve kopf's liveness probe, e.g. http://0.0.0.0:8081/healthz",
     )
+    run.add_argument(
+        "--resync-seconds",
+        type=float,
+        default=300.0,
+        help="reconcile every registry this often, besides on events (default 300)",
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -55,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         liveness_endpoint=args.liveness,
+        memo=kopf.Memo(namespaces=list(args.namespace), resync_seconds=args.resync_seconds),
     )
     return 0
 

@@ -14,12 +14,12 @@ import asyncio
 import contextlib
 import copy
 import logging
-from typing import Any, cast
+from typing import Any
 
 import kopf
 
 from durox_operator.kube import Kube, load_config
-from durox_operator.model import FIELD_MANAGER, GROUP, PLURAL, REGISTRY_LABEL, VERSION, Obj
+from durox_operator.model import FIELD_MANAGER, GROUP, PLURAL, REGISTRY_LABEL, VERSION
 from durox_operator.reconciler import Reconciler
 
 logger = logging.getLogger(__name__)
@@ -27,12 +27,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_RESYNC_SECONDS = 300.0
 
 _state: dict[str, Reconciler] = {}
-
-
-def _post_event(registry: Obj, type: str, reason: str, message: str) -> None:
-    kopf.event(
-        kopf.Body(cast(kopf.RawBody, dict(registry))), type=type, reason=reason, message=message
-    )
 
 
 def _reconciler() -> Reconciler:
@@ -43,7 +37,8 @@ def _reconciler() -> Reconciler:
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     load_config()
-    reconciler = Reconciler(Kube(), _post_event)
+    kube = Kube()
+    reconciler = Reconciler(kube, kube.post_event)
     _state["reconciler"] = reconciler
     period = float(memo.get("resync_seconds", DEFAULT_RESYNC_SECONDS))
     namespaces = list(memo.get("namespaces", []))

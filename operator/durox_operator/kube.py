@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -86,6 +88,19 @@ class Kube:
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         return self._call("GET", self._path(kind, namespace, name))
 
+    def list_registries(self, namespace: str | None) -> list[dict[str, Any]]:
+        """Every registry in `namespace`, or in the whole cluster when it is None."""
+        if namespace is None:
+            path = f"/apis/{GROUP}/{VERSION}/{PLURAL}"
+        else:
+            path = self._path("OrchestrationRegistry", namespace)
+        result = self._call("GET", path)
+        items: list[dict[str, Any]] = (result or {}).get("items", [])
+        for item in items:  # list items omit these; the reconciler and Events need them
+            item.setdefault("apiVersion", f"{GROUP}/{VERSION}")
+            item.setdefault("kind", "OrchestrationRegistry")
+        return items
+
     def apply(self, obj: Obj) -> dict[str, Any]:
         meta = obj["metadata"]
         result = self._call(
@@ -99,6 +114,39 @@ class Kube:
             raise KubeError(f"apply {obj['kind']} {meta['name']}: namespace is gone", 404)
         logger.info("applied %s %s/%s", obj["kind"], meta["namespace"], meta["name"])
         return result
+
+    def post_event(self, registry: Obj, type: str, reason: str, message: str) -> None:
+        """A core/v1 Event about the registry. Best effort: a lost Event is logged, not raised,
+        because the status already says the same thing."""
+        meta = registry["metadata"]
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": registry.get("apiVersion", f"{GROUP}/{VERSION}"),
+                "kind": registry.get("kind", "OrchestrationRegistry"),
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
+            "type": type,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": FIELD_MANAGER},
+            "reportingComponent": FIELD_MANAGER,
+            "reportingInstance": socket.gethostname()[:128],
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            self._call(
+                "POST", f"/api/v1/namespaces/{quote(meta['namespace'], safe='')}/events", body=event
+            )
+        except KubeError as exc:
+            logger.warning("posting Event %s about %s failed: %s", reason, meta["name"], exc)
 
     def patch_registry_status(self, namespace: str, name: str, status: Obj) -> None:
         self._call(

@@ -284,11 +284,17 @@ def plan_deployment(registry: Obj, config: WorkerConfig) -> dict[str, Any]:
 
 
 def needs_apply(desired: Obj, observed: Obj | None) -> bool:
-    """Whether the observed child differs from the plan (judged by the planned-content hash)."""
+    """Whether the observed child differs from the plan.
+
+    Judged by the planned-content hash, which the apiserver's defaulting cannot disturb, plus
+    the ConfigMap's data, which nobody else defaults: a hand edit of the worker file is drift
+    the next pass undoes even if the editor left the annotation alone."""
     if observed is None:
         return True
     have = observed.get("metadata", {}).get("annotations", {}).get(HASH_ANNOTATION)
-    return bool(have != desired["metadata"]["annotations"][HASH_ANNOTATION])
+    if have != desired["metadata"]["annotations"][HASH_ANNOTATION]:
+        return True
+    return bool(desired["kind"] == "ConfigMap" and observed.get("data") != desired["data"])
 
 
 # -- status ------------------------------------------------------------------------------------

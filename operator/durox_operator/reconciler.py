@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 
 class Recorder(Protocol):
-    """Posts a Kubernetes Event about the registry (kopf's per-object events, in production)."""
+    """Posts a Kubernetes Event about the registry (`Kube.post_event` in production)."""
 
     def __call__(self, registry: Obj, type: str, reason: str, message: str) -> None: ...
 
@@ -37,6 +38,33 @@ class Reconciler:
         self._record = record
         # A registry event and an event of its Deployment may arrive together on two threads.
         self._locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+
+    def resync(self, namespaces: Sequence[str]) -> int:
+        """Reconcile every registry in `namespaces` (all when empty); return how many failed.
+
+        Events alone do not retry: a pass that failed (the API was down, a webhook refused)
+        or drift nobody watches (a hand-edited ConfigMap) waits for the next resync."""
+        failed = 0
+        scopes: list[str | None] = list(namespaces) if namespaces else [None]
+        for namespace in scopes:
+            try:
+                registries = self._kube.list_registries(namespace)
+            except KubeError as exc:
+                logger.warning("resync: listing registries failed: %s", exc)
+                failed += 1
+                continue
+            for registry in registries:
+                try:
+                    self.reconcile(registry)
+                except KubeError as exc:
+                    logger.warning(
+                        "resync of %s/%s failed: %s",
+                        registry["metadata"].get("namespace"),
+                        registry["metadata"].get("name"),
+                        exc,
+                    )
+                    failed += 1
+        return failed
 
     def reconcile_by_name(self, namespace: str, name: str) -> None:
         registry = self._kube.get("OrchestrationRegistry", namespace, name)

@@ -25,7 +25,7 @@ def operator(
 ) -> Iterator[Path]:
     """`durox-operator run` as a subprocess with the admin kubeconfig; yields its log file."""
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    with operator_process(control_plane, log):
+    with operator_process(control_plane, log, "--resync-seconds", "2"):
         yield log
 
 
@@ -205,3 +205,19 @@ def test_deleted_child_is_recreated(cluster: Cluster) -> None:
         ),
     )
     cluster.wait("the registry to become Available again", lambda: cluster.settled(1))
+
+
+def test_hand_edited_configmap_is_restored_by_resync(cluster: Cluster) -> None:
+    plane, ns = cluster.plane, cluster.ns
+    plane.apply(_registry("orders"), "-n", ns)
+    cluster.wait("the registry to become Available", lambda: cluster.settled(1))
+    planned = cluster.get("configmap", "orders")["data"]["worker.yaml"]
+    plane.kubectl(
+        "patch", "configmap", "orders", "-n", ns, "--type=merge",
+        "-p", json.dumps({"data": {"worker.yaml": "pool: tampered\n"}}),
+    )  # fmt: skip
+    cluster.wait(
+        "the resync to restore the worker file",
+        lambda: cluster.get("configmap", "orders")["data"]["worker.yaml"] == planned,
+        timeout=30,
+    )

@@ -212,6 +212,15 @@ def test_planning_is_deterministic_and_hash_ignores_server_fields() -> None:
     assert planner.needs_apply(desired, observed)
 
 
+def test_hand_edited_worker_file_is_drift() -> None:
+    body = registry()
+    desired = planner.plan_configmap(body, _config(body))
+    observed = copy.deepcopy(desired)
+    assert not planner.needs_apply(desired, observed)
+    observed["data"]["worker.yaml"] = "pool: hacked\n"
+    assert planner.needs_apply(desired, observed)
+
+
 # -- status ---------------------------------------------------------------------------------
 
 

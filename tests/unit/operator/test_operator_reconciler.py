@@ -28,6 +28,13 @@ class FakeKube(Kube):
         found = self.objects.get((kind, namespace, name))
         return copy.deepcopy(found) if found is not None else None
 
+    def list_registries(self, namespace: str | None) -> list[dict[str, Any]]:
+        return [
+            copy.deepcopy(o)
+            for (kind, ns, _), o in sorted(self.objects.items())
+            if kind == "OrchestrationRegistry" and namespace in (None, ns)
+        ]
+
     def apply(self, obj: Obj) -> dict[str, Any]:
         if self.fail_apply is not None:
             raise self.fail_apply
@@ -122,3 +129,32 @@ def test_deleted_or_missing_registries_are_left_alone() -> None:
     )
     reconciler.reconcile_by_name("shop", "orders")
     assert kube.writes == []
+
+
+def test_resync_repairs_drift_that_no_event_reports() -> None:
+    kube = FakeKube()
+    reconciler, _ = _setup(kube)
+    assert reconciler.resync([]) == 0
+    kube.objects[("ConfigMap", "shop", "orders")]["data"]["worker.yaml"] = "tampered"
+    kube.writes.clear()
+    assert reconciler.resync(["shop"]) == 0
+    assert kube.writes == [("apply", "ConfigMap")]
+    assert "tampered" not in kube.objects[("ConfigMap", "shop", "orders")]["data"]["worker.yaml"]
+    kube.writes.clear()
+    assert reconciler.resync(["elsewhere"]) == 0
+    assert kube.writes == []
+
+
+def test_resync_counts_failures_and_carries_on() -> None:
+    kube = FakeKube()
+    reconciler, _ = _setup(kube)
+    second = registry()
+    second["kind"] = "OrchestrationRegistry"
+    second["metadata"] |= {"name": "payments", "uid": "3333"}
+    kube.put(second)
+
+    def refuse_status(namespace: str, name: str, status: Obj) -> None:
+        raise KubeError("HTTP 500", 500)
+
+    kube.patch_registry_status = refuse_status  # type: ignore[method-assign]
+    assert reconciler.resync([]) == 2
