@@ -84,6 +84,7 @@ def test_chart_options_reach_the_operator_args(control_plane: ControlPlane) -> N
     assert "--namespace=a" in args
     assert "--namespace=b" in args
     assert "--peering=durox" in args
+    assert "--resync-seconds=300" in args
 
 
 @pytest.mark.parametrize(
@@ -92,6 +93,7 @@ def test_chart_options_reach_the_operator_args(control_plane: ControlPlane) -> N
         ("replicas=2", "replicas > 1 needs peering.enabled"),
         ("unknownKey=1", "additional properties 'unknownKey' not allowed"),
         ("image.pullPolicy=Sometimes", "pullPolicy"),
+        ("resyncSeconds=1", "resyncSeconds"),
     ],
 )
 def test_chart_refuses_bad_values(control_plane: ControlPlane, setting: str, message: str) -> None:
