@@ -1,0 +1,208 @@
+"""PostgreSQL-only mechanics: racing migrations, migrations equal to the schema file, error
+classification, schemas as separate deployments, and wake-ups by NOTIFY."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from importlib import resources
+
+import asyncpg
+import pytest
+
+from durox.core import events as ev
+from durox.errors import (
+    InstanceAlreadyExistsError,
+    LockLostError,
+    StoreConflictError,
+    StoreCorruptionError,
+    StoreUnavailableError,
+)
+from durox.providers import PostgresProvider
+from durox.providers.postgres._provider import classify, migrations
+from tests.conformance.pg import fresh_schema
+
+
+async def test_many_workers_migrating_a_fresh_schema_at_once(dsn: str, schema: str) -> None:
+    providers = await asyncio.gather(
+        *(PostgresProvider.connect(dsn, schema=schema, pool_size=1) for _ in range(8))
+    )
+    try:
+        conn = await asyncpg.connect(dsn)
+        try:
+            applied = await conn.fetchval(f'SELECT count(*) FROM "{schema}".durox_migrations')
+        finally:
+            await conn.close()
+        assert applied == len(migrations()) >= 1
+        await providers[0].start_instance(ev.StartOrchestration("i1", "O", None, None))
+        item = await providers[7].fetch_orchestration_item(1000)
+        assert item is not None and item.instance_id == "i1"
+    finally:
+        await asyncio.gather(*(p.close() for p in providers))
+
+
+async def _catalog(conn: asyncpg.Connection, schema: str) -> set[tuple[str, ...]]:
+    columns = await conn.fetch(
+        "SELECT table_name, column_name, data_type, is_nullable, coalesce(column_default, '')"
+        " FROM information_schema.columns WHERE table_schema = $1",
+        schema,
+    )
+    indexes = await conn.fetch(
+        "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = $1",
+        schema,
+    )
+    functions = await conn.fetch(
+        "SELECT p.proname, pg_get_function_arguments(p.oid), p.prosrc FROM pg_proc p"
+        " JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1",
+        schema,
+    )
+    rows = [*columns, *indexes, *functions]
+    return {tuple(str(v).replace(schema, "S") for v in r) for r in rows}
+
+
+async def test_the_migrations_give_the_schema_file(dsn: str) -> None:
+    async with fresh_schema(dsn) as migrated, fresh_schema(dsn) as expected:
+        p = await PostgresProvider.connect(dsn, schema=migrated, listen=False)
+        await p.close()
+        again = await PostgresProvider.connect(dsn, schema=migrated, listen=False)
+        await again.close()  # applying again is a no-op
+        conn = await asyncpg.connect(dsn)
+        try:
+            sql = resources.files("durox.providers.postgres").joinpath("schema.sql").read_text()
+            async with conn.transaction():
+                await conn.execute(
+                    f'CREATE SCHEMA "{expected}"; SET LOCAL search_path = "{expected}"'
+                )
+                await conn.execute(sql)
+            got = await _catalog(conn, migrated)
+            want = await _catalog(conn, expected)
+        finally:
+            await conn.close()
+        got = {r for r in got if "durox_migrations" not in r[0]}
+        assert got == want
+
+
+async def test_schemas_are_separate_deployments(dsn: str) -> None:
+    async with fresh_schema(dsn) as a_name, fresh_schema(dsn) as b_name:
+        a = await PostgresProvider.connect(dsn, schema=a_name)
+        b = await PostgresProvider.connect(dsn, schema=b_name)
+        try:
+            await a.start_instance(ev.StartOrchestration("same", "O", None, None))
+            await b.start_instance(ev.StartOrchestration("same", "O", None, None))
+            with pytest.raises(InstanceAlreadyExistsError):
+                await a.start_instance(ev.StartOrchestration("same", "O", None, None))
+            item = await b.fetch_orchestration_item(1000)
+            assert item is not None
+            assert await b.fetch_orchestration_item(1000) is None
+            assert await a.fetch_orchestration_item(1000) is not None
+        finally:
+            await a.close()
+            await b.close()
+
+
+async def test_an_idle_worker_is_woken_by_notify_in_milliseconds(dsn: str, schema: str) -> None:
+    waiting = await PostgresProvider.connect(dsn, schema=schema)
+    other = await PostgresProvider.connect(dsn, schema=schema, listen=False)
+    try:
+        for kind in ("orchestration", "activity"):
+            while waiting._pending[kind]:  # drop the wake-ups of connecting
+                await waiting.wait_for_work(kind, 0)  # type: ignore[arg-type]
+        task = asyncio.create_task(waiting.wait_for_work("orchestration", 10))
+        await asyncio.sleep(0.05)
+        began = time.monotonic()
+        await other.start_instance(ev.StartOrchestration("i1", "O", None, None))
+        await asyncio.wait_for(task, 2)
+        assert time.monotonic() - began < 1.0
+    finally:
+        await waiting.close()
+        await other.close()
+
+
+async def test_the_listener_reconnects_when_its_connection_is_killed(dsn: str, schema: str) -> None:
+    p = await PostgresProvider.connect(dsn, schema=schema)
+    try:
+        conn = await asyncpg.connect(dsn)
+        try:
+            killed = await conn.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE query LIKE 'LISTEN %' AND query LIKE $1",
+                f"%durox.{schema}%",
+            )
+            assert killed == 1
+            deadline = time.monotonic() + 10
+            while not p._listening.is_set() or not await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE $1", f"%durox.{schema}%"
+            ):
+                assert time.monotonic() < deadline, "listener did not come back"
+                await asyncio.sleep(0.05)
+        finally:
+            await conn.close()
+        await p.start_instance(ev.StartOrchestration("i1", "O", None, None))
+        await asyncio.wait_for(p.wait_for_work("orchestration", 5), 2)
+    finally:
+        await p.close()
+
+
+async def test_a_fetch_never_hands_out_a_lease_that_lapsed_on_the_way(
+    dsn: str, schema: str
+) -> None:
+    p = await PostgresProvider.connect(dsn, schema=schema, listen=False)
+    try:
+        await p.start_instance(ev.StartOrchestration("i1", "O", None, None))
+        assert await p.fetch_orchestration_item(0) is None  # a zero lease is over at once
+        item = await p.fetch_orchestration_item(30_000)
+        assert item is not None and item.attempt_count == 1  # the first try was not counted
+    finally:
+        await p.close()
+
+
+class _Err(asyncpg.PostgresError):
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"state {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind"),
+    [
+        (_Err("40001"), StoreConflictError),
+        (_Err("40P01"), StoreConflictError),
+        (_Err("0A000"), StoreConflictError),
+        (_Err("08006"), StoreUnavailableError),
+        (_Err("57P01"), StoreUnavailableError),
+        (_Err("53300"), StoreUnavailableError),
+        (_Err("23505"), StoreCorruptionError),
+        (_Err("22P02"), StoreCorruptionError),
+        (_Err("XX001"), StoreCorruptionError),
+        (_Err("DX001"), LockLostError),
+        (_Err("DX002"), InstanceAlreadyExistsError),
+        (ConnectionResetError("reset"), StoreUnavailableError),
+        (asyncpg.InterfaceError("connection is closed"), StoreUnavailableError),
+        (TimeoutError(), StoreUnavailableError),
+    ],
+)
+def test_driver_errors_are_classified(exc: BaseException, kind: type) -> None:
+    err = classify(exc)
+    assert type(err) is kind
+    assert err.retryable is (kind in (StoreConflictError, StoreUnavailableError, LockLostError))
+
+
+async def test_a_real_stale_plan_is_retryable(dsn: str) -> None:
+    """Caches plans, changes the table under them, and checks what the driver raises."""
+    conn = await asyncpg.connect(dsn)
+    name = f"t_{uuid.uuid4().hex[:8]}"
+    try:
+        await conn.execute(f"CREATE TABLE {name} (a int)")
+        await conn.fetch(f"SELECT * FROM {name}")
+        await conn.execute(f"ALTER TABLE {name} ADD COLUMN b int")
+        outcome: object
+        try:
+            outcome = await conn.fetch(f"SELECT * FROM {name}")
+        except Exception as exc:
+            outcome = classify(exc)
+        # Either asyncpg re-prepared the statement by itself, or the error says "retry".
+        assert outcome == [] or (isinstance(outcome, StoreConflictError) and outcome.retryable)
+    finally:
+        await conn.execute(f"DROP TABLE IF EXISTS {name}")
+        await conn.close()
