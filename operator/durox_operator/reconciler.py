@@ -88,17 +88,18 @@ class Reconciler:
         apply_error: str | None = None
         deployment: dict[str, Any] | None = None
         try:
-            deployment = self._ensure(registry, planner.plan_configmap(registry, config))
+            self._ensure(registry, planner.plan_configmap(registry, config))
             deployment = self._ensure(registry, planner.plan_deployment(registry, config))
         except KubeError as exc:
             logger.warning("applying children of %s failed: %s", registry["metadata"]["name"], exc)
             apply_error = str(exc)[:1000]
-            if deployment is None or deployment.get("kind") != "Deployment":
-                deployment = self._kube.get(
-                    "Deployment", registry["metadata"]["namespace"], planner.child_name(registry)
-                )
+            deployment = self._kube.get(
+                "Deployment", registry["metadata"]["namespace"], planner.child_name(registry)
+            )
+        # After a failed apply the ConfigMap may still hold the old file: keep the old revision.
+        applied = config if apply_error is None else None
         status = planner.plan_status(
-            registry, deployment, utc_now(), config=config, apply_error=apply_error
+            registry, deployment, utc_now(), config=applied, apply_error=apply_error
         )
         self._report(registry, status)
 
