@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from k8s_control_plane import ControlPlane, find_bin_dir, running_control_plane
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture(scope="session")
 def k8s_bin() -> Path:
@@ -40,9 +42,6 @@ def namespace(control_plane: ControlPlane) -> Iterator[str]:
     yield name
     control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
     control_plane.check_alive()
-
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ Deployment must become ReplicaSets (controller-manager), its pods must land on k
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -47,8 +48,6 @@ def _ready(pod: dict[str, Any]) -> bool:
 
 
 def test_versions_are_stamped(control_plane: ControlPlane) -> None:
-    import json
-
     versions = json.loads(control_plane.kubectl("version", "-o", "json"))
     assert versions["serverVersion"]["gitVersion"].startswith("v1.36.")
     assert versions["clientVersion"]["gitVersion"].startswith("v1.36.")
@@ -87,3 +86,19 @@ def test_deployment_rolls_out_and_updates_on_kwok(
     assert not old_names & {p["metadata"]["name"] for p in _pods(plane, namespace, "web")}
     replica_sets = plane.get_json("replicasets", "-n", namespace)["items"]
     assert len(replica_sets) == 2
+
+
+def test_garbage_collector_removes_dependents(control_plane: ControlPlane, namespace: str) -> None:
+    plane = control_plane
+    plane.apply(_deployment("gc", "example.invalid/gc:1", 2), "-n", namespace)
+    plane.kubectl("rollout", "status", "deployment/gc", "-n", namespace, "--timeout=90s")
+    assert plane.get_json("replicasets", "-n", namespace, "-l", "app=gc")["items"]
+    plane.kubectl("delete", "deployment", "gc", "-n", namespace)
+    wait_for(
+        "the ReplicaSet and its pods to be garbage-collected",
+        lambda: (
+            not plane.get_json("replicasets", "-n", namespace, "-l", "app=gc")["items"]
+            and not plane.get_json("pods", "-n", namespace, "-l", "app=gc")["items"]
+        ),
+        60,
+    )
