@@ -80,7 +80,7 @@ class Cluster:
         except TimeoutError as exc:
             raise AssertionError(f"{exc}\noperator log:\n{tail(self.log, 60)}") from None
 
-    def settled(self, generation: int) -> bool:
+    def settled(self, generation: int, workers: int = 2) -> bool:
         body = self.get("orchestrationregistry", "orders")
         status = body.get("status", {})
         conds = {c["type"]: c for c in status.get("conditions", [])}
@@ -89,7 +89,7 @@ class Cluster:
             and conds.get("Available", {}).get("status") == "True"
             and conds.get("Progressing", {}).get("status") == "False"
             and all(c.get("observedGeneration") == generation for c in conds.values())
-            and status.get("workers") == "2/2"
+            and status.get("workers") == f"{workers}/{workers}"
         )
 
 
@@ -221,3 +221,21 @@ def test_hand_edited_configmap_is_restored_by_resync(cluster: Cluster) -> None:
         lambda: cluster.get("configmap", "orders")["data"]["worker.yaml"] == planned,
         timeout=30,
     )
+
+
+def test_unset_replicas_leave_scaling_to_someone_else(cluster: Cluster) -> None:
+    plane, ns = cluster.plane, cluster.ns
+    body = _registry("orders")
+    del body["spec"]["replicas"]
+    plane.apply(body, "-n", ns)
+    cluster.wait(
+        "one worker (the Deployment's default)",
+        lambda: (
+            cluster.get("orchestrationregistry", "orders").get("status", {}).get("workers") == "1/1"
+        ),
+    )
+    # an autoscaler (here: kubectl scale) owns the count; the operator must not fight it
+    plane.kubectl("scale", "deployment", "orders", "-n", ns, "--replicas=3")
+    cluster.wait("the registry to report 3/3 workers", lambda: cluster.settled(1, workers=3))
+    time.sleep(3)  # longer than the resync period of the operator under test
+    assert cluster.get("deployment", "orders")["spec"]["replicas"] == 3

@@ -1,0 +1,79 @@
+"""The CRD file keeps its promises: documented fields, and defaults the worker model shares.
+
+The apiserver proves the CEL rules (tests/k8s); these checks need only the file, so a field
+added without a description, or a default that drifts from the worker's own, fails in seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from operator_fixtures import deployment, registry
+
+from durox.worker_config import WorkerConfig
+from durox_operator import planner
+
+CRD = Path(__file__).resolve().parents[3] / "crds" / "durox.dev_orchestrationregistries.yaml"
+
+
+def _schema() -> dict[str, Any]:
+    crd = yaml.safe_load(CRD.read_text())
+    [version] = crd["spec"]["versions"]
+    schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def _fields(node: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, child in node.get("properties", {}).items():
+        yield f"{path}.{name}", child
+        yield from _fields(child, f"{path}.{name}")
+    if "items" in node:
+        yield from _fields(node["items"], f"{path}[]")
+
+
+def test_every_field_has_a_description() -> None:
+    undocumented = [
+        path for path, field in _fields(_schema(), "") if path != ".metadata" and not
+        field.get("description")
+    ]  # fmt: skip
+    assert undocumented == []
+
+
+def test_defaults_agree_with_the_worker_model() -> None:
+    spec = _schema()["properties"]["spec"]["properties"]
+    assert spec["worker"]["properties"]["httpPort"]["default"] == WorkerConfig().http_port
+    policy = spec["orchestrations"]["items"]["properties"]["policy"]
+    assert policy["default"] == "latest"
+    assert set(policy["enum"]) == {"latest", "exact"}
+
+
+def test_every_status_key_the_planner_writes_is_in_the_schema() -> None:
+    # The apiserver silently prunes unknown status fields, so a key missing here would vanish.
+    body = registry()
+    status = planner.plan_status(
+        body, deployment(), "2026-01-01T00:00:00Z", config=planner.worker_config(body)
+    )
+    schema = _schema()["properties"]["status"]
+    assert set(status) <= set(schema["properties"])
+    condition_schema = schema["properties"]["conditions"]["items"]["properties"]
+    for condition in status["conditions"]:
+        assert set(condition) <= set(condition_schema)
+    assert schema["properties"]["conditions"]["x-kubernetes-list-map-keys"] == ["type"]
+
+
+def test_every_spec_key_the_planner_reads_is_in_the_schema() -> None:
+    spec = _schema()["properties"]["spec"]["properties"]
+    assert set(registry(pod={}, imagePullPolicy="Always", pool="p")["spec"]) <= set(spec)
+
+
+def test_printer_columns_answer_health_versions_and_workers() -> None:
+    crd = yaml.safe_load(CRD.read_text())
+    [version] = crd["spec"]["versions"]
+    paths = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
+    assert paths["Available"] == '.status.conditions[?(@.type=="Available")].status'
+    assert paths["Versions"] == ".status.activeVersions"
+    assert paths["Workers"] == ".status.workers"
+    assert version["subresources"] == {"status": {}}
