@@ -239,3 +239,80 @@ def test_unset_replicas_leave_scaling_to_someone_else(cluster: Cluster) -> None:
     cluster.wait("the registry to report 3/3 workers", lambda: cluster.settled(1, workers=3))
     time.sleep(3)  # longer than the resync period of the operator under test
     assert cluster.get("deployment", "orders")["spec"]["replicas"] == 3
+
+
+def _freeze_deployments(plane: ControlPlane, namespace: str) -> str:
+    """An admission policy that refuses every Deployment write in `namespace`."""
+    name = f"freeze-{namespace}"
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": ["apps"],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["deployments"],
+                    }
+                ]
+            },
+            "validations": [{"expression": "false", "message": "deployments are frozen"}],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+            },
+        },
+    }
+    plane.apply(policy)
+    plane.apply(binding)
+
+    def refused() -> bool:
+        probe = plane.run(
+            "kubectl", "create", "deployment", "probe", "--image=example.invalid/x",
+            "-n", namespace, "--dry-run=server", check=False,
+        )  # fmt: skip
+        return probe.returncode != 0 and "deployments are frozen" in probe.stderr
+
+    wait_for("the admission policy to take effect", refused, 30)
+    return name
+
+
+def test_refused_apply_is_degraded_then_recovers(cluster: Cluster) -> None:
+    plane, ns = cluster.plane, cluster.ns
+    policy = _freeze_deployments(plane, ns)
+    try:
+        plane.apply(_registry("orders"), "-n", ns)
+
+        def degraded() -> bool:
+            status = cluster.get("orchestrationregistry", "orders").get("status", {})
+            return any(
+                (c["type"], c["status"], c["reason"]) == ("Degraded", "True", "ApplyFailed")
+                and "deployments are frozen" in c["message"]
+                for c in status.get("conditions", [])
+            )
+
+        cluster.wait("the registry to report ApplyFailed", degraded)
+        assert cluster.conditions()["Available"] == "False"
+        assert plane.exists("configmap", "orders", "-n", ns)
+        warnings = plane.get_json(
+            "events", "-n", ns, "--field-selector", "type=Warning,involvedObject.name=orders"
+        )["items"]
+        assert any(e["reason"] == "ApplyFailed" for e in warnings)
+    finally:
+        plane.kubectl("delete", "validatingadmissionpolicybinding", policy, check=False)
+        plane.kubectl("delete", "validatingadmissionpolicy", policy, check=False)
+    # no event announces the policy's removal: the periodic resync retries on its own
+    cluster.wait("the registry to recover", lambda: cluster.settled(1))
+    assert cluster.conditions()["Degraded"] == "False"
