@@ -48,7 +48,7 @@ async def _check_exactly_once(provider: PostgresProvider, n: int) -> None:
     infos = await provider.list_instances(limit=n + 10)
     assert len(infos) == n
     assert all(i.status == "Completed" for i in infos)
-    assert sorted(i.output for i in infos) == sorted(i + STEPS for i in range(n))  # type: ignore[operator]
+    assert sorted(i.output for i in infos) == sorted(i + STEPS for i in range(n))
     for info in infos:
         history = await provider.read_history(info.instance_id, 1)
         completions = [e.source_event_id for e in history if isinstance(e, ev.ActivityCompleted)]

@@ -32,7 +32,8 @@ async def _restart_server(dsn: str) -> None:
     finally:
         await conn.close()
     pg_ctls = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    if not (pg_ctls and await asyncio.to_thread(os.path.isdir, data)):
+    have_data = await asyncio.to_thread(lambda: os.path.isdir(data))
+    if not (pg_ctls and have_data):
         message = f"cannot restart the server at {dsn}: no pg_ctl or data directory here"
         if os.environ.get("CI") == "true":
             pytest.fail(message)

@@ -107,7 +107,7 @@ async def test_an_idle_worker_is_woken_by_notify_in_milliseconds(dsn: str, schem
     try:
         for kind in ("orchestration", "activity"):
             while waiting._pending[kind]:  # drop the wake-ups of connecting
-                await waiting.wait_for_work(kind, 0)  # type: ignore[arg-type]
+                await waiting.wait_for_work(kind, 0)
         task = asyncio.create_task(waiting.wait_for_work("orchestration", 10))
         await asyncio.sleep(0.05)
         began = time.monotonic()
@@ -157,7 +157,7 @@ async def test_a_fetch_never_hands_out_a_lease_that_lapsed_on_the_way(
         await p.close()
 
 
-class _Err(asyncpg.PostgresError):
+class _Err(asyncpg.PostgresError):  # type: ignore[misc]
     def __init__(self, sqlstate: str) -> None:
         super().__init__(f"state {sqlstate}")
         self.sqlstate = sqlstate
