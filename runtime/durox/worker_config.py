@@ -88,11 +88,25 @@ class WorkerConfig(BaseModel):
         description="Pinned engine versions this worker fetches; unset means 0.0.0 up to its own.",
     )
     drain: bool = Field(default=False, description="Drain mode: fetch every pinned version.")
-    orchestration_concurrency: int = Field(default=4, ge=1, le=1024)
-    activity_concurrency: int = Field(default=8, ge=1, le=4096)
-    max_attempts: int = Field(default=10, ge=1)
-    lock_timeout_seconds: float = Field(default=30.0, gt=0)
+    orchestration_concurrency: int = Field(
+        default=4, ge=1, le=1024, description="Orchestration dispatchers (restart to change)."
+    )
+    activity_concurrency: int = Field(
+        default=8, ge=1, le=4096, description="Activity dispatchers (restart to change)."
+    )
+    max_attempts: int = Field(
+        default=10, ge=1, description="Fetches before a message is poisoned (restart to change)."
+    )
+    lock_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Orchestration and activity lease (restart to change)."
+    )
     http_port: int = Field(default=8080, ge=0, le=65535, description="Health and metrics port.")
+    shutdown_grace_seconds: float = Field(
+        default=25.0,
+        ge=0,
+        description="On SIGTERM, how long in-flight work may run before it is released to other "
+        "workers; keep it below the pod's terminationGracePeriodSeconds.",
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> WorkerConfig:
