@@ -153,3 +153,15 @@ async def raw_sql(provider: Provider, sql: str) -> None:
         return
     async with provider._pool.acquire() as conn:  # type: ignore[attr-defined]
         await conn.execute(sql)
+
+
+async def raw_value(provider: Provider, sql: str) -> object:
+    """The first column of the first row of one parameterless query, behind the provider's
+    back. The query must be valid in both SQLite and PostgreSQL."""
+    from durox.providers import SqliteProvider
+
+    if isinstance(provider, SqliteProvider):
+        row = await provider._run(lambda c: c.execute(sql).fetchone())
+        return None if row is None else row[0]
+    async with provider._pool.acquire() as conn:  # type: ignore[attr-defined]
+        return await conn.fetchval(sql)

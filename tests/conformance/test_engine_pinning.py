@@ -1,4 +1,5 @@
-"""Engine pinning, replay-range routing, draining, and the replay-compatibility check.
+"""Engine pinning, replay-range routing, draining, and the replay-compatibility check, on a
+real runtime over every store.
 
 Later engine releases are simulated with `EngineIdentity`, which is exactly what a later
 release would declare: its version and the semantic breaks it knows about.
@@ -7,11 +8,8 @@ release would declare: its version and the semantic breaks it knows about.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,10 +21,10 @@ from durox import (
     OrchestrationRegistry,
     RuntimeObserver,
     SemverRange,
-    __version__,
 )
 from durox.core.compat import EngineIdentity, SemanticBreak
-from durox.providers import SqliteProvider
+from durox.providers import Provider
+from tests.conformance.support import raw_sql
 from tests.unit.scenario_support import eventually, running
 
 OLD = EngineIdentity("0.1.0", ())
@@ -36,11 +34,8 @@ WIDE = SemverRange("0.0.0", "99.0.0")
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[tuple[SqliteProvider, Client, Path]]:
-    path = tmp_path / "store.db"
-    p = await SqliteProvider.open(path)
-    yield p, Client(p), path
-    await p.close()
+def store(live: Provider) -> tuple[Provider, Client]:
+    return live, Client(live)
 
 
 class Turns(RuntimeObserver):
@@ -70,27 +65,10 @@ REG = OrchestrationRegistry.builder().register("Wait", waiter).register("Loop", 
 ACTS = ActivityRegistry.builder().build()
 
 
-def test_the_default_engine_replays_every_earlier_release() -> None:
-    from durox.core.compat import CURRENT_ENGINE
-
-    assert CURRENT_ENGINE.version == __version__
-    assert CURRENT_ENGINE.replays("0.0.1") == (True, "")
-    assert CURRENT_ENGINE.replays(None) == (True, "")
-    ok, why = CURRENT_ENGINE.replays("99.0.0")
-    assert not ok and "newer than this engine" in why
-
-
-def test_a_declared_break_refuses_older_pins_only() -> None:
-    assert BROKEN.replays("0.2.0") == (True, "")
-    ok, why = BROKEN.replays("0.1.9")
-    assert not ok and "replay semantics changed at 0.2.0" in why and "new order" in why
-    assert not BROKEN.replays("not-a-version")[0]
-
-
 async def test_executions_are_pinned_and_continue_as_new_repins(
-    store: tuple[SqliteProvider, Client, Path],
+    store: tuple[Provider, Client],
 ) -> None:
-    provider, client, _ = store
+    provider, client = store
     async with running(provider, ACTS, REG, engine=OLD):
         await client.start_orchestration("loop", "Loop", 0)
         await eventually(lambda: _executions(client, "loop", 2), what="second execution")
@@ -107,9 +85,9 @@ async def _executions(client: Client, instance: str, n: int) -> bool:
 
 
 async def test_two_ranges_on_one_store_route_each_item_to_its_runtime(
-    store: tuple[SqliteProvider, Client, Path],
+    store: tuple[Provider, Client],
 ) -> None:
-    provider, client, _ = store
+    provider, client = store
     old_turns, new_turns = Turns(), Turns()
     # Pin one instance to each engine.
     async with running(provider, ACTS, REG, engine=OLD):
@@ -138,22 +116,20 @@ async def test_two_ranges_on_one_store_route_each_item_to_its_runtime(
 
 
 async def test_stuck_newer_item_is_invisible_then_drained_then_filtering_returns(
-    store: tuple[SqliteProvider, Client, Path],
+    store: tuple[Provider, Client],
 ) -> None:
-    provider, client, path = store
+    provider, client = store
     async with running(provider, ACTS, REG, engine=NEWER):
         await client.start_orchestration("stuck", "Wait", "s")
         await client.start_orchestration("fine", "Wait", "f")
         await eventually(lambda: _executions(client, "fine", 1), what="pinned to 0.2.0")
         await eventually(lambda: _executions(client, "stuck", 1), what="pinned to 0.2.0")
     # The newer engine wrote an event kind this engine has never heard of.
-    raw = sqlite3.connect(path)
-    raw.execute(
-        "INSERT INTO history (instance_id, execution_id, event_id, data) VALUES"
-        ' (\'stuck\', 1, 3, \'{"k":"EventFromTheFuture","event_id":3,"ts":0}\')'
+    await raw_sql(
+        provider,
+        "INSERT INTO history (instance_id, execution_id, event_id, data) VALUES ('stuck', 1, 3,"
+        """ '{"k":"EventFromTheFuture","event_id":3,"ts":0}')""",
     )
-    raw.commit()
-    raw.close()
     await client.raise_event("stuck", "go", 1)
     default = SemverRange("0.0.0", "0.1.0")
 
@@ -184,9 +160,9 @@ async def test_stuck_newer_item_is_invisible_then_drained_then_filtering_returns
 
 
 async def test_replay_is_refused_across_a_semantic_break_even_in_drain_mode(
-    store: tuple[SqliteProvider, Client, Path],
+    store: tuple[Provider, Client],
 ) -> None:
-    provider, client, _ = store
+    provider, client = store
     calls.clear()
     async with running(provider, ACTS, REG, engine=OLD):
         await client.start_orchestration("v1", "Wait", "old-pin")
@@ -207,9 +183,9 @@ async def test_replay_is_refused_across_a_semantic_break_even_in_drain_mode(
 
 
 async def test_newer_pin_is_poisoned_with_a_reason_when_no_compatible_worker_comes(
-    store: tuple[SqliteProvider, Client, Path],
+    store: tuple[Provider, Client],
 ) -> None:
-    provider, client, _ = store
+    provider, client = store
     async with running(provider, ACTS, REG, engine=NEWER):
         await client.start_orchestration("orphan", "Wait", "x")
         await eventually(lambda: _executions(client, "orphan", 1), what="pinned 0.2.0")
@@ -226,9 +202,9 @@ async def test_newer_pin_is_poisoned_with_a_reason_when_no_compatible_worker_com
 
 
 async def test_rolling_deployment_of_three_runtimes(
-    store: tuple[SqliteProvider, Client, Path],
+    store: tuple[Provider, Client],
 ) -> None:
-    provider, client, _ = store
+    provider, client = store
     upgraded = EngineIdentity("0.1.1", ())
     ids = [f"roll-{i}" for i in range(6)]
     async with (
@@ -257,7 +233,7 @@ async def test_rolling_deployment_of_three_runtimes(
         assert set(pins[first_new:]) == {"0.1.1"}, pins
 
 
-async def _start(provider: SqliteProvider, engine: EngineIdentity, node: str) -> Any:
+async def _start(provider: Provider, engine: EngineIdentity, node: str) -> Any:
     from durox import Runtime
     from tests.unit.scenario_support import options
 

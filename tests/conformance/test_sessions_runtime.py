@@ -1,11 +1,10 @@
-"""Session affinity through rolling upgrades, and worker capability records."""
+"""Session affinity through rolling upgrades, and worker capability records, on every store."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +18,8 @@ from durox import (
     OrchestrationRegistry,
     VersionPolicy,
 )
-from durox.providers import SqliteProvider
+from durox.providers import Provider
+from tests.conformance.support import FakeClock, raw_value
 from tests.unit.scenario_support import eventually, running
 
 Ctx = OrchestrationContext
@@ -31,10 +31,8 @@ SESSIONS = dict(
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[tuple[SqliteProvider, Client]]:
-    p = await SqliteProvider.open(tmp_path / "store.db")
-    yield p, Client(p)
-    await p.close()
+def store(live: Provider) -> tuple[Provider, Client]:
+    return live, Client(live)
 
 
 async def where(ctx: ActivityContext, _: Any) -> str:
@@ -80,7 +78,7 @@ REG = (
 
 
 async def test_every_activity_of_a_session_runs_on_its_owner(
-    store: tuple[SqliteProvider, Client],
+    store: tuple[Provider, Client],
 ) -> None:
     provider, client = store
     async with (
@@ -92,7 +90,7 @@ async def test_every_activity_of_a_session_runs_on_its_owner(
     assert len(set(status.output)) == 1 and len(status.output) == 12
 
 
-async def test_sessions_survive_continue_as_new(store: tuple[SqliteProvider, Client]) -> None:
+async def test_sessions_survive_continue_as_new(store: tuple[Provider, Client]) -> None:
     provider, client = store
     async with (
         running(provider, acts(), REG, worker_node_id="w1", **SESSIONS),
@@ -105,7 +103,7 @@ async def test_sessions_survive_continue_as_new(store: tuple[SqliteProvider, Cli
 
 
 async def test_a_runtime_capped_at_zero_sessions_takes_no_session_work(
-    store: tuple[SqliteProvider, Client],
+    store: tuple[Provider, Client],
 ) -> None:
     provider, client = store
     async with (
@@ -120,7 +118,7 @@ async def test_a_runtime_capped_at_zero_sessions_takes_no_session_work(
 
 
 async def test_a_dead_owner_unpins_and_a_restarted_pod_reclaims(
-    store: tuple[SqliteProvider, Client],
+    store: tuple[Provider, Client],
 ) -> None:
     provider, client = store
     async with running(provider, acts(), REG, worker_node_id="pod-a", **SESSIONS):
@@ -141,21 +139,19 @@ async def test_a_dead_owner_unpins_and_a_restarted_pod_reclaims(
 
 
 async def test_an_idle_session_unpins_while_its_owner_lives(
-    store: tuple[SqliteProvider, Client],
+    store: tuple[Provider, Client],
 ) -> None:
     provider, client = store
     async with running(provider, acts(), REG, worker_node_id="w1", **SESSIONS):
         await client.start_orchestration("one", "OnSession", 1)
         await client.wait_for_orchestration("one", 10)
         await asyncio.sleep(0.8)  # idle timeout passes; the lock is no longer renewed
-        owners = await provider._run(
-            lambda c: c.execute("SELECT count(*) FROM sessions").fetchone()[0]
-        )
+        owners = await raw_value(provider, "SELECT count(*) FROM sessions")
     assert owners == 0  # the lapsed row was cleaned up
 
 
 async def test_missing_session_handler_on_the_owner_poisons_without_failing_over(
-    store: tuple[SqliteProvider, Client],
+    store: tuple[Provider, Client],
 ) -> None:
     """The hazard the operator's sequenced rollout prevents."""
     provider, client = store
@@ -174,7 +170,7 @@ async def test_missing_session_handler_on_the_owner_poisons_without_failing_over
 
 
 async def test_same_upgrade_succeeds_when_the_handler_is_on_every_worker_first(
-    store: tuple[SqliteProvider, Client],
+    store: tuple[Provider, Client],
 ) -> None:
     provider, client = store
     async with (
@@ -191,20 +187,18 @@ async def test_same_upgrade_succeeds_when_the_handler_is_on_every_worker_first(
     assert verdict == "ok" and first == second
 
 
-async def _session_owned(provider: SqliteProvider, session: str) -> bool:
-    row = await provider._run(
-        lambda c: c.execute(
-            "SELECT owner_id FROM sessions WHERE session_id = ?", (session,)
-        ).fetchone()
+async def _session_owned(provider: Provider, session: str) -> bool:
+    owner = await raw_value(
+        provider, f"SELECT owner_id FROM sessions WHERE session_id = '{session}'"
     )
-    return row is not None
+    return owner is not None
 
 
 # ---- capability records ---------------------------------------------------------------------
 
 
 async def test_capability_records_say_what_each_live_worker_can_do(
-    store: tuple[SqliteProvider, Client],
+    store: tuple[Provider, Client],
 ) -> None:
     provider, client = store
     reg = (
@@ -243,26 +237,21 @@ async def test_capability_records_say_what_each_live_worker_can_do(
     assert await client.list_workers() == []  # clean shutdown removes the rows
 
 
-async def test_stale_capability_records_are_ignored_and_removed(tmp_path: Path) -> None:
-    now = [1_000_000]
-    provider = await SqliteProvider.open(tmp_path / "s.db", clock=lambda: now[0])
+async def test_stale_capability_records_are_ignored_and_removed(
+    open_store: Callable[[FakeClock | None], Awaitable[Provider]],
+) -> None:
+    clock = FakeClock()
+    provider = await open_store(clock)
     client = Client(provider)
-    try:
-        async with running(
-            provider,
-            acts(),
-            REG,
-            worker_node_id="ghost",
-            heartbeat_interval=timedelta(hours=1),
-            session_lock_timeout=timedelta(hours=3),
-        ) as rt:
-            assert [w.worker_id for w in await client.list_workers()] == ["ghost"]
-            now[0] += 31_000  # no heartbeat for 31 s
-            assert await client.list_workers() == []
-            rows = await provider._run(
-                lambda c: c.execute("SELECT count(*) FROM workers").fetchone()[0]
-            )
-            assert rows == 0
-            del rt
-    finally:
-        await provider.close()
+    async with running(
+        provider,
+        acts(),
+        REG,
+        worker_node_id="ghost",
+        heartbeat_interval=timedelta(hours=1),
+        session_lock_timeout=timedelta(hours=3),
+    ):
+        assert [w.worker_id for w in await client.list_workers()] == ["ghost"]
+        clock.advance(31_000)  # no heartbeat for 31 s
+        assert await client.list_workers() == []
+        assert await raw_value(provider, "SELECT count(*) FROM workers") == 0
