@@ -175,7 +175,7 @@ class ControlPlane:
             "--unsafe-no-fsync=true",
             "--log-level=warn",
         )
-        self._wait_healthy("etcd", lambda: _http_ok(f"{etcd_url}/health"), 30)
+        self._wait_healthy("etcd", lambda: http_ok(f"{etcd_url}/health"), 30)
 
         cert_dir = pki / "apiserver"
         self.server = f"https://127.0.0.1:{api_port}"
@@ -199,9 +199,7 @@ class ControlPlane:
         ca = cert_dir / "apiserver.crt"
         self._wait_healthy(
             "kube-apiserver",
-            lambda: (
-                ca.exists() and _http_ok(f"{self.server}/readyz", token=self.admin_token, ca=ca)
-            ),
+            lambda: ca.exists() and http_ok(f"{self.server}/readyz", token=self.admin_token, ca=ca),
             90,
         )
 
@@ -408,7 +406,7 @@ def tail(path: Path, lines: int = 40) -> str:
         return "(no log)"
 
 
-def _http_ok(url: str, token: str | None = None, ca: Path | None = None) -> bool:
+def http_ok(url: str, token: str | None = None, ca: Path | None = None) -> bool:
     request = urllib.request.Request(url)
     if token:
         request.add_header("Authorization", f"Bearer {token}")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from k8s_control_plane import ControlPlane, operator_process, tail, wait_for
+from k8s_control_plane import ControlPlane, free_port, http_ok, operator_process, tail, wait_for
 
 pytestmark = [pytest.mark.k8s, pytest.mark.timeout(300)]
 
@@ -148,7 +148,11 @@ def test_installed_chart_rbac_runs_a_registry(
         },
     }
     log = tmp_path / "operator.log"
-    with operator_process(plane, log, "--namespace", namespace, kubeconfig=kubeconfig):
+    liveness = f"http://127.0.0.1:{free_port()}/healthz"
+    with operator_process(
+        plane, log, "--namespace", namespace, "--liveness", liveness, kubeconfig=kubeconfig
+    ):
+        wait_for("the liveness endpoint the chart probes", lambda: http_ok(liveness), 30)
         plane.apply(registry, "-n", namespace)
 
         def available() -> bool:
