@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from durox import ActivityContext, ActivityRegistry, OrchestrationContext, OrchestrationRegistry
@@ -69,6 +70,7 @@ def make_app() -> App:
 
 
 app = make_app()
+namespace_app = SimpleNamespace(orchestrations=app.orchestrations, activities=app.activities)
 not_an_app = 42
 
 
