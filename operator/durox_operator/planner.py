@@ -432,10 +432,12 @@ def status_changed(registry: Obj, planned: Mapping[str, Any]) -> bool:
 
 
 def condition_events(before: Obj, after: Mapping[str, Any]) -> Sequence[Condition]:
-    """Conditions whose status flipped; each becomes a Kubernetes Event."""
+    """Conditions worth an Event: each one whose status flipped, and a blocking one (Degraded)
+    seen for the first time. A registry's very first status is not news on its own."""
     old = {c["type"]: c.get("status") for c in before.get("status", {}).get("conditions", [])}
     return [
         Condition(c["type"], c["status"], c["reason"], c["message"])
         for c in after.get("conditions", [])
-        if old.get(c["type"]) != c["status"]
+        if (c["type"] in old and old[c["type"]] != c["status"])
+        or (c["type"] not in old and c["type"] == "Degraded" and c["status"] == "True")
     ]

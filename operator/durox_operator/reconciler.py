@@ -67,16 +67,17 @@ class Reconciler:
         return failed
 
     def reconcile_by_name(self, namespace: str, name: str) -> None:
-        registry = self._kube.get("OrchestrationRegistry", namespace, name)
-        if registry is not None:
-            self.reconcile(registry)
+        self.reconcile({"metadata": {"namespace": namespace, "name": name}})
 
     def reconcile(self, registry: Obj) -> None:
         meta = registry["metadata"]
-        if meta.get("deletionTimestamp"):
-            return  # owner references let the garbage collector remove the children
         with self._locks[(meta["namespace"], meta["name"])]:
-            self._reconcile_locked(registry)
+            # An event's body may predate the status the previous pass wrote; planning from it
+            # would write that status again and repeat its Events. Read the registry afresh.
+            fresh = self._kube.get("OrchestrationRegistry", meta["namespace"], meta["name"])
+            if fresh is None or fresh["metadata"].get("deletionTimestamp"):
+                return  # owner references let the garbage collector remove the children
+            self._reconcile_locked(fresh)
 
     def _reconcile_locked(self, registry: Obj) -> None:
         try:

@@ -158,3 +158,23 @@ def test_resync_counts_failures_and_carries_on() -> None:
 
     kube.patch_registry_status = refuse_status  # type: ignore[method-assign]
     assert reconciler.resync([]) == 2
+
+
+def test_a_stale_event_body_causes_no_second_write() -> None:
+    kube = FakeKube()
+    reconciler, events = _setup(kube)
+    stale = kube.get("OrchestrationRegistry", "shop", "orders")  # before any status
+    assert stale is not None
+    reconciler.reconcile(stale)
+    kube.writes.clear()
+    events.posted.clear()
+    reconciler.reconcile(stale)  # a queued event carrying the pre-status body
+    assert kube.writes == []
+    assert events.posted == []
+
+
+def test_a_first_healthy_status_posts_no_condition_events() -> None:
+    kube = FakeKube()
+    reconciler, events = _setup(kube)
+    reconciler.reconcile_by_name("shop", "orders")
+    assert {reason for _, reason in events.posted} == {"CreatedConfigMap", "CreatedDeployment"}
