@@ -74,3 +74,37 @@ def test_redacted_hides_only_the_password() -> None:
     assert redacted("postgresql://me:pw@db:5432/x") == "postgresql://me:***@db:5432/x"
     assert redacted("postgresql://me@db/x") == "postgresql://me@db/x"
     assert redacted("sqlite:///data/s.db") == "sqlite:///data/s.db"
+
+
+def test_the_public_surface_is_pinned() -> None:
+    import durox.worker
+
+    assert sorted(durox.worker.__all__) == [
+        "App",
+        "AppLoadError",
+        "ConfigFileError",
+        "ConfigWatcher",
+        "DRAIN_RANGE",
+        "JsonFormatter",
+        "LiveConfig",
+        "RESTART_FIELDS",
+        "StoreUrlError",
+        "TextFormatter",
+        "Worker",
+        "WorkerMetrics",
+        "WorkerSettings",
+        "config_json_schema",
+        "configure_logging",
+        "load_app",
+        "needs_restart",
+        "open_store",
+        "parse_config",
+        "read_config",
+        "redacted",
+        "replay_range",
+        "runtime_options",
+        "serve",
+        "version_policies",
+    ]
+    for name in durox.worker.__all__:
+        assert getattr(durox.worker, name) is not None

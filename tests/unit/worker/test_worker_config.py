@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -225,5 +226,13 @@ async def test_a_running_worker_applies_a_new_revision_live(
             await client.start_orchestration("last", SLEEPY, {"seconds": 0})
             await client.wait_for_orchestration("last", timeout=10)
             assert (await client.get_instance_info("last")).orchestration_version == "2.0.0"
+
+            # the capability record reports the applied revision by the next heartbeat
+            for _ in range(200):
+                workers = await client.list_workers()
+                if [w.config_revision for w in workers] == ["r5"]:
+                    break
+                await asyncio.sleep(0.05)
+            assert [(w.pool, w.config_revision) for w in workers] == [("blue", "r5")]
         finally:
             await provider.close()
