@@ -39,6 +39,15 @@ class KubeError(Exception):
         self.retryable = status is None or status in (409, 429) or status >= 500
 
 
+class NotOwned(KubeError):
+    """A child's name is taken by an object this registry does not control. Permanent: we
+    never take over someone else's ConfigMap or Deployment."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, 409)
+        self.retryable = False
+
+
 def load_config() -> None:
     """In a pod, the ServiceAccount; elsewhere, KUBECONFIG or ~/.kube/config."""
     try:

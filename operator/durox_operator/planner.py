@@ -283,6 +283,15 @@ def plan_deployment(registry: Obj, config: WorkerConfig) -> dict[str, Any]:
     )
 
 
+def controlled_by(observed: Obj, registry: Obj) -> bool:
+    """Whether `observed` names this registry (by uid) as its controller."""
+    uid = registry["metadata"]["uid"]
+    return any(
+        ref.get("controller") and ref.get("uid") == uid
+        for ref in observed.get("metadata", {}).get("ownerReferences", [])
+    )
+
+
 def needs_apply(desired: Obj, observed: Obj | None) -> bool:
     """Whether the observed child differs from the plan.
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from durox_operator import planner
-from durox_operator.kube import Kube, KubeError
+from durox_operator.kube import Kube, KubeError, NotOwned
 from durox_operator.model import BLOCKING, Obj
 
 logger = logging.getLogger(__name__)
@@ -108,6 +108,11 @@ class Reconciler:
         """Apply `desired` if the cluster's copy differs; return the cluster's copy."""
         meta = desired["metadata"]
         observed = self._kube.get(desired["kind"], meta["namespace"], meta["name"])
+        if observed is not None and not planner.controlled_by(observed, registry):
+            raise NotOwned(
+                f"{desired['kind']} {meta['name']} already exists and is not controlled by this "
+                "registry; delete it or rename the registry"
+            )
         if not planner.needs_apply(desired, observed):
             assert observed is not None
             return observed

@@ -329,3 +329,13 @@ def test_replicas_left_to_an_autoscaler_are_read_from_the_deployment() -> None:
 def test_condition_reasons_come_from_a_fixed_vocabulary() -> None:
     with pytest.raises(ValueError, match="vocabulary"):
         Condition("Available", "True", "AllGood", "fine")
+
+
+def test_control_is_judged_by_the_owner_uid() -> None:
+    body = registry()
+    child = planner.plan_configmap(body, _config(body))
+    assert planner.controlled_by(child, body)
+    other = registry()
+    other["metadata"]["uid"] = "someone-else"
+    assert not planner.controlled_by(child, other)
+    assert not planner.controlled_by({"metadata": {}}, body)

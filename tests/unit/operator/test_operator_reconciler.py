@@ -178,3 +178,23 @@ def test_a_first_healthy_status_posts_no_condition_events() -> None:
     reconciler, events = _setup(kube)
     reconciler.reconcile_by_name("shop", "orders")
     assert {reason for _, reason in events.posted} == {"CreatedConfigMap", "CreatedDeployment"}
+
+
+def test_a_foreign_object_with_the_childs_name_is_never_taken_over() -> None:
+    kube = FakeKube()
+    reconciler, events = _setup(kube)
+    foreign = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "orders", "namespace": "shop"},
+        "data": {"theirs": "yes"},
+    }
+    kube.put(copy.deepcopy(foreign))
+    reconciler.reconcile_by_name("shop", "orders")
+    assert kube.objects[("ConfigMap", "shop", "orders")] == foreign
+    assert ("apply", "ConfigMap") not in kube.writes
+    status = kube.objects[("OrchestrationRegistry", "shop", "orders")]["status"]
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert degraded["reason"] == "ApplyFailed"
+    assert "not controlled by this registry" in degraded["message"]
+    assert ("Warning", "ApplyFailed") in events.posted
