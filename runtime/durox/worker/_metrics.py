@@ -12,7 +12,16 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from durox.providers._base import QueueDepths
@@ -39,6 +48,8 @@ class WorkerMetrics(RuntimeObserver):
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            r.register(standard)  # process_*, python_info, python_gc_*: read-only, shareable
         on = ["name", "version"]
         self.turns = Counter(
             "durox_orchestration_turns", "Acknowledged orchestration turns.", on, registry=r
