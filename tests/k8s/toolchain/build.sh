@@ -17,8 +17,6 @@ source "$here/versions.env"
 
 log() { echo "k8s-toolchain: $*" >&2; }
 
-command -v go >/dev/null || { log "Go is required (https://go.dev/dl/)"; exit 1; }
-
 mods_hash="$(cat "$here"/kube/go.mod "$here"/kube/go.sum "$here"/etcd/go.mod "$here"/etcd/go.sum |
   sha256sum | cut -c1-12)"
 key="r${TOOLCHAIN_RECIPE}-k8s${KUBERNETES_VERSION}-etcd${ETCD_VERSION}-kwok${KWOK_VERSION}-helm${HELM_VERSION}-${mods_hash}"
@@ -40,6 +38,8 @@ if [ "${1:-}" = "--check" ]; then
   log "not built yet: run bash tests/k8s/toolchain/build.sh"
   exit 1
 fi
+
+command -v go >/dev/null || { log "building needs Go 1.26+ (https://go.dev/dl/)"; exit 1; }
 
 # One builder at a time per key; a second caller waits and then finds the binaries.
 mkdir -p "$bin"
