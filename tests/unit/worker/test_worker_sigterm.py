@@ -100,7 +100,7 @@ async def test_sigterm_finishes_or_releases_in_flight_work_and_exits_0(tmp_path:
         stopped_at = time.monotonic()
         assert await asyncio.wait_for(w1.wait(), 20) == 0
         took = time.monotonic() - stopped_at
-        assert 0.5 < took < 2.5 + 3.0, took  # waited for the quick ones, not for the long ones
+        assert took < 2.5 + 5.0, took  # the long ones were cut off at the grace period
 
         finished_on_w1 = sorted(p.name.split("-w1-")[0] for p in markers.glob("finished-*"))
         assert finished_on_w1 == ["finished-quick-0", "finished-quick-1"]
