@@ -108,7 +108,14 @@ def median_of(runs: list[dict[str, Any]], key: str) -> float:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set (Linux reports KiB)."""
+    """This process's peak resident set. `VmHWM` first: `ru_maxrss` survives exec on Linux, so
+    a case process would report its parent's (the driver's) peak when that is higher."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
