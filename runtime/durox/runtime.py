@@ -163,6 +163,7 @@ class Runtime:
         self.config_revision = "0"
         self.started_at = datetime.now(UTC)
         self._heartbeat: asyncio.Task[None] | None = None
+        self._beat_now = asyncio.Event()
         self._replay_range = options.replay_range(engine.version)
 
     @classmethod
@@ -227,6 +228,7 @@ class Runtime:
             self._replay_range = SemverRange("0.0.0", self.engine.version)
         if revision is not None:
             self.config_revision = revision
+        self._beat_now.set()  # report the new settings now, not at the next heartbeat
         log.info(
             "runtime %s reconfigured: revision %s, replay range %s, policies %s",
             self.worker_id,
@@ -272,7 +274,9 @@ class Runtime:
     async def _heartbeat_loop(self) -> None:
         every = self.options.heartbeat_interval.total_seconds()
         while True:
-            await asyncio.sleep(every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._beat_now.wait(), every)
+            self._beat_now.clear()
             try:
                 await self._beat()
             except DuroxError as exc:

@@ -255,3 +255,24 @@ async def test_stale_capability_records_are_ignored_and_removed(
         clock.advance(31_000)  # no heartbeat for 31 s
         assert await client.list_workers() == []
         assert await raw_value(provider, "SELECT count(*) FROM workers") == 0
+
+
+async def test_reconfigure_is_reported_at_once_not_at_the_next_heartbeat(
+    store: tuple[Provider, Client],
+) -> None:
+    provider, client = store
+    async with running(
+        provider,
+        acts(),
+        REG,
+        worker_node_id="slow-beat",
+        heartbeat_interval=timedelta(hours=1),
+        session_lock_timeout=timedelta(hours=3),
+    ) as rt:
+        rt.reconfigure(revision="r9")
+
+        async def reported() -> bool:
+            (w,) = await client.list_workers()
+            return w.config_revision == "r9"
+
+        await eventually(reported, timeout=2, what="revision r9 reported without waiting an hour")
