@@ -189,15 +189,9 @@ def _container(registry: Obj, config: WorkerConfig) -> dict[str, Any]:
         "name": CONTAINER,
         "image": spec["image"],
         "command": ["durox"],
-        "args": [
-            "worker",
-            "--app",
-            spec["app"],
-            "--store",
-            "$(DUROX_STORE_URL)",
-            "--config",
-            f"{CONFIG_DIR}/{CONFIG_FILE}",
-        ],
+        # The worker reads its store URL from the environment, so the Secret's value never
+        # appears in the process's arguments.
+        "args": ["worker", "--app", spec["app"], "--config", f"{CONFIG_DIR}/{CONFIG_FILE}"],
         "env": [
             {
                 "name": "DUROX_STORE_URL",
@@ -206,7 +200,7 @@ def _container(registry: Obj, config: WorkerConfig) -> dict[str, Any]:
                 },
             },
             {"name": "DUROX_NODE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-            *pod.get("env", []),
+            {"name": "DUROX_LOG_FORMAT", "value": "json"},
         ],
         "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
         "readinessProbe": probe("/readyz", 5, 3),
@@ -222,11 +216,24 @@ def _container(registry: Obj, config: WorkerConfig) -> dict[str, Any]:
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
+    container["env"] = _merge_env(container["env"], pod.get("env", []))
     if "imagePullPolicy" in spec:
         container["imagePullPolicy"] = spec["imagePullPolicy"]
     if "resources" in pod:
         container["resources"] = pod["resources"]
     return container
+
+
+def _merge_env(
+    defaults: Sequence[Mapping[str, Any]], extra: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Defaults, then the user's variables; a user variable replaces a default of its name.
+
+    Server-side apply keys `env` by name and refuses duplicates, so they must not reach it."""
+    merged = {e["name"]: dict(e) for e in defaults}
+    for e in extra:
+        merged[e["name"]] = dict(e)
+    return list(merged.values())
 
 
 def plan_deployment(registry: Obj, config: WorkerConfig) -> dict[str, Any]:

@@ -109,13 +109,16 @@ def test_deployment_runs_the_worker_with_secure_defaults_and_probes() -> None:
         "worker",
         "--app",
         "orders.app:app",
-        "--store",
-        "$(DUROX_STORE_URL)",
         "--config",
         "/etc/durox/worker.yaml",
     ]
-    store = next(e for e in container["env"] if e["name"] == "DUROX_STORE_URL")
-    assert store["valueFrom"]["secretKeyRef"] == {"name": "orders-store", "key": "url"}
+    assert not any("STORE" in arg for arg in container["args"])  # the secret stays in env
+    env = {e["name"]: e for e in container["env"]}
+    assert env["DUROX_STORE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "orders-store",
+        "key": "url",
+    }
+    assert env["DUROX_NODE_ID"]["valueFrom"]["fieldRef"] == {"fieldPath": "metadata.name"}
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert container["securityContext"] == {
@@ -339,3 +342,14 @@ def test_control_is_judged_by_the_owner_uid() -> None:
     other["metadata"]["uid"] = "someone-else"
     assert not planner.controlled_by(child, other)
     assert not planner.controlled_by({"metadata": {}}, body)
+
+
+def test_user_env_replaces_defaults_by_name_without_duplicates() -> None:
+    body = registry(pod={"env": [{"name": "DUROX_LOG_FORMAT", "value": "text"}, {"name": "A"}]})
+    [container] = planner.plan_deployment(body, _config(body))["spec"]["template"]["spec"][
+        "containers"
+    ]
+    names = [e["name"] for e in container["env"]]
+    assert len(names) == len(set(names))
+    assert {"name": "DUROX_LOG_FORMAT", "value": "text"} in container["env"]
+    assert names[-1] == "A"
