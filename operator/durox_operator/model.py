@@ -19,6 +19,7 @@ PLURAL: Final = "orchestrationregistries"
 FIELD_MANAGER: Final = "durox-operator"
 REGISTRY_LABEL: Final = "durox.dev/registry"
 HASH_ANNOTATION: Final = "durox.dev/planned-hash"
+STARTUP_ANNOTATION: Final = "durox.dev/startup-config"
 
 CONFIG_DIR: Final = "/etc/durox"
 CONFIG_FILE: Final = "worker.yaml"

@@ -5,10 +5,11 @@ kopf, no clock (the time comes in as `now`). That keeps every decision unit-test
 what makes reconciling idempotent: the same registry always plans byte-identical children, and a
 content hash on each child lets the reconciler see "nothing changed" and write nothing.
 
-Two kinds of change are kept apart on purpose. Version policy, replay range and concurrency live
-in the worker configuration file, a ConfigMap the worker re-reads live; nothing about them
-reaches the pod template, so changing a policy never restarts a worker. Image, app entry and pod
-settings live in the pod template, so changing them rolls the Deployment.
+Two kinds of change are kept apart on purpose. Version policies and the replay range live in
+the worker configuration file, a ConfigMap the worker re-reads live; nothing about them reaches
+the pod template, so changing a policy never restarts a worker. Image, app entry, pod settings
+and the few file settings a worker reads only at start-up (pool, concurrency, port: the
+worker's `RESTART_FIELDS`) reach the pod template, so changing them rolls the Deployment.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, Final
 import semver
 import yaml
 
+from durox.worker import RESTART_FIELDS
 from durox.worker_config import OrchestrationPolicy, ReplayVersions, WorkerConfig
 from durox_operator.model import (
     API_VERSION,
@@ -30,6 +32,7 @@ from durox_operator.model import (
     HASH_ANNOTATION,
     KIND,
     REGISTRY_LABEL,
+    STARTUP_ANNOTATION,
     Condition,
     Obj,
 )
@@ -236,6 +239,14 @@ def _merge_env(
     return list(merged.values())
 
 
+def startup_digest(config: WorkerConfig) -> str:
+    """Digest of the settings a worker reads only at start-up (its `RESTART_FIELDS`).
+
+    Stamped on the pod template, so changing one of them rolls the pods, while policies and
+    replay ranges, which the worker applies live, leave the template untouched."""
+    return content_hash({field: getattr(config, field) for field in RESTART_FIELDS})
+
+
 def plan_deployment(registry: Obj, config: WorkerConfig) -> dict[str, Any]:
     """The worker Deployment. The config revision is deliberately absent from the pod template:
     the ConfigMap is mounted as a folder (never subPath), so the kubelet swaps the file in place
@@ -261,9 +272,13 @@ def plan_deployment(registry: Obj, config: WorkerConfig) -> dict[str, Any]:
     for key in ("nodeSelector", "tolerations", "serviceAccountName"):
         if key in pod:
             pod_spec[key] = pod[key]
-    template_meta: dict[str, Any] = {"labels": labels(registry)}
-    if pod.get("annotations"):
-        template_meta["annotations"] = dict(pod["annotations"])
+    template_meta: dict[str, Any] = {
+        "labels": labels(registry),
+        "annotations": {
+            **pod.get("annotations", {}),
+            STARTUP_ANNOTATION: startup_digest(config),
+        },
+    }
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": selector_labels(registry)},
         "strategy": {

@@ -159,7 +159,7 @@ def test_pod_settings_reach_the_pod() -> None:
     assert pod["nodeSelector"] == {"pool": "workers"}
     assert pod["tolerations"] == [{"key": "dedicated", "operator": "Exists"}]
     assert pod["serviceAccountName"] == "orders-worker"
-    assert template["metadata"]["annotations"] == {"example.com/team": "shop"}
+    assert template["metadata"]["annotations"]["example.com/team"] == "shop"
 
 
 def test_unset_replicas_are_left_to_an_autoscaler() -> None:
@@ -181,6 +181,29 @@ def test_a_policy_change_touches_the_configmap_only() -> None:
     dep_after = planner.plan_deployment(after, _config(after))
     assert dep_after == dep_before
     assert not planner.needs_apply(dep_after, dep_before)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"pool": "blue"},
+        {"worker": {"orchestrationConcurrency": 9}},
+        {"worker": {"activityConcurrency": 9}},
+        {"worker": {"httpPort": 9090}},
+    ],
+    ids=["pool", "orchestration-concurrency", "activity-concurrency", "port"],
+)
+def test_a_start_up_setting_changes_the_file_and_rolls_the_pods(change: dict[str, Any]) -> None:
+    # the worker reads these only when it starts, so a live reload cannot apply them
+    before, after = registry(), registry(**change)
+    cm_before = planner.plan_configmap(before, _config(before))
+    assert planner.needs_apply(planner.plan_configmap(after, _config(after)), cm_before)
+    template_before = planner.plan_deployment(before, _config(before))["spec"]["template"]
+    template_after = planner.plan_deployment(after, _config(after))["spec"]["template"]
+    assert (
+        template_before["metadata"]["annotations"]["durox.dev/startup-config"]
+        != template_after["metadata"]["annotations"]["durox.dev/startup-config"]
+    )
 
 
 @pytest.mark.parametrize(
