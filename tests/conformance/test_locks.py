@@ -241,3 +241,14 @@ async def test_an_acknowledged_message_does_not_carry_its_attempts_forward(store
     await store.p.ack_orchestration_item(item.lock_token, TurnCommit(execution_id=1))
     await store.event("i1", "b")
     assert (await store.must_fetch()).attempt_count == 1
+
+
+async def test_an_instance_behind_many_locked_ones_is_still_fetched(store: Store) -> None:
+    """Many workers hold many instances at the head of the queue; the next one is still found."""
+    for n in range(80):
+        await store.start(f"busy-{n}")
+    held = [await store.must_fetch() for _ in range(80)]
+    assert len({item.instance_id for item in held}) == 80
+    await store.start("behind")
+    item = await store.must_fetch()
+    assert item.instance_id == "behind"

@@ -187,20 +187,26 @@ DECLARE
     v_attempts integer;
     v_inst instances%ROWTYPE;
 BEGIN
+    -- Walk the queue oldest first along its primary key and stop at the first instance that
+    -- can be taken, so the cost follows the rows skipped, not the backlog (a join over the whole
+    -- queue and a sort cost O(queue) per fetch). Locks and pins are checked per instance.
     FOR v_id IN
         SELECT q.instance_id FROM orchestrator_queue q
-        LEFT JOIN instance_locks l ON l.instance_id = q.instance_id
-        LEFT JOIN instances i ON i.instance_id = q.instance_id
         WHERE q.visible_at <= v_now
-          AND (l.instance_id IS NULL OR l.locked_until <= v_now)
-          AND (p_lo IS NULL OR i.pinned_major IS NULL OR (
-              (i.pinned_major, i.pinned_minor, i.pinned_patch) >= (p_lo[1], p_lo[2], p_lo[3])
-              AND (i.pinned_major, i.pinned_minor, i.pinned_patch)
-                  <= (p_hi[1], p_hi[2], p_hi[3])))
-        ORDER BY q.id LIMIT 32
+        ORDER BY q.id
     LOOP
         CONTINUE WHEN v_id = ANY (v_tried);
+        EXIT WHEN cardinality(v_tried) >= 1024;  -- bounded even when nearly all is locked
         v_tried := v_tried || v_id;
+        CONTINUE WHEN EXISTS (
+            SELECT 1 FROM instance_locks l
+            WHERE l.instance_id = v_id AND l.locked_until > v_now);
+        CONTINUE WHEN p_lo IS NOT NULL AND EXISTS (
+            SELECT 1 FROM instances i
+            WHERE i.instance_id = v_id AND i.pinned_major IS NOT NULL AND NOT (
+                (i.pinned_major, i.pinned_minor, i.pinned_patch) >= (p_lo[1], p_lo[2], p_lo[3])
+                AND (i.pinned_major, i.pinned_minor, i.pinned_patch)
+                    <= (p_hi[1], p_hi[2], p_hi[3])));
         CONTINUE WHEN NOT pg_try_advisory_xact_lock(durox_lock_key('instance', v_id));
         v_until := coalesce(p_now, durox_now_ms()) + p_lock_ms;
         INSERT INTO instance_locks AS l (instance_id, lock_token, locked_until)
