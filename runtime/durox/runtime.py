@@ -1,10 +1,13 @@
 """The runtime: dispatcher loops that move work between the store and the pure engine.
 
 Two kinds of loop run on the event loop: orchestration dispatchers (fetch an instance's messages,
-run one turn, acknowledge it atomically) and activity dispatchers (fetch one work item, run the
-handler, acknowledge its result). All policy about failure lives here: what is retried with
-backoff, what is poisoned after `max_attempts`, what is released at shutdown. The engine itself
-never sees the store, and the store never sees user code.
+run one turn, acknowledge it atomically) and one activity dispatcher that fetches as many work
+items as there are free slots in one store call and runs each as its own task. Activity results
+are acknowledged in batches: whatever finished while the previous batch was on its way goes in
+the next, so a busy worker pays one store round trip for many results and an idle one waits for
+none. All policy about failure lives here: what is retried with backoff, what is poisoned after
+`max_attempts`, what is released at shutdown. The engine itself never sees the store, and the
+store never sees user code.
 """
 
 from __future__ import annotations
@@ -165,6 +168,10 @@ class Runtime:
         self._heartbeat: asyncio.Task[None] | None = None
         self._beat_now = asyncio.Event()
         self._replay_range = options.replay_range(engine.version)
+        self._running: set[asyncio.Task[None]] = set()
+        self._started: set[str] = set()
+        self._slot_free = asyncio.Event()
+        self._acks = _AckBatcher(provider)
 
     @classmethod
     async def start(
@@ -185,8 +192,8 @@ class Runtime:
         rt._heartbeat = asyncio.create_task(rt._heartbeat_loop(), name="durox-heartbeat")
         for i in range(rt.options.orchestration_concurrency):
             rt._spawn(rt._orchestration_loop, f"durox-orch-{i}")
-        for i in range(rt.options.activity_concurrency):
-            rt._spawn(rt._activity_loop, f"durox-act-{i}")
+        if rt.options.activity_concurrency > 0:
+            rt._spawn(rt._activity_loop, "durox-act")
         log.info(
             "runtime %s started: engine %s, replay range %s, %d orchestration and %d activity "
             "dispatchers",
@@ -292,15 +299,21 @@ class Runtime:
         if self._stopping:
             return
         self._stopping = True
-        for loop in self._loops:
+        for loop in list(self._loops):
             if loop.idle:
                 loop.task.cancel()
-        tasks = [lp.task for lp in self._loops]
-        _, pending = await asyncio.wait(tasks, timeout=timeout) if tasks else (set(), set())
-        for t in pending:
-            t.cancel()
-        if pending:
-            await asyncio.wait(pending)
+        # Activities fetched by a fetch that was in flight start after this point: wait for
+        # whatever is running each time round, not for a snapshot.
+        deadline = time.monotonic() + timeout
+        while tasks := [lp.task for lp in self._loops if not lp.task.done()]:
+            left = deadline - time.monotonic()
+            if left > 0:
+                await asyncio.wait(tasks, timeout=left)
+                continue
+            for t in tasks:
+                t.cancel()
+            await asyncio.wait(tasks)
+        await self._acks.drained()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -558,11 +571,22 @@ class Runtime:
         idle = self.options.poll_interval.total_seconds()
         lock_ms = _ms(self.options.activity_lock_timeout)
         session_ms = _ms(self.options.session_lock_timeout)
+        capacity = self.options.activity_concurrency
         failures = 0
         while not self._stopping:
+            free = capacity - len(self._running)
+            if free <= 0:
+                loop.idle = True  # nothing fetched: safe to cancel while waiting for a slot
+                try:
+                    await self._slot_free.wait()
+                finally:
+                    loop.idle = False
+                self._slot_free.clear()
+                continue
             try:
-                wi = await self.provider.fetch_work_item(
+                items = await self.provider.fetch_work_items(
                     lock_ms,
+                    free,
                     worker_id=self.worker_id,
                     session_lock_ms=session_ms,
                     max_sessions=self.options.max_sessions_per_runtime,
@@ -573,10 +597,39 @@ class Runtime:
                 await asyncio.sleep(min(0.05 * 2**failures, 5.0))
                 continue
             failures = 0
-            if wi is None:
+            if not items:
                 await self._idle(loop, "activity", idle)
                 continue
-            await self._run_activity(wi)
+            for wi in items:
+                self._start_activity(wi)
+
+    def _start_activity(self, wi: WorkItem) -> None:
+        """Run one fetched item as its own task, counted as running work at shutdown."""
+        entry = _Loop(
+            task=asyncio.create_task(self._run_started(wi), name=f"durox-act {wi.work.name}")
+        )
+        self._loops.append(entry)
+        self._running.add(entry.task)
+
+        def finished(task: asyncio.Task[None]) -> None:
+            self._running.discard(task)
+            self._loops.remove(entry)
+            self._slot_free.set()
+            if wi.lock_token in self._started:
+                self._started.discard(wi.lock_token)
+            elif task.cancelled():
+                # Cancelled before it ran a step (shutdown ran out of time): hand it back.
+                self._acks.track(
+                    self.provider.abandon_work_item(wi.lock_token, ignore_attempt=True)
+                )
+            if not task.cancelled() and task.exception() is not None:
+                log.error("activity task crashed", exc_info=task.exception())
+
+        entry.task.add_done_callback(finished)
+
+    async def _run_started(self, wi: WorkItem) -> None:
+        self._started.add(wi.lock_token)
+        await self._run_activity(wi)
 
     async def _run_activity(self, wi: WorkItem) -> None:
         w = wi.work
@@ -708,7 +761,9 @@ class Runtime:
         )
         result = ev.ActivityResult(w.instance_id, w.execution_id, w.event_id, value, error)
         try:
-            await self.provider.ack_work_item(wi.lock_token, result)
+            failed = await self._acks.ack(wi.lock_token, result)
+            if failed is not None:
+                raise failed
             self.stats.activities += 1
         except LockLostError:
             log.info("activity result dropped: lease lost or activity cancelled", extra=extra)
@@ -718,6 +773,66 @@ class Runtime:
             )
             with contextlib.suppress(DuroxError):
                 await self.provider.abandon_work_item(wi.lock_token, 1000)
+
+
+class _AckBatcher:
+    """Gathers activity acknowledgements into `ack_work_items` calls.
+
+    The first result goes out at once; those that finish while a call is in flight wait for it
+    and go together in the next. So no result waits longer than one store round trip, and the
+    number of round trips falls as the load rises.
+    """
+
+    MAX_BATCH = 128
+
+    def __init__(self, provider: Provider) -> None:
+        self._provider = provider
+        self._queue: list[tuple[str, ev.ActivityResult, asyncio.Future[DuroxError | None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._side: set[asyncio.Task[Any]] = set()
+
+    async def ack(self, lock_token: str, result: ev.ActivityResult) -> DuroxError | None:
+        """Acknowledge one item; returns the error it met (it does not raise it)."""
+        future: asyncio.Future[DuroxError | None] = asyncio.get_running_loop().create_future()
+        self._queue.append((lock_token, result, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="durox-ack-flush")
+        return await future
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch = self._queue[: self.MAX_BATCH]
+            del self._queue[: self.MAX_BATCH]
+            outcomes: list[DuroxError | None]
+            try:
+                outcomes = await self._provider.ack_work_items([(t, r) for t, r, _ in batch])
+            except DuroxError as exc:
+                outcomes = [exc] * len(batch)
+            except BaseException as exc:
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                raise
+            for (_, _, future), outcome in zip(batch, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(outcome)
+
+    def track(self, release: Awaitable[None]) -> None:
+        """Run a release in the background; `drained` waits for it."""
+
+        async def quietly() -> None:
+            with contextlib.suppress(DuroxError):
+                await release
+
+        task = asyncio.create_task(quietly())
+        self._side.add(task)
+        task.add_done_callback(self._side.discard)
+
+    async def drained(self) -> None:
+        """Wait for acknowledgements and releases still on their way (at shutdown)."""
+        waiting = [*self._side, *([self._flusher] if self._flusher else [])]
+        if waiting:
+            await asyncio.wait(waiting)
 
 
 async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:

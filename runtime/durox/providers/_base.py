@@ -10,12 +10,15 @@ record, outgoing work and the deletion of the consumed messages commit together 
 from __future__ import annotations
 
 import abc
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
 from durox.core import events as ev
 from durox.core.versions import SemverRange
+from durox.errors import DuroxError
 
 JSON = ev.JSON
 
@@ -238,6 +241,57 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     async def ack_work_item(self, lock_token: str, result: ev.ActivityResult) -> None:
         """Delete the work item and enqueue its result in one transaction."""
+
+    async def fetch_work_items(
+        self,
+        lock_timeout_ms: int,
+        max_items: int,
+        *,
+        worker_id: str = "",
+        session_lock_ms: int = 30_000,
+        max_sessions: int | None = None,
+    ) -> list[WorkItem]:
+        """Lock up to `max_items` work items, oldest first, under `fetch_work_item`'s rules.
+
+        A store that can take several in one round trip overrides this. If a fetch fails after
+        some items were taken, those are returned (the next call meets the error again) rather
+        than left locked with nobody to run them.
+        """
+        items: list[WorkItem] = []
+        while len(items) < max_items:
+            try:
+                wi = await self.fetch_work_item(
+                    lock_timeout_ms,
+                    worker_id=worker_id,
+                    session_lock_ms=session_lock_ms,
+                    max_sessions=max_sessions,
+                )
+            except DuroxError:
+                if items:
+                    return items
+                raise
+            if wi is None:
+                break
+            items.append(wi)
+        return items
+
+    async def ack_work_items(
+        self, acks: Sequence[tuple[str, ev.ActivityResult]]
+    ) -> list[DuroxError | None]:
+        """Acknowledge several work items, each as `ack_work_item` would, and say per item
+        how it went: None, or the error (`LockLostError` for a lapsed or unknown token) that
+        item alone met. Never raises `DuroxError`: one bad item does not fail the others."""
+        outcomes = await asyncio.gather(
+            *(self.ack_work_item(token, result) for token, result in acks),
+            return_exceptions=True,
+        )
+        out: list[DuroxError | None] = []
+        for o in outcomes:
+            if isinstance(o, DuroxError) or o is None:
+                out.append(o)
+            else:
+                raise o
+        return out
 
     @abc.abstractmethod
     async def abandon_work_item(

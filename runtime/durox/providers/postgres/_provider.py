@@ -24,7 +24,7 @@ import re
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -512,6 +512,54 @@ class PostgresProvider(Provider):
             encode_message(result),
             self._now(),
         )
+
+    async def fetch_work_items(
+        self,
+        lock_timeout_ms: int,
+        max_items: int,
+        *,
+        worker_id: str = "",
+        session_lock_ms: int = 30_000,
+        max_sessions: int | None = None,
+    ) -> list[WorkItem]:
+        if max_items <= 0:
+            return []
+        rows = await self._fetch(
+            f"SELECT * FROM {self._q}durox_fetch_work_batch($1, $2, $3, $4, $5, $6)",
+            self._now(),
+            lock_timeout_ms,
+            [self._token() for _ in range(max_items)],
+            worker_id,
+            session_lock_ms,
+            max_sessions,
+        )
+        items = []
+        for row in rows:
+            work = decode_message(row["data"])
+            if not isinstance(work, ev.ActivityWork):
+                raise StoreCorruptionError(f"worker queue holds a {type(work).__name__}")
+            items.append(WorkItem(work, row["lock_token"], row["attempt_count"]))
+        return items
+
+    async def ack_work_items(
+        self, acks: Sequence[tuple[str, ev.ActivityResult]]
+    ) -> list[DuroxError | None]:
+        if not acks:
+            return []
+        try:
+            ok = await self._fetchval(
+                f"SELECT {self._q}durox_ack_work_batch($1, $2, $3, $4)",
+                [token for token, _ in acks],
+                [r.instance_id for _, r in acks],
+                [encode_message(r) for _, r in acks],
+                self._now(),
+            )
+        except DuroxError as exc:
+            return [exc] * len(acks)
+        return [
+            None if done else LockLostError("activity lock expired, or the activity was cancelled")
+            for done in ok
+        ]
 
     async def abandon_work_item(
         self, lock_token: str, delay_ms: int = 0, ignore_attempt: bool = False

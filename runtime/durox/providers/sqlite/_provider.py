@@ -616,10 +616,28 @@ class SqliteProvider(Provider):
         session_lock_ms: int = 30_000,
         max_sessions: int | None = None,
     ) -> WorkItem | None:
-        now = self._clock()
-        token = self._token()
+        items = await self.fetch_work_items(
+            lock_timeout_ms,
+            1,
+            worker_id=worker_id,
+            session_lock_ms=session_lock_ms,
+            max_sessions=max_sessions,
+        )
+        return items[0] if items else None
 
-        def tx(c: sqlite3.Connection) -> tuple[str, int] | None:
+    async def fetch_work_items(
+        self,
+        lock_timeout_ms: int,
+        max_items: int,
+        *,
+        worker_id: str = "",
+        session_lock_ms: int = 30_000,
+        max_sessions: int | None = None,
+    ) -> list[WorkItem]:
+        now = self._clock()
+        tokens = [self._token() for _ in range(max(max_items, 0))]
+
+        def take(c: sqlite3.Connection, token: str) -> tuple[str, int] | None:
             if max_sessions is None:
                 can_claim = 1
             elif max_sessions <= 0:
@@ -651,13 +669,22 @@ class SqliteProvider(Provider):
                 )
             return None if row is None else (row[0], row[1])
 
-        got = await self._run(tx)
-        if got is None:
-            return None
-        work = decode_message(got[0])
-        if not isinstance(work, ev.ActivityWork):
-            raise StoreCorruptionError(f"worker queue holds a {type(work).__name__}")
-        return WorkItem(work, token, got[1])
+        def tx(c: sqlite3.Connection) -> list[tuple[str, str, int]]:
+            got = []
+            for token in tokens:
+                row = take(c, token)
+                if row is None:
+                    break
+                got.append((token, row[0], row[1]))
+            return got
+
+        items = []
+        for token, data, attempts in await self._run(tx):
+            work = decode_message(data)
+            if not isinstance(work, ev.ActivityWork):
+                raise StoreCorruptionError(f"worker queue holds a {type(work).__name__}")
+            items.append(WorkItem(work, token, attempts))
+        return items
 
     async def renew_sessions(
         self, worker_id: str, session_lock_ms: int, idle_timeout_ms: int
