@@ -103,6 +103,23 @@ class CompletionTap:
         if iid is not None and commit.instance is not None and commit.instance.status in TERMINAL:
             self._on_done(iid, wall())
 
+    async def fetch_orchestration_items(self, *args: Any, **kwargs: Any) -> Any:
+        items = await self._inner.fetch_orchestration_items(*args, **kwargs)
+        for item in items:
+            self._owner[item.lock_token] = item.instance_id
+        return items
+
+    async def ack_orchestration_items(self, acks: list[tuple[str, TurnCommit]]) -> Any:
+        outcomes = await self._inner.ack_orchestration_items(acks)
+        for (lock_token, commit), failed in zip(acks, outcomes, strict=True):
+            if failed is not None:
+                continue
+            iid = self._owner.pop(lock_token, None)
+            upd = commit.instance
+            if iid is not None and upd is not None and upd.status in TERMINAL:
+                self._on_done(iid, wall())
+        return outcomes
+
     async def abandon_orchestration_item(self, lock_token: str, *args: Any, **kw: Any) -> None:
         self._owner.pop(lock_token, None)
         await self._inner.abandon_orchestration_item(lock_token, *args, **kw)

@@ -1,26 +1,28 @@
 """The runtime: dispatcher loops that move work between the store and the pure engine.
 
-Two kinds of loop run on the event loop: orchestration dispatchers (fetch an instance's messages,
-run one turn, acknowledge it atomically) and one activity dispatcher that fetches as many work
-items as there are free slots in one store call and runs each as its own task. Activity results
-are acknowledged in batches: whatever finished while the previous batch was on its way goes in
-the next, so a busy worker pays one store round trip for many results and an idle one waits for
-none. All policy about failure lives here: what is retried with backoff, what is poisoned after
-`max_attempts`, what is released at shutdown. The engine itself never sees the store, and the
-store never sees user code.
+Dispatcher loops run on the event loop, for orchestrations (lock an instance's messages, run one
+turn, acknowledge it atomically) and for activities (run the handler, acknowledge its result).
+A loop claims every free slot of its kind and fetches that many items in one store call, running
+each as its own task; other loops fetch meanwhile as further slots free, so fetches overlap as
+they did one item at a time. Acknowledgements are batched: whatever finished while the previous
+batch was on its way goes in the next. A busy worker so pays one store round trip for several
+items, and an idle one waits for none. All policy about failure lives here: what is retried with
+backoff, what is poisoned after `max_attempts`, what is released at shutdown. The engine itself
+never sees the store, and the store never sees user code.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from durox._version import __version__
 from durox.core import events as ev
@@ -53,6 +55,7 @@ from durox.providers._base import (
 from durox.registry import ActivityContext, ActivityRegistry, OrchestrationRegistry
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 trace_log = logging.getLogger("durox.orchestration")
 
 
@@ -168,10 +171,18 @@ class Runtime:
         self._heartbeat: asyncio.Task[None] | None = None
         self._beat_now = asyncio.Event()
         self._replay_range = options.replay_range(engine.version)
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: dict[QueueKind, set[asyncio.Task[None]]] = {
+            "orchestration": set(),
+            "activity": set(),
+        }
+        self._slot_free: dict[QueueKind, asyncio.Event] = {
+            "orchestration": asyncio.Event(),
+            "activity": asyncio.Event(),
+        }
+        self._claimed: dict[QueueKind, int] = {"orchestration": 0, "activity": 0}
         self._started: set[str] = set()
-        self._slot_free = asyncio.Event()
-        self._acks = _AckBatcher(provider)
+        self._acks = _AckBatcher(provider.ack_work_items)
+        self._turn_acks = _AckBatcher(provider.ack_orchestration_items)
 
     @classmethod
     async def start(
@@ -192,8 +203,8 @@ class Runtime:
         rt._heartbeat = asyncio.create_task(rt._heartbeat_loop(), name="durox-heartbeat")
         for i in range(rt.options.orchestration_concurrency):
             rt._spawn(rt._orchestration_loop, f"durox-orch-{i}")
-        if rt.options.activity_concurrency > 0:
-            rt._spawn(rt._activity_loop, "durox-act")
+        for i in range(rt.options.activity_concurrency):
+            rt._spawn(rt._activity_loop, f"durox-act-{i}")
         log.info(
             "runtime %s started: engine %s, replay range %s, %d orchestration and %d activity "
             "dispatchers",
@@ -314,6 +325,7 @@ class Runtime:
                 t.cancel()
             await asyncio.wait(tasks)
         await self._acks.drained()
+        await self._turn_acks.drained()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -331,18 +343,100 @@ class Runtime:
         lock_ms = _ms(self.options.orchestration_lock_timeout)
         failures = 0
         while not self._stopping:
+            free = await self._claim(loop, "orchestration")
+            if not free:
+                continue
+            items = []
             try:
-                item = await self.provider.fetch_orchestration_item(lock_ms, self._replay_range)
+                items = await self.provider.fetch_orchestration_items(
+                    lock_ms, self._replay_range, free
+                )
             except DuroxError as exc:
                 failures += 1
                 log.warning("orchestration fetch failed (%s): %s", _kind(exc), exc)
                 await asyncio.sleep(min(0.05 * 2**failures, 5.0))
                 continue
+            finally:
+                self._unclaim("orchestration", free, len(items))
             failures = 0
-            if item is None:
+            if not items:
                 await self._idle(loop, "orchestration", idle)
                 continue
-            await self._process(item)
+            for item in items:
+                self._start(
+                    "orchestration",
+                    self._process(item),
+                    item.lock_token,
+                    functools.partial(
+                        self.provider.abandon_orchestration_item,
+                        item.lock_token,
+                        ignore_attempt=True,
+                    ),
+                )
+
+    async def _claim(self, loop: _Loop, kind: QueueKind) -> int:
+        """Claim every free slot of `kind` for one fetch (release with `_unclaim`); when none
+        is free, wait (cancellably) until one frees and return 0."""
+        capacity = (
+            self.options.orchestration_concurrency
+            if kind == "orchestration"
+            else self.options.activity_concurrency
+        )
+        free = capacity - len(self._running[kind]) - self._claimed[kind]
+        if free > 0:
+            self._claimed[kind] += free
+            return free
+        loop.idle = True  # nothing fetched: safe to cancel while waiting for a slot
+        try:
+            await self._slot_free[kind].wait()
+        finally:
+            loop.idle = False
+        self._slot_free[kind].clear()
+        return 0
+
+    def _unclaim(self, kind: QueueKind, claimed: int, used: int) -> None:
+        self._claimed[kind] -= claimed
+        if used < claimed:
+            self._slot_free[kind].set()  # the slots this fetch could not fill are free again
+
+    def _start(
+        self,
+        kind: QueueKind,
+        body: Coroutine[Any, Any, None],
+        token: str,
+        release: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Run one fetched item as its own task, counted as running work at shutdown."""
+        started = self._started
+
+        async def run() -> None:
+            started.add(token)
+            await body
+
+        entry = _Loop(task=asyncio.create_task(run(), name=f"durox-{kind} {token}"))
+        self._loops.append(entry)
+        self._running[kind].add(entry.task)
+
+        def finished(task: asyncio.Task[None]) -> None:
+            self._running[kind].discard(task)
+            self._loops.remove(entry)
+            self._slot_free[kind].set()
+            if token in started:
+                started.discard(token)
+            else:
+                body.close()  # never ran
+                if task.cancelled():
+                    # Cancelled before its first step (shutdown ran out of time): hand it back.
+                    self._acks.track(release())
+            if not task.cancelled() and task.exception() is not None:
+                log.error("%s task crashed", kind, exc_info=task.exception())
+
+        entry.task.add_done_callback(finished)
+
+    async def _ack_turn(self, lock_token: str, commit: TurnCommit) -> None:
+        failed = await self._turn_acks.ack(lock_token, commit)
+        if failed is not None:
+            raise failed
 
     async def _idle(self, loop: _Loop, kind: QueueKind, seconds: float) -> None:
         if self._stopping:
@@ -406,9 +500,7 @@ class Runtime:
             if isinstance(result, Dropped):
                 for reason in result.reasons:
                     log.info("dropped message: %s", reason, extra=extra)
-                await self.provider.ack_orchestration_item(
-                    item.lock_token, TurnCommit(execution_id=item.execution_id)
-                )
+                await self._ack_turn(item.lock_token, TurnCommit(execution_id=item.execution_id))
                 return
             await self._commit(item, result)
             self.observer.on_turn(
@@ -466,7 +558,7 @@ class Runtime:
             messages=r.messages,
             cancelled_activities=r.cancelled_activities,
         )
-        await self.provider.ack_orchestration_item(item.lock_token, commit)
+        await self._ack_turn(item.lock_token, commit)
         self.stats.turns += 1
         if r.status == STATUS_FAILED and r.error is not None:
             log.warning("orchestration failed: %s", r.error, extra=extra)
@@ -552,9 +644,7 @@ class Runtime:
                 ),
             )
         else:
-            await self.provider.ack_orchestration_item(
-                item.lock_token, TurnCommit(execution_id=item.execution_id)
-            )
+            await self._ack_turn(item.lock_token, TurnCommit(execution_id=item.execution_id))
             return
         if parent is not None:
             messages.append(
@@ -563,7 +653,7 @@ class Runtime:
                 )
             )
         commit.messages = messages
-        await self.provider.ack_orchestration_item(item.lock_token, commit)
+        await self._ack_turn(item.lock_token, commit)
 
     # ---- activities --------------------------------------------------------------------
 
@@ -571,18 +661,12 @@ class Runtime:
         idle = self.options.poll_interval.total_seconds()
         lock_ms = _ms(self.options.activity_lock_timeout)
         session_ms = _ms(self.options.session_lock_timeout)
-        capacity = self.options.activity_concurrency
         failures = 0
         while not self._stopping:
-            free = capacity - len(self._running)
-            if free <= 0:
-                loop.idle = True  # nothing fetched: safe to cancel while waiting for a slot
-                try:
-                    await self._slot_free.wait()
-                finally:
-                    loop.idle = False
-                self._slot_free.clear()
+            free = await self._claim(loop, "activity")
+            if not free:
                 continue
+            items = []
             try:
                 items = await self.provider.fetch_work_items(
                     lock_ms,
@@ -596,40 +680,21 @@ class Runtime:
                 log.warning("activity fetch failed (%s): %s", _kind(exc), exc)
                 await asyncio.sleep(min(0.05 * 2**failures, 5.0))
                 continue
+            finally:
+                self._unclaim("activity", free, len(items))
             failures = 0
             if not items:
                 await self._idle(loop, "activity", idle)
                 continue
             for wi in items:
-                self._start_activity(wi)
-
-    def _start_activity(self, wi: WorkItem) -> None:
-        """Run one fetched item as its own task, counted as running work at shutdown."""
-        entry = _Loop(
-            task=asyncio.create_task(self._run_started(wi), name=f"durox-act {wi.work.name}")
-        )
-        self._loops.append(entry)
-        self._running.add(entry.task)
-
-        def finished(task: asyncio.Task[None]) -> None:
-            self._running.discard(task)
-            self._loops.remove(entry)
-            self._slot_free.set()
-            if wi.lock_token in self._started:
-                self._started.discard(wi.lock_token)
-            elif task.cancelled():
-                # Cancelled before it ran a step (shutdown ran out of time): hand it back.
-                self._acks.track(
-                    self.provider.abandon_work_item(wi.lock_token, ignore_attempt=True)
+                self._start(
+                    "activity",
+                    self._run_activity(wi),
+                    wi.lock_token,
+                    functools.partial(
+                        self.provider.abandon_work_item, wi.lock_token, ignore_attempt=True
+                    ),
                 )
-            if not task.cancelled() and task.exception() is not None:
-                log.error("activity task crashed", exc_info=task.exception())
-
-        entry.task.add_done_callback(finished)
-
-    async def _run_started(self, wi: WorkItem) -> None:
-        self._started.add(wi.lock_token)
-        await self._run_activity(wi)
 
     async def _run_activity(self, wi: WorkItem) -> None:
         w = wi.work
@@ -775,8 +840,8 @@ class Runtime:
                 await self.provider.abandon_work_item(wi.lock_token, 1000)
 
 
-class _AckBatcher:
-    """Gathers activity acknowledgements into `ack_work_items` calls.
+class _AckBatcher(Generic[_T]):
+    """Gathers acknowledgements into batch calls (`ack_work_items`, `ack_orchestration_items`).
 
     The first result goes out at once; those that finish while a call is in flight wait for it
     and go together in the next. So no result waits longer than one store round trip, and the
@@ -785,13 +850,15 @@ class _AckBatcher:
 
     MAX_BATCH = 128
 
-    def __init__(self, provider: Provider) -> None:
-        self._provider = provider
-        self._queue: list[tuple[str, ev.ActivityResult, asyncio.Future[DuroxError | None]]] = []
+    def __init__(
+        self, send: Callable[[Sequence[tuple[str, _T]]], Awaitable[list[DuroxError | None]]]
+    ) -> None:
+        self._send = send
+        self._queue: list[tuple[str, _T, asyncio.Future[DuroxError | None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._side: set[asyncio.Task[Any]] = set()
 
-    async def ack(self, lock_token: str, result: ev.ActivityResult) -> DuroxError | None:
+    async def ack(self, lock_token: str, result: _T) -> DuroxError | None:
         """Acknowledge one item; returns the error it met (it does not raise it)."""
         future: asyncio.Future[DuroxError | None] = asyncio.get_running_loop().create_future()
         self._queue.append((lock_token, result, future))
@@ -805,7 +872,7 @@ class _AckBatcher:
             del self._queue[: self.MAX_BATCH]
             outcomes: list[DuroxError | None]
             try:
-                outcomes = await self._provider.ack_work_items([(t, r) for t, r, _ in batch])
+                outcomes = await self._send([(t, r) for t, r, _ in batch])
             except DuroxError as exc:
                 outcomes = [exc] * len(batch)
             except BaseException as exc:

@@ -186,6 +186,17 @@ class SystemMetrics:
 QueueKind = Literal["orchestration", "activity"]
 
 
+def _outcomes(results: Sequence[BaseException | None]) -> list[DuroxError | None]:
+    """Per-item outcomes of gathered acknowledgements; anything but a store error propagates."""
+    out: list[DuroxError | None] = []
+    for o in results:
+        if isinstance(o, DuroxError) or o is None:
+            out.append(o)
+        else:
+            raise o
+    return out
+
+
 class Provider(abc.ABC):
     """A durable store. Methods raise only `durox.errors` exceptions."""
 
@@ -208,6 +219,40 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> None:
         """Apply a turn atomically and release the lock; `LockLostError` if the lease is gone."""
+
+    async def fetch_orchestration_items(
+        self, lock_timeout_ms: int, replay_range: SemverRange | None = None, max_items: int = 1
+    ) -> list[OrchestrationItem]:
+        """Lock up to `max_items` instances, each as `fetch_orchestration_item` would.
+
+        A store that can take several in one round trip overrides this. If a fetch fails after
+        some instances were locked, those are returned rather than left locked.
+        """
+        items: list[OrchestrationItem] = []
+        while len(items) < max_items:
+            try:
+                item = await self.fetch_orchestration_item(lock_timeout_ms, replay_range)
+            except DuroxError:
+                if items:
+                    return items
+                raise
+            if item is None:
+                break
+            items.append(item)
+        return items
+
+    async def ack_orchestration_items(
+        self, acks: Sequence[tuple[str, TurnCommit]]
+    ) -> list[DuroxError | None]:
+        """Apply several turns, each atomically as `ack_orchestration_item` would, and say per
+        turn how it went: None, or the error that turn alone met (`LockLostError` for a lapsed
+        lease). Never raises `DuroxError`: one bad turn does not fail the others."""
+        return _outcomes(
+            await asyncio.gather(
+                *(self.ack_orchestration_item(token, commit) for token, commit in acks),
+                return_exceptions=True,
+            )
+        )
 
     @abc.abstractmethod
     async def abandon_orchestration_item(
@@ -281,17 +326,12 @@ class Provider(abc.ABC):
         """Acknowledge several work items, each as `ack_work_item` would, and say per item
         how it went: None, or the error (`LockLostError` for a lapsed or unknown token) that
         item alone met. Never raises `DuroxError`: one bad item does not fail the others."""
-        outcomes = await asyncio.gather(
-            *(self.ack_work_item(token, result) for token, result in acks),
-            return_exceptions=True,
+        return _outcomes(
+            await asyncio.gather(
+                *(self.ack_work_item(token, result) for token, result in acks),
+                return_exceptions=True,
+            )
         )
-        out: list[DuroxError | None] = []
-        for o in outcomes:
-            if isinstance(o, DuroxError) or o is None:
-                out.append(o)
-            else:
-                raise o
-        return out
 
     @abc.abstractmethod
     async def abandon_work_item(

@@ -111,24 +111,29 @@ def classify(exc: BaseException) -> DuroxError:
     state = getattr(exc, "sqlstate", None)
     text = str(exc) or type(exc).__name__
     if isinstance(exc, asyncpg.PostgresError) and isinstance(state, str):
-        if state == "DX001":
-            return LockLostError(text)
-        if state == "DX002":
-            return InstanceAlreadyExistsError(text)
-        if state == "DX003":
-            return InstanceRunningError(text)
-        if state in _RETRYABLE_STATES:
-            return _RETRYABLE_STATES[state](f"postgres {state}: {text}")
-        if state.startswith(("08", "53", "58")):  # connection, resources, system errors
-            return StoreUnavailableError(f"postgres {state}: {text}")
-        if state.startswith("23"):
-            return StoreCorruptionError(f"postgres constraint violated ({state}): {text}")
-        if state.startswith(("22", "XX", "42")):  # bad data, internal/corrupt, schema mismatch
-            return StoreCorruptionError(f"postgres {state}: {text}")
-        return StoreUnavailableError(f"postgres {state}: {text}")
+        return classify_state(state, text)
     if isinstance(exc, asyncpg.InterfaceError | OSError | TimeoutError | ConnectionError):
         return StoreUnavailableError(f"postgres connection: {text}")
     return StoreUnavailableError(f"postgres: {type(exc).__name__}: {text}")
+
+
+def classify_state(state: str, text: str) -> DuroxError:
+    """Map an SQLSTATE (raised, or reported per item by a batch function) to the durox tree."""
+    if state == "DX001":
+        return LockLostError(text)
+    if state == "DX002":
+        return InstanceAlreadyExistsError(text)
+    if state == "DX003":
+        return InstanceRunningError(text)
+    if state in _RETRYABLE_STATES:
+        return _RETRYABLE_STATES[state](f"postgres {state}: {text}")
+    if state.startswith(("08", "53", "58")):  # connection, resources, system errors
+        return StoreUnavailableError(f"postgres {state}: {text}")
+    if state.startswith("23"):
+        return StoreCorruptionError(f"postgres constraint violated ({state}): {text}")
+    if state.startswith(("22", "XX", "42")):  # bad data, internal/corrupt, schema mismatch
+        return StoreCorruptionError(f"postgres {state}: {text}")
+    return StoreUnavailableError(f"postgres {state}: {text}")
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:
@@ -366,41 +371,69 @@ class PostgresProvider(Provider):
             self._now(),
         )
 
+    @staticmethod
+    def _range(replay_range: SemverRange | None) -> tuple[list[int] | None, list[int] | None]:
+        if replay_range is None:
+            return None, None
+        (a, b, c), (d, e, f) = replay_range.bounds()
+        return [a, b, c], [d, e, f]
+
     async def fetch_orchestration_item(
         self, lock_timeout_ms: int, replay_range: SemverRange | None = None
     ) -> OrchestrationItem | None:
-        token = self._token()
-        lo: list[int] | None = None
-        hi: list[int] | None = None
-        if replay_range is not None:
-            (a, b, c), (d, e, f) = replay_range.bounds()
-            lo, hi = [a, b, c], [d, e, f]
+        items = await self.fetch_orchestration_items(lock_timeout_ms, replay_range, 1)
+        return items[0] if items else None
+
+    async def fetch_orchestration_items(
+        self, lock_timeout_ms: int, replay_range: SemverRange | None = None, max_items: int = 1
+    ) -> list[OrchestrationItem]:
+        if max_items <= 0:
+            return []
+        if lock_timeout_ms <= 0:
+            max_items = 1  # a lease that is over at once would let the batch take it again
+        lo, hi = self._range(replay_range)
         began = time.monotonic()
-        row = await self._fetchrow(
-            f"SELECT * FROM {self._q}durox_fetch_orchestration($1, $2, $3, $4, $5)",
-            self._now(),
-            lock_timeout_ms,
-            token,
-            lo,
-            hi,
-        )
-        if row is None:
-            return None
-        if self._clock is None and (time.monotonic() - began) * 1000 >= lock_timeout_ms:
-            # The lease may have lapsed on the way back: hand it back rather than race.
-            log.warning(
-                "orchestration fetch took longer than its lease; releasing the lock",
-                extra={"instance_id": row["instance_id"]},
+        if max_items == 1:
+            token = self._token()
+            row = await self._fetchrow(
+                f"SELECT $3::text AS lock_token, * FROM"
+                f" {self._q}durox_fetch_orchestration($1, $2, $3, $4, $5)",
+                self._now(),
+                lock_timeout_ms,
+                token,
+                lo,
+                hi,
             )
-            await self.abandon_orchestration_item(token, ignore_attempt=True)
-            return None
+            rows = [] if row is None else [row]
+        else:
+            rows = await self._fetch(
+                f"SELECT * FROM {self._q}durox_fetch_orchestration_batch($1, $2, $3, $4, $5)",
+                self._now(),
+                lock_timeout_ms,
+                [self._token() for _ in range(max_items)],
+                lo,
+                hi,
+            )
+        if rows and self._clock is None and (time.monotonic() - began) * 1000 >= lock_timeout_ms:
+            # The leases may have lapsed on the way back: hand them back rather than race.
+            for row in rows:
+                log.warning(
+                    "orchestration fetch took longer than its lease; releasing the lock",
+                    extra={"instance_id": row["instance_id"]},
+                )
+                await self.abandon_orchestration_item(row["lock_token"], ignore_attempt=True)
+            return []
+        return [self._item(row) for row in rows]
+
+    @staticmethod
+    def _item(row: Any) -> OrchestrationItem:
         item = OrchestrationItem(
             instance_id=row["instance_id"],
             execution_id=row["execution_id"],
             history=[],
             history_length=row["history_length"],
             messages=[],
-            lock_token=token,
+            lock_token=row["lock_token"],
             attempt_count=row["attempt_count"],
             orchestration_name=row["orchestration_name"],
             orchestration_version=row["orchestration_version"],
@@ -416,45 +449,29 @@ class PostgresProvider(Provider):
         return item
 
     async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> None:
-        now = self._now()
-        upd = commit.instance
-        pin = parse_version(upd.engine_version) if upd and upd.engine_version else None
-        timers = commit.timers
-        msgs = commit.messages
-        acts = commit.activities
         await self._fetchval(
             f"SELECT {self._q}durox_ack_orchestration($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
             " $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26,"
             " $27, $28)",
             lock_token,
-            now,
-            commit.execution_id,
-            upd is not None,
-            bool(upd and upd.started_execution),
-            upd.name if upd else None,
-            upd.version if upd else None,
-            upd.status if upd else None,
-            None if upd is None or upd.output is None else encode_json(upd.output),
-            None if upd is None or upd.error is None else _encode_error(upd.error),
-            None if upd is None or upd.custom_status is None else encode_json(upd.custom_status),
-            upd.parent_instance_id if upd else None,
-            upd.engine_version if upd else None,
-            pin.major if pin else None,
-            pin.minor if pin else None,
-            pin.patch if pin else None,
-            [e.event_id for e in commit.new_events],
-            [encode_event(e) for e in commit.new_events],
-            [w.instance_id for w in acts],
-            [w.execution_id for w in acts],
-            [w.event_id for w in acts],
-            [w.session_id for w in acts],
-            [encode_message(w) for w in acts],
-            [t.instance_id for t in timers] + [m.instance_id for m in msgs],
-            ["TimerDue"] * len(timers) + [type(m).__name__ for m in msgs],
-            [encode_message(t) for t in timers] + [encode_message(m) for m in msgs],
-            [t.fire_at for t in timers] + [None] * len(msgs),  # None: visible at once
-            commit.cancelled_activities,
+            self._now(),
+            *_turn(commit),
         )
+
+    async def ack_orchestration_items(
+        self, acks: Sequence[tuple[str, TurnCommit]]
+    ) -> list[DuroxError | None]:
+        if not acks:
+            return []
+        try:
+            failed = await self._fetchval(
+                f"SELECT {self._q}durox_ack_orchestration_batch($1::{self._q}durox_turn[], $2)",
+                [(token, *_turn(commit)) for token, commit in acks],
+                self._now(),
+            )
+        except DuroxError as exc:
+            return [exc] * len(acks)
+        return [None if f is None else classify_state(*f.split(" ", 1)) for f in failed]
 
     async def abandon_orchestration_item(
         self, lock_token: str, delay_ms: int = 0, ignore_attempt: bool = False
@@ -524,6 +541,8 @@ class PostgresProvider(Provider):
     ) -> list[WorkItem]:
         if max_items <= 0:
             return []
+        if lock_timeout_ms <= 0:
+            max_items = 1  # a lease that is over at once would let the batch take it again
         rows = await self._fetch(
             f"SELECT * FROM {self._q}durox_fetch_work_batch($1, $2, $3, $4, $5, $6)",
             self._now(),
@@ -829,6 +848,43 @@ class PostgresProvider(Provider):
             int(row[4]),
             int(row[5]),
         )
+
+
+def _turn(commit: TurnCommit) -> tuple[Any, ...]:
+    """A turn as `durox_ack_orchestration` takes it after its token and clock."""
+    upd = commit.instance
+    pin = parse_version(upd.engine_version) if upd and upd.engine_version else None
+    timers = commit.timers
+    msgs = commit.messages
+    acts = commit.activities
+    return (
+        commit.execution_id,
+        upd is not None,
+        bool(upd and upd.started_execution),
+        upd.name if upd else None,
+        upd.version if upd else None,
+        upd.status if upd else None,
+        None if upd is None or upd.output is None else encode_json(upd.output),
+        None if upd is None or upd.error is None else _encode_error(upd.error),
+        None if upd is None or upd.custom_status is None else encode_json(upd.custom_status),
+        upd.parent_instance_id if upd else None,
+        upd.engine_version if upd else None,
+        pin.major if pin else None,
+        pin.minor if pin else None,
+        pin.patch if pin else None,
+        [e.event_id for e in commit.new_events],
+        [encode_event(e) for e in commit.new_events],
+        [w.instance_id for w in acts],
+        [w.execution_id for w in acts],
+        [w.event_id for w in acts],
+        [w.session_id for w in acts],
+        [encode_message(w) for w in acts],
+        [t.instance_id for t in timers] + [m.instance_id for m in msgs],
+        ["TimerDue"] * len(timers) + [type(m).__name__ for m in msgs],
+        [encode_message(t) for t in timers] + [encode_message(m) for m in msgs],
+        [t.fire_at for t in timers] + [None] * len(msgs),  # None: visible at once
+        commit.cancelled_activities,
+    )
 
 
 def _encode_error(error: ev.ErrorDetails) -> str:

@@ -375,8 +375,16 @@ class SqliteProvider(Provider):
     async def fetch_orchestration_item(
         self, lock_timeout_ms: int, replay_range: SemverRange | None = None
     ) -> OrchestrationItem | None:
+        items = await self.fetch_orchestration_items(lock_timeout_ms, replay_range, 1)
+        return items[0] if items else None
+
+    async def fetch_orchestration_items(
+        self, lock_timeout_ms: int, replay_range: SemverRange | None = None, max_items: int = 1
+    ) -> list[OrchestrationItem]:
         now = self._clock()
-        token = self._token()
+        if lock_timeout_ms <= 0:
+            max_items = min(max_items, 1)  # a lease over at once could be taken again
+        tokens = [self._token() for _ in range(max(max_items, 0))]
         if replay_range is None:
             range_sql, range_args = "", tuple[int, ...]()
         else:
@@ -388,7 +396,7 @@ class SqliteProvider(Provider):
             )
             range_args = (a, b, c_, d, e, f)
 
-        def tx(c: sqlite3.Connection) -> OrchestrationItem | None:
+        def take(c: sqlite3.Connection, token: str) -> OrchestrationItem | None:
             row = c.execute(
                 "SELECT q.instance_id FROM orchestrator_queue q "
                 "LEFT JOIN instance_locks l ON l.instance_id = q.instance_id "
@@ -454,6 +462,15 @@ class SqliteProvider(Provider):
                 item.history = []
                 item.history_error = str(exc)
             return item
+
+        def tx(c: sqlite3.Connection) -> list[OrchestrationItem]:
+            items = []
+            for token in tokens:
+                item = take(c, token)
+                if item is None:
+                    break
+                items.append(item)
+            return items
 
         return await self._run(tx)
 
@@ -635,6 +652,8 @@ class SqliteProvider(Provider):
         max_sessions: int | None = None,
     ) -> list[WorkItem]:
         now = self._clock()
+        if lock_timeout_ms <= 0:
+            max_items = min(max_items, 1)  # a lease over at once could be taken again
         tokens = [self._token() for _ in range(max(max_items, 0))]
 
         def take(c: sqlite3.Connection, token: str) -> tuple[str, int] | None:
