@@ -2,13 +2,18 @@
 
 Dispatcher loops run on the event loop, for orchestrations (lock an instance's messages, run one
 turn, acknowledge it atomically) and for activities (run the handler, acknowledge its result).
-A loop claims every free slot of its kind and fetches that many items in one store call, running
-each as its own task; other loops fetch meanwhile as further slots free, so fetches overlap as
-they did one item at a time. Acknowledgements are batched: whatever finished while the previous
-batch was on its way goes in the next. A busy worker so pays one store round trip for several
-items, and an idle one waits for none. All policy about failure lives here: what is retried with
-backoff, what is poisoned after `max_attempts`, what is released at shutdown. The engine itself
-never sees the store, and the store never sees user code.
+On a store whose batch operations cost one round trip (`Provider.batches_in_one_round_trip`:
+PostgreSQL), a loop claims every free slot of its kind and fetches that many items in one store
+call, running each as its own task; other loops fetch meanwhile as further slots free, so fetches
+overlap as they did one item at a time. Acknowledgements are batched too: whatever finished while
+the previous batch was on its way goes in the next. A busy worker so pays one round trip for
+several items, and an idle one waits for none. On other stores (SQLite, whose group commit
+already gathers concurrent operations into one transaction) each loop handles one item at a
+time, which costs less Python per item there.
+
+All policy about failure lives here: what is retried with backoff, what is poisoned after
+`max_attempts`, what is released at shutdown. The engine itself never sees the store, and the
+store never sees user code.
 """
 
 from __future__ import annotations
@@ -181,6 +186,7 @@ class Runtime:
         }
         self._claimed: dict[QueueKind, int] = {"orchestration": 0, "activity": 0}
         self._started: set[str] = set()
+        self._batch = provider.batches_in_one_round_trip
         self._acks = _AckBatcher(provider.ack_work_items)
         self._turn_acks = _AckBatcher(provider.ack_orchestration_items)
 
@@ -343,7 +349,7 @@ class Runtime:
         lock_ms = _ms(self.options.orchestration_lock_timeout)
         failures = 0
         while not self._stopping:
-            free = await self._claim(loop, "orchestration")
+            free = await self._claim(loop, "orchestration") if self._batch else 1
             if not free:
                 continue
             items = []
@@ -357,10 +363,14 @@ class Runtime:
                 await asyncio.sleep(min(0.05 * 2**failures, 5.0))
                 continue
             finally:
-                self._unclaim("orchestration", free, len(items))
+                if self._batch:
+                    self._unclaim("orchestration", free, len(items))
             failures = 0
             if not items:
                 await self._idle(loop, "orchestration", idle)
+                continue
+            if not self._batch:
+                await self._process(items[0])  # one at a time, in this loop
                 continue
             for item in items:
                 self._start(
@@ -434,6 +444,9 @@ class Runtime:
         entry.task.add_done_callback(finished)
 
     async def _ack_turn(self, lock_token: str, commit: TurnCommit) -> None:
+        if not self._batch:
+            await self.provider.ack_orchestration_item(lock_token, commit)
+            return
         failed = await self._turn_acks.ack(lock_token, commit)
         if failed is not None:
             raise failed
@@ -663,7 +676,7 @@ class Runtime:
         session_ms = _ms(self.options.session_lock_timeout)
         failures = 0
         while not self._stopping:
-            free = await self._claim(loop, "activity")
+            free = await self._claim(loop, "activity") if self._batch else 1
             if not free:
                 continue
             items = []
@@ -681,10 +694,14 @@ class Runtime:
                 await asyncio.sleep(min(0.05 * 2**failures, 5.0))
                 continue
             finally:
-                self._unclaim("activity", free, len(items))
+                if self._batch:
+                    self._unclaim("activity", free, len(items))
             failures = 0
             if not items:
                 await self._idle(loop, "activity", idle)
+                continue
+            if not self._batch:
+                await self._run_activity(items[0])  # one at a time, in this loop
                 continue
             for wi in items:
                 self._start(
@@ -826,9 +843,12 @@ class Runtime:
         )
         result = ev.ActivityResult(w.instance_id, w.execution_id, w.event_id, value, error)
         try:
-            failed = await self._acks.ack(wi.lock_token, result)
-            if failed is not None:
-                raise failed
+            if self._batch:
+                failed = await self._acks.ack(wi.lock_token, result)
+                if failed is not None:
+                    raise failed
+            else:
+                await self.provider.ack_work_item(wi.lock_token, result)
             self.stats.activities += 1
         except LockLostError:
             log.info("activity result dropped: lease lost or activity cancelled", extra=extra)

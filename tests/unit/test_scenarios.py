@@ -492,6 +492,41 @@ async def test_shutdown_returns_promptly_when_idle(provider: SqliteProvider) -> 
         assert time.monotonic() - began < 5
 
 
+@pytest.mark.parametrize("batches", [False, True])
+async def test_shutdown_releases_every_running_activity_without_counting_attempts(
+    provider: SqliteProvider, client: Client, batches: bool
+) -> None:
+    provider.batches_in_one_round_trip = batches  # True: the runtime's batching path
+    first_round: list[int] = []
+    attempts: list[int] = []
+    all_started = asyncio.Event()
+
+    async def slow(ctx: ActivityContext, n: int) -> int:
+        attempts.append(ctx.attempt)
+        if len(first_round) < 4:
+            first_round.append(n)
+            if len(first_round) == 4:
+                all_started.set()
+            await asyncio.sleep(60)
+        return n
+
+    async def fn(ctx: Ctx, _: Any) -> Any:
+        return await ctx.join([ctx.schedule_activity("Slow", n) for n in range(4)])
+
+    acts = ActivityRegistry.builder().register("Slow", slow).build()
+    reg = OrchestrationRegistry.builder().register("F", fn).build()
+    async with running(provider, acts, reg, activity_concurrency=4) as rt:
+        await client.start_orchestration("batch", "F")
+        await asyncio.wait_for(all_started.wait(), 10)
+        began = time.monotonic()
+        await rt.shutdown(timeout=0.2)
+        assert time.monotonic() - began < 5
+    async with running(provider, acts, reg):
+        status = await client.wait_for_orchestration("batch", 10)
+    assert status.output == [0, 1, 2, 3]
+    assert attempts == [1] * 8  # all four released uncounted, and each ran again
+
+
 async def test_shutdown_releases_a_long_activity_which_another_worker_reruns(
     provider: SqliteProvider, client: Client
 ) -> None:

@@ -200,6 +200,11 @@ def _outcomes(results: Sequence[BaseException | None]) -> list[DuroxError | None
 class Provider(abc.ABC):
     """A durable store. Methods raise only `durox.errors` exceptions."""
 
+    batches_in_one_round_trip: bool = False
+    """True when the batch operations (`fetch_*_items`, `ack_*_items`) cost one round trip, so
+    the runtime should gather work into them; the defaults here only loop or gather over the
+    single operations, which saves nothing."""
+
     # -- orchestration queue ----------------------------------------------------------------
 
     @abc.abstractmethod

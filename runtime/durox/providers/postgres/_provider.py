@@ -143,6 +143,8 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
 class PostgresProvider(Provider):
     """`await PostgresProvider.connect(dsn, schema="durox")`; `await provider.close()`."""
 
+    batches_in_one_round_trip = True
+
     def __init__(self, dsn: str, schema: str, pool: Any, clock: Clock | None) -> None:
         """Use `connect`."""
         self._dsn = dsn
