@@ -21,8 +21,7 @@ def full_plan(runs: int, pg: bool, peers: tuple[str, ...], sync: str) -> list[Ca
                 inflight=inflight,
                 runs=runs,
                 warmup=max(10, n // 5),
-                sync=sync,
-                **kw,  # type: ignore[arg-type]
+                **{"sync": sync, **kw},  # type: ignore[arg-type]
             )
         )
 
