@@ -24,9 +24,8 @@ import re
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from importlib import resources
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -64,29 +63,25 @@ from durox.providers._base import (
     WorkerRecord,
     WorkItem,
 )
+from durox.providers._rows import (
+    INSTANCE_COLUMNS,
+    Clock,
+    dt,
+    encode_error,
+    instance_from_row,
+    load_migrations,
+    wall_ms,
+    worker_body,
+    worker_from_row,
+)
 
 log = logging.getLogger(__name__)
-Clock = Callable[[], int]
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
-_TERMINAL = ("Completed", "Failed", "Cancelled")
-
-
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def migrations() -> list[tuple[int, str, str]]:
     """(version, file name, SQL) for every migration, in order."""
-    folder = resources.files("durox.providers.postgres").joinpath("migrations")
-    out = []
-    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
-        if entry.name.endswith(".sql"):
-            out.append((int(entry.name.split("_", 1)[0]), entry.name, entry.read_text()))
-    return out
+    return load_migrations("durox.providers.postgres")
 
 
 _RETRYABLE_STATES = {
@@ -237,7 +232,7 @@ class PostgresProvider(Provider):
         return None if self._clock is None else self._clock()
 
     def _local_now(self) -> int:
-        return self._clock() if self._clock is not None else _wall_ms()
+        return self._clock() if self._clock is not None else wall_ms()
 
     def _token(self) -> str:
         return f"{self._token_prefix}{next(self._tokens):x}"
@@ -618,15 +613,7 @@ class PostgresProvider(Provider):
     # ---- worker capability records -------------------------------------------------------
 
     async def upsert_worker(self, record: WorkerRecord) -> None:
-        body = encode_json(
-            {
-                "replay_min": record.replay_min,
-                "replay_max": record.replay_max,
-                "orchestrations": record.orchestrations,
-                "activities": record.activities,
-                "session_activities": record.session_activities,
-            }
-        )
+        body = worker_body(record)
         await self._fetchval(
             f"INSERT INTO {self._q}workers (worker_id, node_id, pool, engine_version, record,"
             " config_revision, started_at, heartbeat_at)"
@@ -662,7 +649,7 @@ class PostgresProvider(Provider):
             stale_after_ms,
             pool,
         )
-        return [_worker(r) for r in rows]
+        return [worker_from_row(r) for r in rows]
 
     async def drain_report(self, replay_range: SemverRange) -> list[DrainEntry]:
         (a, b, c), (d, e, f) = replay_range.bounds()
@@ -690,32 +677,8 @@ class PostgresProvider(Provider):
 
     # ---- reads -------------------------------------------------------------------------
 
-    _INSTANCE_COLS = (
-        "instance_id, orchestration_name, orchestration_version, current_execution_id, status,"
-        " output, created_at, updated_at, parent_instance_id, error, custom_status,"
-        " pinned_engine_version"
-    )
-
-    @staticmethod
-    def _instance(row: Any) -> InstanceInfo:
-        try:
-            err = decode_json(row[9])
-            return InstanceInfo(
-                instance_id=row[0],
-                orchestration_name=row[1],
-                orchestration_version=row[2],
-                current_execution_id=row[3],
-                status=row[4],
-                output=decode_json(row[5]),
-                created_at=_dt(row[6]),
-                updated_at=_dt(row[7]),
-                parent_instance_id=row[8],
-                error=ev.ErrorDetails(**err) if err else None,
-                custom_status=decode_json(row[10]),
-                pinned_engine_version=row[11],
-            )
-        except (ValueError, TypeError) as exc:
-            raise StoreCorruptionError(f"instance row {row[0]!r} is unreadable: {exc}") from exc
+    _INSTANCE_COLS = INSTANCE_COLUMNS
+    _instance = staticmethod(instance_from_row)
 
     async def get_instance(self, instance_id: str) -> InstanceInfo | None:
         row = await self._fetchrow(
@@ -761,8 +724,8 @@ class PostgresProvider(Provider):
                 decode_json(r[3]),
                 r[4],
                 r[5],
-                _dt(r[6]),
-                None if r[7] is None else _dt(r[7]),
+                dt(r[6]),
+                None if r[7] is None else dt(r[7]),
             )
             for r in rows
         ]
@@ -867,7 +830,7 @@ def _turn(commit: TurnCommit) -> tuple[Any, ...]:
         upd.version if upd else None,
         upd.status if upd else None,
         None if upd is None or upd.output is None else encode_json(upd.output),
-        None if upd is None or upd.error is None else _encode_error(upd.error),
+        None if upd is None or upd.error is None else encode_error(upd.error),
         None if upd is None or upd.custom_status is None else encode_json(upd.custom_status),
         upd.parent_instance_id if upd else None,
         upd.engine_version if upd else None,
@@ -886,28 +849,6 @@ def _turn(commit: TurnCommit) -> tuple[Any, ...]:
         [encode_message(t) for t in timers] + [encode_message(m) for m in msgs],
         [t.fire_at for t in timers] + [None] * len(msgs),  # None: visible at once
         commit.cancelled_activities,
-    )
-
-
-def _encode_error(error: ev.ErrorDetails) -> str:
-    return encode_json({"kind": error.kind, "type": error.type, "message": error.message})
-
-
-def _worker(row: Any) -> WorkerRecord:
-    body = decode_json(row[4])
-    return WorkerRecord(
-        worker_id=row[0],
-        node_id=row[1],
-        pool=row[2],
-        engine_version=row[3],
-        replay_min=body["replay_min"],
-        replay_max=body["replay_max"],
-        orchestrations=body["orchestrations"],
-        activities=body["activities"],
-        session_activities=body["session_activities"],
-        config_revision=row[5],
-        started_at=_dt(row[6]),
-        heartbeat_at=_dt(row[7]),
     )
 
 

@@ -18,12 +18,10 @@ import logging
 import queue
 import sqlite3
 import threading
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime
-from importlib import resources
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -59,29 +57,25 @@ from durox.providers._base import (
     WorkerRecord,
     WorkItem,
 )
+from durox.providers._rows import (
+    INSTANCE_COLUMNS,
+    TERMINAL,
+    Clock,
+    dt,
+    instance_from_row,
+    load_migrations,
+    wall_ms,
+    worker_body,
+    worker_from_row,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Clock = Callable[[], int]
-_TERMINAL = ("Completed", "Failed", "Cancelled")
-
-
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def migrations() -> list[tuple[int, str, str]]:
     """(version, file name, SQL) for every migration, in order."""
-    folder = resources.files("durox.providers.sqlite").joinpath("migrations")
-    out = []
-    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
-        if entry.name.endswith(".sql"):
-            out.append((int(entry.name.split("_", 1)[0]), entry.name, entry.read_text()))
-    return out
+    return load_migrations("durox.providers.sqlite")
 
 
 def _classify(exc: sqlite3.Error) -> DuroxError:
@@ -165,12 +159,12 @@ class SqliteProvider(Provider):
             raise ValueError(f"unknown SQLite synchronous level {synchronous!r}")
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        return await cls._create(str(p), synchronous.upper(), clock or _wall_ms)
+        return await cls._create(str(p), synchronous.upper(), clock or wall_ms)
 
     @classmethod
     async def in_memory(cls, *, clock: Clock | None = None) -> SqliteProvider:
         """A private store that lives as long as this object (tests, experiments)."""
-        return await cls._create(":memory:", "OFF", clock or _wall_ms)
+        return await cls._create(":memory:", "OFF", clock or wall_ms)
 
     @classmethod
     async def _create(cls, target: str, sync: str, clock: Clock) -> SqliteProvider:
@@ -779,15 +773,7 @@ class SqliteProvider(Provider):
     # ---- worker capability records -------------------------------------------------------
 
     async def upsert_worker(self, record: WorkerRecord) -> None:
-        body = encode_json(
-            {
-                "replay_min": record.replay_min,
-                "replay_max": record.replay_max,
-                "orchestrations": record.orchestrations,
-                "activities": record.activities,
-                "session_activities": record.session_activities,
-            }
-        )
+        body = worker_body(record)
         now = self._clock()
         args = (
             record.worker_id,
@@ -831,7 +817,7 @@ class SqliteProvider(Provider):
                 return c.execute(sql + " ORDER BY worker_id").fetchall()
             return c.execute(sql + " WHERE pool = ? ORDER BY worker_id", (pool,)).fetchall()
 
-        return [_worker(r) for r in await self._run(tx)]
+        return [worker_from_row(r) for r in await self._run(tx)]
 
     async def drain_report(self, replay_range: SemverRange) -> list[DrainEntry]:
         (a, b, c_), (d, e, f) = replay_range.bounds()
@@ -856,29 +842,8 @@ class SqliteProvider(Provider):
 
     # ---- reads -------------------------------------------------------------------------
 
-    _INSTANCE_COLS = (
-        "instance_id, orchestration_name, orchestration_version, current_execution_id, status,"
-        " output, created_at, updated_at, parent_instance_id, error, custom_status,"
-        " pinned_engine_version"
-    )
-
-    @staticmethod
-    def _instance(row: tuple[Any, ...]) -> InstanceInfo:
-        err = decode_json(row[9])
-        return InstanceInfo(
-            instance_id=row[0],
-            orchestration_name=row[1],
-            orchestration_version=row[2],
-            current_execution_id=row[3],
-            status=row[4],
-            output=decode_json(row[5]),
-            created_at=_dt(row[6]),
-            updated_at=_dt(row[7]),
-            parent_instance_id=row[8],
-            error=ev.ErrorDetails(**err) if err else None,
-            custom_status=decode_json(row[10]),
-            pinned_engine_version=row[11],
-        )
+    _INSTANCE_COLS = INSTANCE_COLUMNS
+    _instance = staticmethod(instance_from_row)
 
     async def get_instance(self, instance_id: str) -> InstanceInfo | None:
         sql = f"SELECT {self._INSTANCE_COLS} FROM instances WHERE instance_id = ?"
@@ -927,8 +892,8 @@ class SqliteProvider(Provider):
                 decode_json(r[3]),
                 r[4],
                 r[5],
-                _dt(r[6]),
-                None if r[7] is None else _dt(r[7]),
+                dt(r[6]),
+                None if r[7] is None else dt(r[7]),
             )
             for r in rows
         ]
@@ -966,7 +931,7 @@ class SqliteProvider(Provider):
             tree = c.execute(self._TREE_SQL, (instance_id,)).fetchall()
             if not tree:
                 return 0
-            running = sorted(i for i, status in tree if status not in _TERMINAL)
+            running = sorted(i for i, status in tree if status not in TERMINAL)
             if running and not force:
                 raise InstanceRunningError(
                     f"instance {running[0]!r} is still running; delete it with force=True"
@@ -989,12 +954,12 @@ class SqliteProvider(Provider):
                 "SELECT instance_id FROM instances WHERE status IN (?, ?, ?)"
                 " AND (? IS NULL OR status = ?) AND (? IS NULL OR orchestration_name = ?)"
                 " AND (? IS NULL OR updated_at < ?) ORDER BY instance_id",
-                (*_TERMINAL, status, status, name, name, before, before),
+                (*TERMINAL, status, status, name, name, before, before),
             ).fetchall()
             total = 0
             for (instance_id,) in candidates:
                 tree = c.execute(self._TREE_SQL, (instance_id,)).fetchall()
-                if tree and all(st in _TERMINAL for _, st in tree):
+                if tree and all(st in TERMINAL for _, st in tree):
                     total += self._delete_tree(c, [i for i, _ in tree])
             return total
 
@@ -1066,24 +1031,6 @@ class SqliteProvider(Provider):
         return SystemMetrics(dict(by_status), *counts)
 
 
-def _worker(row: tuple[Any, ...]) -> WorkerRecord:
-    body = decode_json(row[4])
-    return WorkerRecord(
-        worker_id=row[0],
-        node_id=row[1],
-        pool=row[2],
-        engine_version=row[3],
-        replay_min=body["replay_min"],
-        replay_max=body["replay_max"],
-        orchestrations=body["orchestrations"],
-        activities=body["activities"],
-        session_activities=body["session_activities"],
-        config_revision=row[5],
-        started_at=_dt(row[6]),
-        heartbeat_at=_dt(row[7]),
-    )
-
-
 def _migrate(conn: sqlite3.Connection) -> None:
     """Apply pending migrations, each in its own exclusive transaction (safe across processes)."""
     conn.execute(
@@ -1102,7 +1049,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
                     conn.execute(statement)
                 conn.execute(
                     "INSERT INTO durox_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    (version, name, _wall_ms()),
+                    (version, name, wall_ms()),
                 )
             conn.execute("COMMIT")
         except BaseException:
