@@ -16,7 +16,7 @@ def test_the_demo_upgrades_at_continue_as_new(tmp_path: Path) -> None:
             "--db",
             str(tmp_path / "demo.db"),
             "--interval-ms",
-            "300",
+            "600",
         ],
         capture_output=True,
         text=True,
