@@ -33,8 +33,8 @@ TERMINAL = frozenset({STATUS_COMPLETED, STATUS_FAILED, STATUS_CANCELLED})
 
 @dataclass(frozen=True, slots=True)
 class OrchestrationStatus:
-    """`status` is NotFound, Running, ContinuedAsNew (between executions), Completed, Failed or
-    Cancelled."""
+    """`status` is NotFound, Pending (started, not yet picked up by a worker), Running,
+    ContinuedAsNew (between executions), Completed, Failed or Cancelled."""
 
     instance_id: str
     status: str
@@ -89,7 +89,8 @@ class Client:
     async def get_orchestration_status(self, instance_id: str) -> OrchestrationStatus:
         info = await self.provider.get_instance(instance_id)
         if info is None:
-            return OrchestrationStatus(instance_id, "NotFound")
+            pending = await self.provider.start_pending(instance_id)
+            return OrchestrationStatus(instance_id, "Pending" if pending else "NotFound")
         return OrchestrationStatus(
             instance_id,
             info.status,

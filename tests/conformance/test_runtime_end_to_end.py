@@ -213,3 +213,13 @@ async def test_finished_instances_can_be_deleted_through_the_client(live: Provid
 
 async def _status_is(client: Client, instance_id: str, status: str) -> bool:
     return (await client.get_orchestration_status(instance_id)).status == status
+
+
+async def test_a_queued_start_is_pending_until_a_worker_takes_it(live: Provider) -> None:
+    client = Client(live)
+    assert (await client.get_orchestration_status("later")).status == "NotFound"
+    await client.start_orchestration("later", "Parent", 1)
+    assert (await client.get_orchestration_status("later")).status == "Pending"
+    async with running(live, ACTS, ORCHS):
+        done = await client.wait_for_orchestration("later", 20)
+    assert done.status == "Completed"

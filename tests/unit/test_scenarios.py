@@ -316,7 +316,8 @@ async def test_starting_an_existing_instance_is_refused(
 
 async def test_wait_for_orchestration_times_out(provider: SqliteProvider, client: Client) -> None:
     await client.start_orchestration("idle", NAME, 0)
-    with pytest.raises(TimeoutError, match="still NotFound"):
+    assert (await client.get_orchestration_status("idle")).status == "Pending"
+    with pytest.raises(TimeoutError, match="still Pending"):
         await client.wait_for_orchestration("idle", 0.05)
 
 

@@ -389,6 +389,10 @@ class Provider(abc.ABC):
     async def list_executions(self, instance_id: str) -> list[ExecutionInfo]: ...
 
     @abc.abstractmethod
+    async def start_pending(self, instance_id: str) -> bool:
+        """True while a client start for `instance_id` waits in the queue (no instance row yet)."""
+
+    @abc.abstractmethod
     async def read_history(self, instance_id: str, execution_id: int) -> list[ev.Event]: ...
 
     # -- wake-ups and lifecycle --------------------------------------------------------------

@@ -680,6 +680,14 @@ class PostgresProvider(Provider):
     _INSTANCE_COLS = INSTANCE_COLUMNS
     _instance = staticmethod(instance_from_row)
 
+    async def start_pending(self, instance_id: str) -> bool:
+        found = await self._fetchval(
+            f"SELECT EXISTS (SELECT 1 FROM {self._q}orchestrator_queue WHERE instance_id = $1"
+            " AND kind = 'StartOrchestration')",
+            instance_id,
+        )
+        return bool(found)
+
     async def get_instance(self, instance_id: str) -> InstanceInfo | None:
         row = await self._fetchrow(
             f"SELECT {self._INSTANCE_COLS} FROM {self._q}instances WHERE instance_id = $1",

@@ -845,6 +845,16 @@ class SqliteProvider(Provider):
     _INSTANCE_COLS = INSTANCE_COLUMNS
     _instance = staticmethod(instance_from_row)
 
+    async def start_pending(self, instance_id: str) -> bool:
+        row = await self._run(
+            lambda c: c.execute(
+                "SELECT 1 FROM orchestrator_queue WHERE instance_id = ?"
+                " AND kind = 'StartOrchestration' LIMIT 1",
+                (instance_id,),
+            ).fetchone()
+        )
+        return row is not None
+
     async def get_instance(self, instance_id: str) -> InstanceInfo | None:
         sql = f"SELECT {self._INSTANCE_COLS} FROM instances WHERE instance_id = ?"
         row = await self._run(lambda c: c.execute(sql, (instance_id,)).fetchone())
