@@ -106,7 +106,7 @@ async def test_an_idle_worker_is_woken_by_notify_in_milliseconds(dsn: str, schem
     other = await PostgresProvider.connect(dsn, schema=schema, listen=False)
     try:
         for kind in ("orchestration", "activity"):
-            while waiting._pending[kind]:  # drop the wake-ups of connecting
+            while waiting._wakeups.pending(kind):  # drop the wake-ups of connecting
                 await waiting.wait_for_work(kind, 0)
         task = asyncio.create_task(waiting.wait_for_work("orchestration", 10))
         await asyncio.sleep(0.05)

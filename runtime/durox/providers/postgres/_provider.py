@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import itertools
 import logging
 import re
 import time
 import uuid
-from collections import deque
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -74,6 +72,7 @@ from durox.providers._rows import (
     worker_body,
     worker_from_row,
 )
+from durox.providers._wakeups import Wakeups
 
 log = logging.getLogger(__name__)
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
@@ -148,12 +147,7 @@ class PostgresProvider(Provider):
         self._clock = clock
         self._q = f'"{schema}".'
         self._channel = f"durox.{schema}"
-        self._waiters: dict[str, deque[asyncio.Future[None]]] = {
-            "orchestration": deque(),
-            "activity": deque(),
-        }
-        self._pending: dict[str, int] = {"orchestration": 0, "activity": 0}
-        self._due: dict[str, list[int]] = {"orchestration": [], "activity": []}
+        self._wakeups = Wakeups(self._local_now)
         self._closed = False
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
@@ -215,10 +209,7 @@ class PostgresProvider(Provider):
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
-        for waiters in self._waiters.values():
-            for w in waiters:
-                if not w.done():
-                    w.set_result(None)
+        self._wakeups.wake_everyone()  # let idle dispatchers see the store is closed
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._pool.close(), 10)
 
@@ -271,7 +262,7 @@ class PostgresProvider(Provider):
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(self._channel, self._on_notify)
                 self._listening.set()
-                self._wake_everyone()  # whatever was sent while we were not listening
+                self._wakeups.wake_everyone()  # whatever was sent while we were not listening
                 delay = 0.1
                 while not lost.is_set():
                     try:
@@ -295,58 +286,14 @@ class PostgresProvider(Provider):
         rest = payload[1:]
         try:
             if rest.startswith("@"):
-                self._wake(kind, visible_at=int(rest[1:]))
+                self._wakeups.notify(kind, visible_at=int(rest[1:]))
             else:
-                self._wake(kind, count=int(rest or "1"))
+                self._wakeups.notify(kind, count=int(rest or "1"))
         except ValueError:
             log.debug("ignoring notification %r", payload)
 
-    def _wake(self, kind: str, visible_at: int | None = None, count: int = 1) -> None:
-        """Wake one idle dispatcher per new item (not all of them: no thundering herd)."""
-        if visible_at is not None and visible_at > self._local_now():
-            heapq.heappush(self._due[kind], visible_at)
-            return
-        waiters = self._waiters[kind]
-        while count and waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                count -= 1
-        if count:
-            self._pending[kind] = min(self._pending[kind] + count, 1024)
-
-    def _wake_everyone(self) -> None:
-        for kind, waiters in self._waiters.items():
-            self._pending[kind] = max(self._pending[kind], 1)
-            while waiters:
-                waiter = waiters.popleft()
-                if not waiter.done():
-                    waiter.set_result(None)
-
     async def wait_for_work(self, kind: QueueKind, timeout_s: float) -> None:
-        due = self._due[kind]
-        if due:
-            now = self._local_now()
-            while due and due[0] <= now:
-                heapq.heappop(due)
-                self._pending[kind] += 1
-            if due:
-                timeout_s = min(timeout_s, (due[0] - now) / 1000)
-        if self._pending[kind]:
-            self._pending[kind] -= 1
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiters = self._waiters[kind]
-        waiters.append(waiter)
-        try:
-            await asyncio.wait_for(waiter, max(timeout_s, 0.0))
-        except TimeoutError:
-            pass
-        finally:
-            if not waiter.done():
-                waiter.cancel()
-            with contextlib.suppress(ValueError):
-                waiters.remove(waiter)
+        await self._wakeups.wait(kind, timeout_s)
 
     # ---- orchestration queue -----------------------------------------------------------
 

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import itertools
 import logging
 import queue
 import sqlite3
 import threading
 import uuid
-from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -68,6 +66,7 @@ from durox.providers._rows import (
     worker_body,
     worker_from_row,
 )
+from durox.providers._wakeups import Wakeups
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -134,12 +133,7 @@ class SqliteProvider(Provider):
         self._label = label
         self._queue: queue.SimpleQueue[_Op] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._waiters: dict[str, deque[asyncio.Future[None]]] = {
-            "orchestration": deque(),
-            "activity": deque(),
-        }
-        self._pending_wakeups = {"orchestration": 0, "activity": 0}
-        self._due: list[int] = []  # in-process delayed-visibility times (a heap)
+        self._wakeups = Wakeups(clock)
         self._closed = False
         self._token_prefix = uuid.uuid4().hex[:12]
         self._tokens = itertools.count()
@@ -290,42 +284,10 @@ class SqliteProvider(Provider):
         return f"{self._token_prefix}{next(self._tokens):x}"
 
     def _notify(self, kind: QueueKind, visible_at: int | None = None, count: int = 1) -> None:
-        """Wake one idle dispatcher per new item (not all of them: no thundering herd)."""
-        if visible_at is not None and visible_at > self._clock():
-            heapq.heappush(self._due, visible_at)
-            return
-        waiters = self._waiters[kind]
-        while count and waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                count -= 1
-        if count:
-            self._pending_wakeups[kind] = min(self._pending_wakeups[kind] + count, 1024)
+        self._wakeups.notify(kind, visible_at, count)
 
     async def wait_for_work(self, kind: QueueKind, timeout_s: float) -> None:
-        if kind == "orchestration" and self._due:
-            now = self._clock()
-            while self._due and self._due[0] <= now:
-                heapq.heappop(self._due)
-                self._pending_wakeups[kind] += 1
-            if self._due:
-                timeout_s = min(timeout_s, (self._due[0] - now) / 1000)
-        if self._pending_wakeups[kind]:
-            self._pending_wakeups[kind] -= 1
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiters = self._waiters[kind]
-        waiters.append(waiter)
-        try:
-            await asyncio.wait_for(waiter, max(timeout_s, 0.0))
-        except TimeoutError:
-            pass
-        finally:
-            if not waiter.done():
-                waiter.cancel()
-            with contextlib.suppress(ValueError):
-                waiters.remove(waiter)
+        await self._wakeups.wait(kind, timeout_s)
 
     # ---- orchestration queue -----------------------------------------------------------
 
