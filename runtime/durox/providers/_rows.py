@@ -16,7 +16,7 @@ from typing import Any
 from durox.core import events as ev
 from durox.core.codec import decode_json, encode_json
 from durox.errors import StoreCorruptionError
-from durox.providers._base import InstanceInfo, WorkerRecord
+from durox.providers._base import ExecutionInfo, InstanceInfo, WorkerRecord
 
 Clock = Callable[[], int]
 """Milliseconds since the Unix epoch; injectable so tests can move time."""
@@ -73,6 +73,27 @@ def instance_from_row(row: Sequence[Any]) -> InstanceInfo:
         )
     except (ValueError, TypeError) as exc:
         raise StoreCorruptionError(f"instance row {row[0]!r} is unreadable: {exc}") from exc
+
+
+EXECUTION_COLUMNS = (
+    "execution_id, orchestration_version, status, output, event_count, engine_version,"
+    " started_at, completed_at"
+)
+"""The columns `execution_from_row` reads, in its order."""
+
+
+def execution_from_row(instance_id: str, row: Sequence[Any]) -> ExecutionInfo:
+    return ExecutionInfo(
+        instance_id=instance_id,
+        execution_id=row[0],
+        orchestration_version=row[1],
+        status=row[2],
+        output=decode_json(row[3]),
+        event_count=row[4],
+        engine_version=row[5],
+        started_at=dt(row[6]),
+        completed_at=None if row[7] is None else dt(row[7]),
+    )
 
 
 def worker_body(record: WorkerRecord) -> str:

@@ -62,10 +62,11 @@ from durox.providers._base import (
     WorkItem,
 )
 from durox.providers._rows import (
+    EXECUTION_COLUMNS,
     INSTANCE_COLUMNS,
     Clock,
-    dt,
     encode_error,
+    execution_from_row,
     instance_from_row,
     load_migrations,
     wall_ms,
@@ -665,25 +666,11 @@ class PostgresProvider(Provider):
 
     async def list_executions(self, instance_id: str) -> list[ExecutionInfo]:
         rows = await self._fetch(
-            "SELECT execution_id, orchestration_version, status, output, event_count,"
-            f" engine_version, started_at, completed_at FROM {self._q}executions"
+            f"SELECT {EXECUTION_COLUMNS} FROM {self._q}executions"
             " WHERE instance_id = $1 ORDER BY execution_id",
             instance_id,
         )
-        return [
-            ExecutionInfo(
-                instance_id,
-                r[0],
-                r[1],
-                r[2],
-                decode_json(r[3]),
-                r[4],
-                r[5],
-                dt(r[6]),
-                None if r[7] is None else dt(r[7]),
-            )
-            for r in rows
-        ]
+        return [execution_from_row(instance_id, r) for r in rows]
 
     async def read_history(self, instance_id: str, execution_id: int) -> list[ev.Event]:
         rows = await self._fetch(

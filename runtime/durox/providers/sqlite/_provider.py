@@ -26,7 +26,6 @@ from typing import Any, TypeVar
 from durox.core import events as ev
 from durox.core.codec import (
     decode_events,
-    decode_json,
     decode_message,
     encode_event,
     encode_json,
@@ -56,10 +55,11 @@ from durox.providers._base import (
     WorkItem,
 )
 from durox.providers._rows import (
+    EXECUTION_COLUMNS,
     INSTANCE_COLUMNS,
     TERMINAL,
     Clock,
-    dt,
+    execution_from_row,
     instance_from_row,
     load_migrations,
     wall_ms,
@@ -849,26 +849,12 @@ class SqliteProvider(Provider):
     async def list_executions(self, instance_id: str) -> list[ExecutionInfo]:
         rows = await self._run(
             lambda c: c.execute(
-                "SELECT execution_id, orchestration_version, status, output, event_count,"
-                " engine_version, started_at, completed_at FROM executions"
+                f"SELECT {EXECUTION_COLUMNS} FROM executions"
                 " WHERE instance_id = ? ORDER BY execution_id",
                 (instance_id,),
             ).fetchall()
         )
-        return [
-            ExecutionInfo(
-                instance_id,
-                r[0],
-                r[1],
-                r[2],
-                decode_json(r[3]),
-                r[4],
-                r[5],
-                dt(r[6]),
-                None if r[7] is None else dt(r[7]),
-            )
-            for r in rows
-        ]
+        return [execution_from_row(instance_id, r) for r in rows]
 
     async def read_history(self, instance_id: str, execution_id: int) -> list[ev.Event]:
         rows = await self._run(
