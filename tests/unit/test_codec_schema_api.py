@@ -9,8 +9,15 @@ import pytest
 
 import durox
 from durox.core import events as ev
-from durox.core.codec import decode_event, decode_message, encode_event, encode_message
-from durox.errors import HistoryDecodeError
+from durox.core.codec import (
+    decode_event,
+    decode_events,
+    decode_message,
+    encode_event,
+    encode_json,
+    encode_message,
+)
+from durox.errors import HistoryDecodeError, PayloadError
 from durox.providers.sqlite._provider import _migrate, _statements, migrations
 
 ERR = ev.ErrorDetails("application", "ValueError", "x")
@@ -70,12 +77,39 @@ def test_every_message_kind_round_trips(message: ev.Message) -> None:
         ("not json", "not valid JSON"),
         ("[1,2]", "not a JSON object"),
         ('{"k":"TimerFired","event_id":1}', "malformed"),
+        ('{"k":"TimerFired","event_id":"1","ts":0,"source_event_id":1}', "malformed"),
+        ('{"k":"TimerFired","event_id":1,"ts":0,"source_event_id":1,"extra":2}', "malformed"),
     ],
 )
 def test_unreadable_events_raise_a_permanent_decode_error(text: str, match: str) -> None:
     with pytest.raises(HistoryDecodeError, match=match) as info:
         decode_event(text)
     assert info.value.retryable is False
+
+
+def test_stored_form_is_a_kind_tag_then_every_field_in_order() -> None:
+    # Histories written before the msgspec codec must read back, and new rows look the same.
+    text = (
+        '{"k":"ActivityFailed","event_id":8,"ts":17,"source_event_id":6,'
+        '"error":{"kind":"application","type":"ValueError","message":"x"}}'
+    )
+    assert encode_event(ev.ActivityFailed(8, 17, 6, ERR)) == text
+    assert decode_event(text) == ev.ActivityFailed(8, 17, 6, ERR)
+    started = '{"k":"ActivityScheduled","event_id":6,"ts":15,"name":"A","input":null}'
+    assert decode_event(started) == ev.ActivityScheduled(6, 15, "A", None, None)
+
+
+def test_a_history_with_one_bad_row_names_that_row() -> None:
+    rows = [encode_event(e) for e in EVENTS[:3]] + ['{"k":"Nope"}']
+    assert decode_events(rows[:3]) == EVENTS[:3]
+    with pytest.raises(HistoryDecodeError, match="unknown history event kind 'Nope'"):
+        decode_events(rows)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), {1, 2}, b"x", object()])
+def test_payloads_json_cannot_hold_are_refused(value: object) -> None:
+    with pytest.raises(PayloadError):
+        encode_json(value)
 
 
 def _schema(conn: sqlite3.Connection) -> set[tuple[str, str, str]]:

@@ -1,169 +1,96 @@
 """JSON encoding of events and messages, shared by every store.
 
-Stores keep events as opaque JSON text and call `decode_event` when they load a history, so an
-event kind this engine does not know (written by a newer engine) fails here, in the store's
-fetch, with `UnknownEventError`, and never reaches the replay engine. Encoding is compact and
+Stores keep events as opaque JSON text and call `decode_events` when they load a history, so an
+event kind this engine does not know (written by a newer engine) fails there, in the store's
+fetch, with `HistoryDecodeError`, and never reaches the replay engine. Encoding is compact and
 flat; the kind tag is the class name so histories stay readable in a SQL console.
+
+A whole history is decoded by one msgspec call over the joined rows, which is the cold-replay hot
+path. Only when that fails is the history decoded again row by row, to name the bad row and say
+whether it is not JSON, not an object, of an unknown kind or malformed.
 """
 
 from __future__ import annotations
 
 import json
-import operator
-from dataclasses import fields
 from typing import Any
+
+import msgspec
 
 from durox.core import events as ev
 from durox.errors import HistoryDecodeError
 
+_EVENT_TYPES = ev.Event.__args__
+_MESSAGE_TYPES = (*ev.Message.__args__, ev.ActivityWork)
+_EVENT_KINDS = frozenset(t.__name__ for t in _EVENT_TYPES)
+_MESSAGE_KINDS = frozenset(t.__name__ for t in _MESSAGE_TYPES)
 
-def _kinds(*classes: type) -> dict[str, tuple[type, tuple[str, ...]]]:
-    return {c.__name__: (c, tuple(f.name for f in fields(c))) for c in classes}
-
-
-_EVENT_KINDS = _kinds(
-    ev.OrchestrationStarted,
-    ev.OrchestrationCompleted,
-    ev.OrchestrationFailed,
-    ev.OrchestrationContinuedAsNew,
-    ev.OrchestrationCancelRequested,
-    ev.ActivityScheduled,
-    ev.ActivityCompleted,
-    ev.ActivityFailed,
-    ev.TimerCreated,
-    ev.TimerFired,
-    ev.EventSubscribed,
-    ev.EventRaised,
-    ev.SubOrchestrationScheduled,
-    ev.SubOrchestrationCompleted,
-    ev.SubOrchestrationFailed,
-    ev.OrchestrationChained,
-    ev.ScheduledCancelled,
-)
-_MESSAGE_KINDS = _kinds(
-    ev.StartOrchestration,
-    ev.ActivityResult,
-    ev.TimerDue,
-    ev.ExternalEvent,
-    ev.SubOrchestrationResult,
-    ev.CancelRequest,
-    ev.ActivityWork,
-)
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_loads = json.loads
+_encode_text = msgspec.json.Encoder().encode
+# User payloads are checked by the standard library, which refuses what JSON cannot hold (a
+# datetime, a set, NaN) where msgspec would quietly turn it into something else.
+_strict_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_history_decoder = msgspec.json.Decoder(list[ev.Event])
+_event_decoder = msgspec.json.Decoder(ev.Event)
+_message_decoder = msgspec.json.Decoder(ev.Message | ev.ActivityWork)
+_any_decoder = msgspec.json.Decoder()
 
 
-def _to_plain(obj: Any) -> dict[str, Any]:
-    kind = type(obj).__name__
-    out: dict[str, Any] = {"k": kind}
-    table = _EVENT_KINDS if kind in _EVENT_KINDS else _MESSAGE_KINDS
-    for name in table[kind][1]:
-        value = getattr(obj, name)
-        if isinstance(value, ev.ErrorDetails):
-            value = {"kind": value.kind, "type": value.type, "message": value.message}
-        elif isinstance(value, ev.ParentRef):
-            value = {
-                "instance_id": value.instance_id,
-                "execution_id": value.execution_id,
-                "event_id": value.event_id,
-            }
-        out[name] = value
-    return out
-
-
-def _from_plain(data: Any, table: dict[str, tuple[type, tuple[str, ...]]], what: str) -> Any:
-    if not isinstance(data, dict):
-        raise HistoryDecodeError(f"{what} is not a JSON object: {data!r:.200}")
-    kind = data.pop("k", None)
-    entry = table.get(kind) if isinstance(kind, str) else None
-    if entry is None:
-        raise HistoryDecodeError(f"unknown {what} kind {kind!r}: written by a newer engine?")
-    cls, _ = entry
-    err = data.get("error")
-    if isinstance(err, dict):
-        data["error"] = ev.ErrorDetails(**err)
-    parent = data.get("parent")
-    if isinstance(parent, dict):
-        data["parent"] = ev.ParentRef(**parent)
+def _explain(
+    text: str | bytes, kinds: frozenset[str], what: str, exc: Exception
+) -> HistoryDecodeError:
+    """Say why `text` is not a readable `what`, for a row the typed decoder refused."""
     try:
-        return cls(**data)
-    except TypeError as exc:
-        raise HistoryDecodeError(f"malformed {what} {kind}: {exc}") from exc
+        data = _any_decoder.decode(text)
+    except msgspec.DecodeError as parse_exc:
+        return HistoryDecodeError(f"{what} is not valid JSON: {parse_exc}")
+    if not isinstance(data, dict):
+        return HistoryDecodeError(f"{what} is not a JSON object: {data!r:.200}")
+    kind = data.get("k")
+    if not isinstance(kind, str) or kind not in kinds:
+        return HistoryDecodeError(f"unknown {what} kind {kind!r}: written by a newer engine?")
+    return HistoryDecodeError(f"malformed {what} {kind}: {exc}")
 
 
 def encode_event(event: ev.Event) -> str:
-    return _dumps(_to_plain(event))
+    return _encode_text(event).decode()
 
 
 def decode_event(text: str | bytes) -> ev.Event:
     try:
-        data = _loads(text)
-    except ValueError as exc:
-        raise HistoryDecodeError(f"history event is not valid JSON: {exc}") from exc
-    result: ev.Event = _from_plain(data, _EVENT_KINDS, "history event")
+        result: ev.Event = _event_decoder.decode(text)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise _explain(text, _EVENT_KINDS, "history event", exc) from exc
     return result
 
 
-def _fast_constructors() -> dict[str, Any]:
-    """Per kind, a function from a decoded JSON object to the event, nested parts included."""
-
-    def make(cls: type, names: tuple[str, ...]) -> Any:
-        nested = [n for n in names if n in ("error", "parent")]
-        size = len(names) + 1  # the fields and the kind tag; anything else takes the slow path
-
-        pick = operator.itemgetter(*names)
-
-        def build(d: dict[str, Any]) -> Any:
-            if len(d) != size:
-                raise KeyError("field set differs")
-            if not nested:
-                return cls(*pick(d))
-            err = d.get("error")
-            if isinstance(err, dict):
-                d["error"] = ev.ErrorDetails(**err)
-            parent = d.get("parent")
-            if isinstance(parent, dict):
-                d["parent"] = ev.ParentRef(**parent)
-            return cls(*pick(d))
-
-        return build
-
-    return {kind: make(cls, names) for kind, (cls, names) in _EVENT_KINDS.items()}
-
-
-_FAST = _fast_constructors()
-
-
 def decode_events(texts: list[str]) -> list[ev.Event]:
-    """Decode a whole history at once: one JSON parse for all rows, then one constructor call
-    per event. Any failure falls back to row-by-row decoding so the error names the bad row."""
+    """Decode a whole history at once. Any failure falls back to row-by-row decoding so the
+    error names the bad row."""
     if not texts:
         return []
     try:
-        rows = _loads("[" + ",".join(texts) + "]")
-        fast = _FAST
-        return [fast[row["k"]](row) for row in rows]
-    except (ValueError, KeyError, TypeError, IndexError):
+        result: list[ev.Event] = _history_decoder.decode("[" + ",".join(texts) + "]")
+    except (msgspec.DecodeError, msgspec.ValidationError):
         return [decode_event(t) for t in texts]
+    return result
 
 
 def encode_message(message: ev.Message | ev.ActivityWork) -> str:
-    return _dumps(_to_plain(message))
+    return _encode_text(message).decode()
 
 
 def decode_message(text: str | bytes) -> ev.Message | ev.ActivityWork:
     try:
-        data = _loads(text)
-    except ValueError as exc:
-        raise HistoryDecodeError(f"queue message is not valid JSON: {exc}") from exc
-    result: ev.Message | ev.ActivityWork = _from_plain(data, _MESSAGE_KINDS, "queue message")
+        result: ev.Message | ev.ActivityWork = _message_decoder.decode(text)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise _explain(text, _MESSAGE_KINDS, "queue message", exc) from exc
     return result
 
 
 def encode_json(value: Any) -> str:
     """Encode a user payload; raises `PayloadError` for values JSON cannot hold."""
     try:
-        return _dumps(value)
+        return _strict_dumps(value)
     except (TypeError, ValueError) as exc:
         from durox.errors import PayloadError
 
@@ -171,4 +98,4 @@ def encode_json(value: Any) -> str:
 
 
 def decode_json(text: str | bytes | None) -> Any:
-    return None if text is None else _loads(text)
+    return None if text is None else _any_decoder.decode(text)
