@@ -245,7 +245,7 @@ class _Udp(asyncio.DatagramProtocol):
 
 async def run_postgres(case: Case) -> dict[str, Any]:
     await prepare_pg(case.dsn)
-    schema = f"durox_bench_{case.label}".replace("-", "_")[:60]
+    schema = f"durox_bench_{case.label.split('-', 1)[0]}"  # the case's index: short and unique
     case.extra["schema"] = schema
     import asyncpg
 
