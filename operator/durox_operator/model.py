@@ -20,6 +20,12 @@ FIELD_MANAGER: Final = "durox-operator"
 REGISTRY_LABEL: Final = "durox.dev/registry"
 HASH_ANNOTATION: Final = "durox.dev/planned-hash"
 STARTUP_ANNOTATION: Final = "durox.dev/startup-config"
+TEMPLATE_ANNOTATION: Final = "durox.dev/template-hash"
+"""On a worker Deployment: the digest of the pod template the operator planned. Comparing it
+with the plan tells "a new template is about to roll" without diffing apiserver defaults."""
+ACTIVE_ANNOTATION: Final = "durox.dev/active-versions"
+"""On the worker ConfigMap: `NAME@VERSION,...`, what the file it carries activates. Read back
+on every pass, so what is "currently active" comes from the cluster, not from memory."""
 
 CONFIG_DIR: Final = "/etc/durox"
 CONFIG_FILE: Final = "worker.yaml"
@@ -32,7 +38,9 @@ ConditionStatus = Literal["True", "False", "Unknown"]
 
 REASONS: Final[Mapping[str, frozenset[str]]] = {
     "Available": frozenset({"WorkersAvailable", "WorkersUnavailable", "Creating", "InvalidSpec"}),
-    "Progressing": frozenset({"RolloutComplete", "RollingOut", "Creating", "InvalidSpec"}),
+    "Progressing": frozenset(
+        {"RolloutComplete", "RollingOut", "HoldingVersions", "Creating", "InvalidSpec"}
+    ),
     "Degraded": frozenset({"AsExpected", "InvalidSpec", "ApplyFailed", "RolloutStalled"}),
 }
 """The fixed vocabulary of condition reasons, by condition type."""

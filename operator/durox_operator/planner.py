@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import semver
@@ -25,6 +26,7 @@ import yaml
 from durox.worker import RESTART_FIELDS
 from durox.worker_config import OrchestrationPolicy, ReplayVersions, WorkerConfig
 from durox_operator.model import (
+    ACTIVE_ANNOTATION,
     API_VERSION,
     CONFIG_DIR,
     CONFIG_FILE,
@@ -33,6 +35,7 @@ from durox_operator.model import (
     KIND,
     REGISTRY_LABEL,
     STARTUP_ANNOTATION,
+    TEMPLATE_ANNOTATION,
     Condition,
     Obj,
 )
@@ -104,14 +107,151 @@ def active_version(orchestration: Mapping[str, Any]) -> str:
     return str(max(versions))
 
 
-def active_versions(spec: Mapping[str, Any]) -> str:
-    """`NAME@VERSION` pairs, sorted, for the printer column; `-` for an empty registry."""
-    pairs = sorted(f"{o['name']}@{active_version(o)}" for o in spec.get("orchestrations", []))
+def desired_versions(spec: Mapping[str, Any]) -> dict[str, str]:
+    """The version each NAME should start new instances on, by the spec's policies alone."""
+    return {o["name"]: active_version(o) for o in spec.get("orchestrations", [])}
+
+
+def format_versions(versions: Mapping[str, str]) -> str:
+    """`NAME@VERSION` pairs, sorted, comma-separated; `-` when there are none."""
+    pairs = sorted(f"{name}@{version}" for name, version in versions.items())
     return ",".join(pairs) if pairs else "-"
 
 
-def worker_config(registry: Obj) -> WorkerConfig:
-    """The worker configuration file's content; raises InvalidSpec when it cannot exist."""
+def parse_versions(text: str) -> dict[str, str]:
+    """The inverse of `format_versions`; malformed pairs are skipped."""
+    found: dict[str, str] = {}
+    for pair in text.split(","):
+        name, sep, version = pair.strip().rpartition("@")
+        if sep and name and version:
+            found[name] = version
+    return found
+
+
+def active_versions(spec: Mapping[str, Any]) -> str:
+    """The printer column for a spec taken at its word (no version held back)."""
+    return format_versions(desired_versions(spec))
+
+
+def published_versions(configmap: Obj | None) -> dict[str, str] | None:
+    """What an observed worker ConfigMap activates, from its annotation; None when unknown
+    (no ConfigMap yet, or one written before the operator recorded it)."""
+    if configmap is None:
+        return None
+    text = configmap.get("metadata", {}).get("annotations", {}).get(ACTIVE_ANNOTATION)
+    return None if text is None else parse_versions(str(text))
+
+
+@dataclass(frozen=True)
+class Versions:
+    """Which version each NAME's new instances start on, and which wait for a rollout.
+
+    A NAME is *held* when its desired version differs from the one the ConfigMap activates
+    while workers of an older pod template may still be serving: those workers may lack the
+    new version's handlers, so the file pins the old version (`exact`) until every worker runs
+    the new template. Workers apply policies live, so holding never touches the pod template.
+    """
+
+    desired: Mapping[str, str]
+    """NAME -> the version the spec asks for."""
+    active: Mapping[str, str]
+    """NAME -> the version the published file activates (held NAMEs keep their old one)."""
+    held: tuple[str, ...] = ()
+    """NAMEs pinned at their previously active version, waiting for the rollout."""
+    unheld: Mapping[str, str] = field(default_factory=dict)
+    """NAME -> previously active version the new spec no longer registers, so the NAME could
+    not be held and moved at once."""
+    waiting_for: str | None = None
+    """Why versions wait (the rollout still under way), when any changed during one."""
+
+    def listing(self) -> list[dict[str, str]]:
+        """`status.versions`: one entry per NAME, sorted."""
+        return [
+            {"name": name, "active": self.active[name], "desired": self.desired[name]}
+            for name in sorted(self.desired)
+        ]
+
+    def holding_message(self) -> str | None:
+        """What waits and why; None when nothing does."""
+        parts = []
+        if self.held:
+            waits = ", ".join(f"{n}@{self.active[n]} (wants {self.desired[n]})" for n in self.held)
+            parts.append(f"holding {waits} until every worker runs the new pod template")
+        if self.unheld:
+            moved = ", ".join(
+                f"{n}@{self.desired[n]} (the spec no longer registers {old})"
+                for n, old in sorted(self.unheld.items())
+            )
+            parts.append(f"cannot hold {moved}: activated during the rollout")
+        return "; ".join(parts) if parts else None
+
+
+def plan_versions(
+    spec: Mapping[str, Any], previous: Mapping[str, str] | None, rolling: str | None
+) -> Versions:
+    """Decide what the ConfigMap activates.
+
+    `previous` is what the observed ConfigMap activates (None on a first creation or when
+    unknown); `rolling` says why workers of an older pod template may still serve (None when
+    every worker runs the planned template). Outside a rollout the spec takes effect at once.
+    """
+    desired = desired_versions(spec)
+    if rolling is None or previous is None:
+        return Versions(desired=desired, active=dict(desired))
+    registered = {o["name"]: set(o["versions"]) for o in spec.get("orchestrations", [])}
+    active: dict[str, str] = {}
+    held: list[str] = []
+    unheld: dict[str, str] = {}
+    for name, want in desired.items():
+        old = previous.get(name)
+        if old is None or old == want:
+            active[name] = want  # a new NAME, or one that does not change
+        elif old in registered[name]:
+            active[name] = old
+            held.append(name)
+        else:
+            active[name] = want
+            unheld[name] = old
+    return Versions(
+        desired=desired,
+        active=active,
+        held=tuple(sorted(held)),
+        unheld=unheld,
+        waiting_for=rolling if held or unheld else None,
+    )
+
+
+def rollout_pending(spec: Mapping[str, Any], desired: Obj, observed: Obj | None) -> str | None:
+    """Why workers of another pod template may still be serving, or None when none can be.
+
+    `desired` is the planned Deployment, `observed` the cluster's copy (None: not created yet,
+    so no worker serves at all)."""
+    if observed is None:
+        return None
+    want = desired["metadata"]["annotations"][TEMPLATE_ANNOTATION]
+    have = observed.get("metadata", {}).get("annotations", {}).get(TEMPLATE_ANNOTATION)
+    if have != want:
+        return "the pod template is changing"
+    if not _rolled_out(observed, spec):
+        return f"rollout under way: {_rollout_counts(observed, spec)}"
+    return None
+
+
+def _policy(orchestration: Mapping[str, Any], versions: Versions | None) -> OrchestrationPolicy:
+    name = orchestration["name"]
+    if versions is not None and name in versions.held:
+        return OrchestrationPolicy(name=name, policy="exact", version=versions.active[name])
+    return OrchestrationPolicy(
+        name=name,
+        policy=orchestration.get("policy", "latest"),
+        version=orchestration.get("version"),
+    )
+
+
+def worker_config(registry: Obj, versions: Versions | None = None) -> WorkerConfig:
+    """The worker configuration file's content; raises InvalidSpec when it cannot exist.
+
+    NAMEs `versions` holds are pinned (`exact`) at their previously active version."""
     spec = registry["spec"]
     replay = spec.get("replay", {}).get("supportedVersions")
     worker = spec.get("worker", {})
@@ -123,14 +263,7 @@ def worker_config(registry: Obj) -> WorkerConfig:
     try:
         unrevised = WorkerConfig(
             pool=spec.get("pool") or child_name(registry),
-            orchestrations=[
-                OrchestrationPolicy(
-                    name=o["name"],
-                    policy=o.get("policy", "latest"),
-                    version=o.get("version"),
-                )
-                for o in spec.get("orchestrations", [])
-            ],
+            orchestrations=[_policy(o, versions) for o in spec.get("orchestrations", [])],
             supported_replay_versions=(
                 None
                 if replay is None
@@ -158,7 +291,11 @@ def _with_hash(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def plan_configmap(registry: Obj, config: WorkerConfig) -> dict[str, Any]:
+def plan_configmap(
+    registry: Obj, config: WorkerConfig, versions: Versions | None = None
+) -> dict[str, Any]:
+    """The worker file, annotated with what it activates (the spec's versions unless held)."""
+    active = desired_versions(registry["spec"]) if versions is None else versions.active
     return _with_hash(
         {
             "apiVersion": "v1",
@@ -167,6 +304,7 @@ def plan_configmap(registry: Obj, config: WorkerConfig) -> dict[str, Any]:
                 "name": child_name(registry),
                 "namespace": registry["metadata"]["namespace"],
                 "labels": labels(registry),
+                "annotations": {ACTIVE_ANNOTATION: format_versions(active)},
                 "ownerReferences": [owner_reference(registry)],
             },
             "data": {CONFIG_FILE: render_worker_config(config)},
@@ -298,6 +436,7 @@ def plan_deployment(registry: Obj, config: WorkerConfig) -> dict[str, Any]:
                 "name": child_name(registry),
                 "namespace": registry["metadata"]["namespace"],
                 "labels": labels(registry),
+                "annotations": {TEMPLATE_ANNOTATION: content_hash(deployment_spec["template"])},
                 "ownerReferences": [owner_reference(registry)],
             },
             "spec": deployment_spec,
@@ -338,15 +477,41 @@ def _deployment_condition(deployment: Obj, kind: str) -> Obj | None:
     return None
 
 
+def _desired(deployment: Obj, spec: Mapping[str, Any]) -> int:
+    if "replicas" in spec:
+        return int(spec["replicas"])
+    return int(deployment.get("spec", {}).get("replicas", 1))
+
+
+def _rolled_out(deployment: Obj, spec: Mapping[str, Any]) -> bool:
+    """Every desired worker runs the Deployment's current template and is available, and no
+    worker of an older template is left."""
+    status = deployment.get("status", {})
+    desired = _desired(deployment, spec)
+    seen = status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
+    total = int(status.get("replicas", 0))
+    updated = int(status.get("updatedReplicas", 0))
+    available = int(status.get("availableReplicas", 0))
+    return seen and updated >= desired and total <= updated and available >= desired
+
+
+def _rollout_counts(deployment: Obj, spec: Mapping[str, Any]) -> str:
+    status = deployment.get("status", {})
+    return (
+        f"{int(status.get('updatedReplicas', 0))} of {_desired(deployment, spec)} workers "
+        f"updated, {int(status.get('replicas', 0))} running"
+    )
+
+
 def observe_conditions(
     registry: Obj,
     deployment: Obj | None,
     error: InvalidSpec | None = None,
     apply_error: str | None = None,
+    versions: Versions | None = None,
 ) -> list[Condition]:
     """Available, Progressing and Degraded, from the Deployment and what went wrong, if any."""
     spec = registry["spec"]
-    desired = int(spec.get("replicas", 1) if deployment is None else _desired(deployment, spec))
     if error is not None:
         return [
             Condition("Available", "False", "InvalidSpec", "the spec cannot be rendered"),
@@ -365,14 +530,8 @@ def observe_conditions(
             degraded,
         ]
 
-    status = deployment.get("status", {})
-    generation = deployment["metadata"].get("generation", 0)
-    seen = status.get("observedGeneration", 0) >= generation
-    total = int(status.get("replicas", 0))
-    updated = int(status.get("updatedReplicas", 0))
-    available = int(status.get("availableReplicas", 0))
-    rolled_out = seen and updated >= desired and total <= updated and available >= desired
-
+    desired = _desired(deployment, spec)
+    available = int(deployment.get("status", {}).get("availableReplicas", 0))
     if available >= desired:
         avail = Condition(
             "Available", "True", "WorkersAvailable", f"{available} of {desired} workers available"
@@ -384,16 +543,17 @@ def observe_conditions(
             "WorkersUnavailable",
             f"{available} of {desired} workers available",
         )
-    if rolled_out:
+    holding = None if versions is None else versions.holding_message()
+    counts = _rollout_counts(deployment, spec)
+    if versions is not None and versions.held:
+        prog = Condition("Progressing", "True", "HoldingVersions", f"{holding}; {counts}")
+    elif not _rolled_out(deployment, spec):
         prog = Condition(
-            "Progressing", "False", "RolloutComplete", f"all {desired} workers run the current spec"
+            "Progressing", "True", "RollingOut", f"{counts}; {holding}" if holding else counts
         )
     else:
         prog = Condition(
-            "Progressing",
-            "True",
-            "RollingOut",
-            f"{updated} of {desired} workers updated, {total} running",
+            "Progressing", "False", "RolloutComplete", f"all {desired} workers run the current spec"
         )
 
     stalled = _deployment_condition(deployment, "Progressing")
@@ -408,12 +568,6 @@ def observe_conditions(
     return [avail, prog, degraded]
 
 
-def _desired(deployment: Obj, spec: Mapping[str, Any]) -> int:
-    if "replicas" in spec:
-        return int(spec["replicas"])
-    return int(deployment.get("spec", {}).get("replicas", 1))
-
-
 def plan_status(
     registry: Obj,
     deployment: Obj | None,
@@ -421,20 +575,24 @@ def plan_status(
     config: WorkerConfig | None = None,
     error: InvalidSpec | None = None,
     apply_error: str | None = None,
+    versions: Versions | None = None,
 ) -> dict[str, Any]:
     """The registry's whole status. `now` (RFC 3339) stamps only conditions whose status flips:
-    an unchanged situation plans an unchanged status, so the reconciler writes nothing."""
+    an unchanged situation plans an unchanged status, so the reconciler writes nothing.
+
+    `config` and `versions` are what was just published; None when publishing failed, and the
+    status then keeps reporting what the previous pass published."""
     spec = registry["spec"]
     generation = registry["metadata"].get("generation", 0)
-    previous = {c["type"]: c for c in registry.get("status", {}).get("conditions", [])}
+    before = registry.get("status", {})
+    previous = {c["type"]: c for c in before.get("conditions", [])}
     conditions = []
-    for cond in observe_conditions(registry, deployment, error, apply_error):
-        before = previous.get(cond.type)
+    for cond in observe_conditions(registry, deployment, error, apply_error, versions):
+        was = previous.get(cond.type)
         since = (
-            before["lastTransitionTime"]
-            if before is not None and before.get("status") == cond.status
+            was["lastTransitionTime"] if was is not None and was.get("status") == cond.status
             else now
-        )
+        )  # fmt: skip
         conditions.append(cond.to_dict(generation, since))
 
     dstatus = (deployment or {}).get("status", {})
@@ -447,14 +605,51 @@ def plan_status(
         "readyReplicas": ready,
         "availableReplicas": int(dstatus.get("availableReplicas", 0)),
         "workers": f"{ready}/{desired}",
-        "activeVersions": active_versions(spec) if error is None else "-",
         "conditions": conditions,
     }
+    if error is not None:
+        status["activeVersions"] = "-"
+        status["versions"] = []
+    elif versions is not None:
+        status["activeVersions"] = format_versions(versions.active)
+        status["versions"] = versions.listing()
+    elif "activeVersions" in before:
+        status["activeVersions"] = before["activeVersions"]
+        status["versions"] = before.get("versions", [])
+    else:  # nothing published yet: report the spec's own versions
+        taken = plan_versions(spec, None, None)
+        status["activeVersions"] = format_versions(taken.active)
+        status["versions"] = taken.listing()
     if config is not None:
         status["configRevision"] = config.revision
-    elif "configRevision" in registry.get("status", {}):
-        status["configRevision"] = registry["status"]["configRevision"]
+    elif "configRevision" in before:
+        status["configRevision"] = before["configRevision"]
     return status
+
+
+def activation_event(
+    before: Mapping[str, str] | None, versions: Versions
+) -> tuple[str, str] | None:
+    """The Event (type, message) when the published active versions change; None when they do
+    not, or on a first publication (the CreatedConfigMap Event covers that). A Warning when a
+    version had to move during a rollout because the new spec dropped the old one."""
+    after = versions.active
+    if before is None:
+        return None
+    changed = sorted(n for n, v in after.items() if before.get(n) != v)
+    if not changed:
+        return None
+    moves = ", ".join(
+        f"{n}@{after[n]}" + (f" (was {before[n]})" if n in before else " (new)") for n in changed
+    )
+    message = f"new instances now start on {moves}"
+    if versions.unheld:
+        held = ", ".join(f"{n}@{v}" for n, v in sorted(versions.unheld.items()))
+        return "Warning", (
+            f"{message}; workers of the old pod template may still serve: the spec no longer "
+            f"registers {held}, so it could not be held"
+        )
+    return "Normal", message
 
 
 def status_changed(registry: Obj, planned: Mapping[str, Any]) -> bool:

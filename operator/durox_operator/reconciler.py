@@ -86,33 +86,62 @@ class Reconciler:
             self._report(registry, planner.plan_status(registry, None, utc_now(), error=exc))
             return
 
+        namespace, name = registry["metadata"]["namespace"], planner.child_name(registry)
         apply_error: str | None = None
         deployment: dict[str, Any] | None = None
+        versions: planner.Versions | None = None
         try:
-            self._ensure(registry, planner.plan_configmap(registry, config))
-            deployment = self._ensure(registry, planner.plan_deployment(registry, config))
-        except KubeError as exc:
-            logger.warning("applying children of %s failed: %s", registry["metadata"]["name"], exc)
-            apply_error = str(exc)[:1000]
-            deployment = self._kube.get(
-                "Deployment", registry["metadata"]["namespace"], planner.child_name(registry)
+            observed_cm = self._observe(registry, "ConfigMap", namespace, name)
+            observed_dep = self._observe(registry, "Deployment", namespace, name)
+            desired_dep = planner.plan_deployment(registry, config)
+            # Old workers may lack a new version's handlers: while any may still serve, the
+            # file keeps the versions the ConfigMap activates now (read from the cluster).
+            previous = planner.published_versions(observed_cm)
+            versions = planner.plan_versions(
+                registry["spec"],
+                previous,
+                planner.rollout_pending(registry["spec"], desired_dep, observed_dep),
             )
+            config = planner.worker_config(registry, versions)
+            # The file first: new pods must start with the held versions, never the new ones.
+            self._ensure(registry, planner.plan_configmap(registry, config, versions), observed_cm)
+            activated = planner.activation_event(previous, versions)
+            if activated is not None:
+                self._record(registry, activated[0], "ActivatedVersions", activated[1])
+            deployment = self._ensure(registry, desired_dep, observed_dep)
+        except KubeError as exc:
+            logger.warning("applying children of %s failed: %s", name, exc)
+            apply_error = str(exc)[:1000]
+            deployment = self._kube.get("Deployment", namespace, name)
         # After a failed apply the ConfigMap may still hold the old file: keep the old revision.
-        applied = config if apply_error is None else None
+        ok = apply_error is None
         status = planner.plan_status(
-            registry, deployment, utc_now(), config=applied, apply_error=apply_error
+            registry,
+            deployment,
+            utc_now(),
+            config=config if ok else None,
+            apply_error=apply_error,
+            versions=versions if ok else None,
         )
         self._report(registry, status)
 
-    def _ensure(self, registry: Obj, desired: dict[str, Any]) -> dict[str, Any]:
-        """Apply `desired` if the cluster's copy differs; return the cluster's copy."""
-        meta = desired["metadata"]
-        observed = self._kube.get(desired["kind"], meta["namespace"], meta["name"])
+    def _observe(
+        self, registry: Obj, kind: str, namespace: str, name: str
+    ) -> dict[str, Any] | None:
+        """The cluster's copy of a child; NotOwned if the name is taken by someone else's."""
+        observed = self._kube.get(kind, namespace, name)
         if observed is not None and not planner.controlled_by(observed, registry):
             raise NotOwned(
-                f"{desired['kind']} {meta['name']} already exists and is not controlled by this "
-                "registry; delete it or rename the registry"
+                f"{kind} {name} already exists and is not controlled by this registry; delete "
+                "it or rename the registry"
             )
+        return observed
+
+    def _ensure(
+        self, registry: Obj, desired: dict[str, Any], observed: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """Apply `desired` if `observed` (the cluster's copy) differs; return the cluster's copy."""
+        meta = desired["metadata"]
         if not planner.needs_apply(desired, observed):
             assert observed is not None
             return observed

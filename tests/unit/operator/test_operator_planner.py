@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -376,3 +377,247 @@ def test_user_env_replaces_defaults_by_name_without_duplicates() -> None:
     assert len(names) == len(set(names))
     assert {"name": "DUROX_LOG_FORMAT", "value": "text"} in container["env"]
     assert names[-1] == "A"
+
+
+# -- holding versions during a rollout -------------------------------------------------------
+
+NEW_IMAGE = "example.invalid/orders:1.1.0"
+
+
+def _observed(planned: dict[str, Any], **status: Any) -> dict[str, Any]:
+    """The cluster's copy of a planned Deployment, with the status `deployment(...)` gives."""
+    live = deployment(**status)
+    observed = copy.deepcopy(planned)
+    observed["metadata"]["generation"] = live["metadata"]["generation"]
+    observed["status"] = live["status"]
+    return observed
+
+
+def _published(body: dict[str, Any]) -> dict[str, Any]:
+    """The ConfigMap an earlier pass published for `body`, taken at its word."""
+    return planner.plan_configmap(body, _config(body))
+
+
+def _upgrade(**changes: Any) -> dict[str, Any]:
+    """A registry whose image changes and whose checkout gains 1.11.0 (so `latest` moves)."""
+    body = registry(image=NEW_IMAGE, **changes)
+    body["spec"]["orchestrations"][0]["versions"].append("1.11.0")
+    return body
+
+
+def _plan(
+    body: dict[str, Any], configmap: dict[str, Any] | None, observed: dict[str, Any] | None
+) -> tuple[planner.Versions, dict[str, Any], dict[str, Any]]:
+    """What one reconcile pass plans: the versions, the ConfigMap and the Deployment."""
+    dep = planner.plan_deployment(body, _config(body))
+    versions = planner.plan_versions(
+        body["spec"],
+        planner.published_versions(configmap),
+        planner.rollout_pending(body["spec"], dep, observed),
+    )
+    return versions, planner.plan_configmap(body, _config_with(body, versions), versions), dep
+
+
+def _config_with(body: dict[str, Any], versions: planner.Versions) -> WorkerConfig:
+    return planner.worker_config(body, versions)
+
+
+def _policies(cm: dict[str, Any]) -> dict[str, tuple[str, str | None]]:
+    parsed = WorkerConfig.model_validate(yaml.safe_load(cm["data"]["worker.yaml"]))
+    return {p.name: (p.policy, p.version) for p in parsed.orchestrations}
+
+
+def test_configmap_records_what_it_activates() -> None:
+    cm = _published(registry())
+    assert cm["metadata"]["annotations"]["durox.dev/active-versions"] == (
+        "checkout@1.10.0,refund@2.0.0"
+    )
+    assert planner.published_versions(cm) == {"checkout": "1.10.0", "refund": "2.0.0"}
+    assert planner.published_versions(None) is None
+    assert planner.published_versions({"metadata": {}}) is None  # written before it was recorded
+    assert planner.parse_versions(planner.format_versions({})) == {}
+    assert planner.parse_versions("a@1.0.0, junk ,b@2.0.0") == {"a": "1.0.0", "b": "2.0.0"}
+
+
+def test_image_and_policy_change_together_hold_the_old_version() -> None:
+    old = registry()
+    observed = _observed(planner.plan_deployment(old, _config(old)))  # rolled out
+    new = _upgrade()
+    versions, cm, dep = _plan(new, _published(old), observed)
+    assert versions.held == ("checkout",)
+    assert versions.active == {"checkout": "1.10.0", "refund": "2.0.0"}
+    assert versions.desired == {"checkout": "1.11.0", "refund": "2.0.0"}
+    assert _policies(cm) == {"checkout": ("exact", "1.10.0"), "refund": ("exact", "2.0.0")}
+    assert planner.published_versions(cm) == {"checkout": "1.10.0", "refund": "2.0.0"}
+    assert planner.needs_apply(dep, observed)  # the new template rolls meanwhile
+    assert versions.waiting_for == "the pod template is changing"
+
+    status = planner.plan_status(new, observed, NOW, config=_config(new), versions=versions)
+    assert _conditions(status)["Progressing"] == ("True", "HoldingVersions")
+    message = next(c["message"] for c in status["conditions"] if c["type"] == "Progressing")
+    assert "checkout@1.10.0 (wants 1.11.0)" in message
+    assert "pod template" in message
+    assert status["activeVersions"] == "checkout@1.10.0,refund@2.0.0"
+    assert status["versions"] == [
+        {"name": "checkout", "active": "1.10.0", "desired": "1.11.0"},
+        {"name": "refund", "active": "2.0.0", "desired": "2.0.0"},
+    ]
+
+
+def test_a_new_exact_version_is_held_too() -> None:
+    old = registry()
+    new = registry(image=NEW_IMAGE)
+    new["spec"]["orchestrations"][1] = {
+        "name": "refund", "versions": ["2.0.0", "2.1.0"], "policy": "exact", "version": "2.1.0",
+    }  # fmt: skip
+    versions, cm, _ = _plan(
+        new, _published(old), _observed(planner.plan_deployment(old, _config(old)))
+    )
+    assert versions.held == ("refund",)
+    assert _policies(cm)["refund"] == ("exact", "2.0.0")
+    assert _policies(cm)["checkout"] == ("latest", None)  # unchanged NAMEs keep their policy
+
+
+def test_a_version_the_new_spec_drops_cannot_be_held() -> None:
+    old = registry()
+    new = registry(image=NEW_IMAGE)
+    new["spec"]["orchestrations"][0]["versions"] = ["3.0.0"]
+    versions, cm, _ = _plan(
+        new, _published(old), _observed(planner.plan_deployment(old, _config(old)))
+    )
+    assert versions.held == ()
+    assert versions.unheld == {"checkout": "1.10.0"}
+    assert versions.active["checkout"] == "3.0.0"
+    assert _policies(cm)["checkout"] == ("latest", None)
+    status = planner.plan_status(
+        new, deployment(generation=2, observed=1), NOW, config=_config(new), versions=versions
+    )
+    assert _conditions(status)["Progressing"] == ("True", "RollingOut")
+    message = next(c["message"] for c in status["conditions"] if c["type"] == "Progressing")
+    assert "cannot hold checkout@3.0.0 (the spec no longer registers 1.10.0)" in message
+    event = planner.activation_event(planner.published_versions(_published(old)), versions)
+    assert event is not None and event[0] == "Warning"
+    assert "no longer registers checkout@1.10.0, so it could not be held" in event[1]
+
+
+def test_a_new_name_is_not_held() -> None:
+    old = registry()
+    new = _upgrade()
+    new["spec"]["orchestrations"].append({"name": "ship", "versions": ["1.0.0"]})
+    versions, cm, _ = _plan(
+        new, _published(old), _observed(planner.plan_deployment(old, _config(old)))
+    )
+    assert versions.held == ("checkout",)
+    assert versions.active["ship"] == "1.0.0"
+    assert _policies(cm)["ship"] == ("latest", None)
+
+
+def test_first_creation_activates_the_desired_versions() -> None:
+    new = _upgrade()
+    versions, cm, _ = _plan(new, None, None)
+    assert versions.held == ()
+    assert versions.active == versions.desired
+    assert cm == planner.plan_configmap(new, _config(new))
+    # a ConfigMap left behind without its Deployment: no old worker serves, nothing to hold
+    versions, _, _ = _plan(new, _published(registry()), None)
+    assert versions.held == ()
+
+
+def test_a_configmap_without_the_record_holds_nothing() -> None:
+    old = registry()
+    legacy = _published(old)
+    del legacy["metadata"]["annotations"]["durox.dev/active-versions"]
+    versions, _, _ = _plan(
+        _upgrade(), legacy, _observed(planner.plan_deployment(old, _config(old)))
+    )
+    assert versions.held == ()
+
+
+def test_a_policy_only_change_activates_at_once_without_new_pods() -> None:
+    old = registry()
+    observed = _observed(planner.plan_deployment(old, _config(old)))
+    new = registry()
+    new["spec"]["orchestrations"][0] |= {"policy": "exact", "version": "1.9.0"}
+    versions, cm, dep = _plan(new, _published(old), observed)
+    assert versions.held == ()
+    assert versions.active["checkout"] == "1.9.0"
+    assert _policies(cm)["checkout"] == ("exact", "1.9.0")
+    assert not planner.needs_apply(dep, observed)
+    assert planner.activation_event(planner.published_versions(_published(old)), versions) == (
+        "Normal",
+        "new instances now start on checkout@1.9.0 (was 1.10.0)",
+    )
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        {"generation": 2, "observed": 1},
+        {"updated": 1, "total": 3},
+        {"available": 1, "ready": 1},
+        {"updated": 1},
+    ],
+    ids=["unobserved", "surging", "not-available", "not-updated"],
+)
+def test_an_incomplete_rollout_keeps_holding(status: dict[str, Any]) -> None:
+    old, new = registry(), _upgrade()
+    held_cm = _plan(new, _published(old), _observed(planner.plan_deployment(old, _config(old))))[1]
+    # the new template is applied; the Deployment is still rolling
+    observed = _observed(planner.plan_deployment(new, _config(new)), **status)
+    versions, cm, _ = _plan(new, held_cm, observed)
+    assert versions.held == ("checkout",)
+    assert versions.waiting_for is not None and versions.waiting_for.startswith("rollout under way")
+    assert not planner.needs_apply(cm, held_cm)  # nothing to write while it waits
+
+
+def test_a_complete_rollout_releases_held_versions() -> None:
+    old, new = registry(), _upgrade()
+    held_cm = _plan(new, _published(old), _observed(planner.plan_deployment(old, _config(old))))[1]
+    observed = _observed(planner.plan_deployment(new, _config(new)))  # rolled out
+    versions, cm, _ = _plan(new, held_cm, observed)
+    assert versions.held == ()
+    assert versions.active == versions.desired
+    assert _policies(cm)["checkout"] == ("latest", None)
+    assert planner.needs_apply(cm, held_cm)
+    event = planner.activation_event(planner.published_versions(held_cm), versions)
+    assert event == ("Normal", "new instances now start on checkout@1.11.0 (was 1.10.0)")
+    status = planner.plan_status(new, observed, NOW, config=_config(new), versions=versions)
+    assert _conditions(status)["Progressing"] == ("False", "RolloutComplete")
+    assert status["activeVersions"] == "checkout@1.11.0,refund@2.0.0"
+
+
+def test_holding_never_touches_the_pod_template() -> None:
+    old, new = registry(), _upgrade()
+    versions, _, dep = _plan(
+        new, _published(old), _observed(planner.plan_deployment(old, _config(old)))
+    )
+    assert versions.held
+    held_config = planner.worker_config(new, versions)
+    assert held_config.revision != _config(new).revision
+    assert planner.plan_deployment(new, held_config) == dep
+    assert planner.startup_digest(held_config) == planner.startup_digest(_config(new))
+
+
+def test_planning_a_hold_twice_gives_byte_identical_children() -> None:
+    old, new = registry(), _upgrade()
+    observed = _observed(planner.plan_deployment(old, _config(old)))
+    first = _plan(new, _published(old), observed)
+    second = _plan(copy.deepcopy(new), _published(copy.deepcopy(old)), copy.deepcopy(observed))
+    assert first[0] == second[0]
+    for a, b in zip(first[1:], second[1:], strict=True):
+        assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    # and holding again from the held ConfigMap plans that same ConfigMap
+    again = _plan(new, first[1], observed)
+    assert json.dumps(again[1], sort_keys=True) == json.dumps(first[1], sort_keys=True)
+
+
+def test_activation_events_only_for_changes_after_the_first_publication() -> None:
+    def taken(**desired: str) -> planner.Versions:
+        return planner.Versions(desired=desired, active=desired)
+
+    assert planner.activation_event(None, taken(a="1.0.0")) is None
+    assert planner.activation_event({"a": "1.0.0"}, taken(a="1.0.0")) is None
+    assert planner.activation_event({}, taken(a="1.0.0")) == (
+        "Normal",
+        "new instances now start on a@1.0.0 (new)",
+    )

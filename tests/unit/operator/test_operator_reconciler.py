@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import yaml
 from operator_fixtures import registry
 
 from durox_operator.kube import Kube, KubeError
@@ -198,3 +199,78 @@ def test_a_foreign_object_with_the_childs_name_is_never_taken_over() -> None:
     assert degraded["reason"] == "ApplyFailed"
     assert "not controlled by this registry" in degraded["message"]
     assert ("Warning", "ApplyFailed") in events.posted
+
+
+def _roll_out(kube: FakeKube) -> None:
+    """Play the Deployment controller: every worker runs the current template."""
+    dep = kube.objects[("Deployment", "shop", "orders")]
+    n = dep["spec"]["replicas"]
+    dep["status"] = {
+        "observedGeneration": dep["metadata"]["generation"],
+        "replicas": n,
+        "updatedReplicas": n,
+        "readyReplicas": n,
+        "availableReplicas": n,
+    }
+
+
+def _checkout_policy(kube: FakeKube) -> dict[str, Any]:
+    text = kube.objects[("ConfigMap", "shop", "orders")]["data"]["worker.yaml"]
+    policies = yaml.safe_load(text)["orchestrations"]
+    return next(p for p in policies if p["name"] == "checkout")  # type: ignore[no-any-return]
+
+
+def test_new_versions_wait_for_the_rollout_that_brings_their_handlers() -> None:
+    kube = FakeKube()
+    reconciler, events = _setup(kube)
+    reconciler.reconcile_by_name("shop", "orders")
+    _roll_out(kube)
+    reconciler.reconcile_by_name("shop", "orders")
+
+    # one edit: a new image and, with it, a new highest version of checkout
+    stored = kube.objects[("OrchestrationRegistry", "shop", "orders")]
+    stored["spec"]["image"] = "example.invalid/orders:1.1.0"
+    stored["spec"]["orchestrations"][0]["versions"].append("1.11.0")
+    stored["metadata"]["generation"] += 1
+    kube.writes.clear()
+    events.posted.clear()
+    reconciler.reconcile_by_name("shop", "orders")
+    assert kube.writes == [("apply", "ConfigMap"), ("apply", "Deployment"), ("status", "orders")]
+    assert _checkout_policy(kube) == {"name": "checkout", "policy": "exact", "version": "1.10.0"}
+    status = kube.objects[("OrchestrationRegistry", "shop", "orders")]["status"]
+    assert status["activeVersions"] == "checkout@1.10.0,refund@2.0.0"
+    progressing = next(c for c in status["conditions"] if c["type"] == "Progressing")
+    assert progressing["reason"] == "HoldingVersions"
+    assert ("Normal", "HoldingVersions") in events.posted
+    assert ("Normal", "ActivatedVersions") not in events.posted
+
+    # still rolling: nothing to write
+    kube.writes.clear()
+    reconciler.reconcile_by_name("shop", "orders")
+    assert kube.writes == []
+
+    # rolled out: the next pass (a Deployment event) publishes the new version
+    _roll_out(kube)
+    events.posted.clear()
+    reconciler.reconcile_by_name("shop", "orders")
+    assert kube.writes == [("apply", "ConfigMap"), ("status", "orders")]
+    assert _checkout_policy(kube) == {"name": "checkout", "policy": "latest"}
+    status = kube.objects[("OrchestrationRegistry", "shop", "orders")]["status"]
+    assert status["activeVersions"] == "checkout@1.11.0,refund@2.0.0"
+    assert ("Normal", "ActivatedVersions") in events.posted
+    kube.writes.clear()
+    reconciler.reconcile_by_name("shop", "orders")
+    assert kube.writes == []
+
+
+def test_a_failed_apply_keeps_reporting_what_was_published() -> None:
+    kube = FakeKube()
+    reconciler, _ = _setup(kube)
+    reconciler.reconcile_by_name("shop", "orders")
+    before = kube.objects[("OrchestrationRegistry", "shop", "orders")]["status"]["activeVersions"]
+    stored = kube.objects[("OrchestrationRegistry", "shop", "orders")]
+    stored["spec"]["orchestrations"][0] |= {"policy": "exact", "version": "1.0.0"}
+    kube.fail_apply = KubeError("HTTP 500", 500)
+    reconciler.reconcile_by_name("shop", "orders")
+    status = kube.objects[("OrchestrationRegistry", "shop", "orders")]["status"]
+    assert status["activeVersions"] == before == "checkout@1.10.0,refund@2.0.0"
