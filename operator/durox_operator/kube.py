@@ -164,3 +164,20 @@ class Kube:
             body={"status": dict(status)},
             content_type="application/merge-patch+json",
         )
+
+    def delete(self, kind: str, namespace: str, name: str, uid: str) -> bool:
+        """Delete one object if it is still the one we saw (`uid`); False if it was already
+        gone (a 404 is success). Dependents (a Deployment's ReplicaSets) go in the background."""
+        result = self._call(
+            "DELETE",
+            self._path(kind, namespace, name),
+            body={
+                "apiVersion": "v1",
+                "kind": "DeleteOptions",
+                "propagationPolicy": "Background",
+                "preconditions": {"uid": uid},
+            },
+        )
+        if result is not None:
+            logger.info("deleted %s %s/%s", kind, namespace, name)
+        return result is not None

@@ -43,6 +43,8 @@ from durox_operator.model import (
 CONTAINER: Final = "worker"
 RUN_AS_USER: Final = 65532
 DEFAULT_HTTP_PORT: Final = 8080
+DEFAULT_DRAIN_REPLICAS: Final = 1
+DRAIN_SUFFIX: Final = "-drain"
 
 
 class InvalidSpec(ValueError):
@@ -55,27 +57,40 @@ class InvalidSpec(ValueError):
 # -- names and labels --------------------------------------------------------------------------
 
 
-def child_name(registry: Obj) -> str:
-    """The ConfigMap and the Deployment share the registry's name; the kinds keep them apart."""
-    return str(registry["metadata"]["name"])
+def child_name(registry: Obj, drain: bool = False) -> str:
+    """The ConfigMap and the Deployment share the registry's name; the kinds keep them apart.
+
+    The drain pool's pair is `<name>-drain`: with the registry's name capped at 52 characters
+    that is at most 58, inside the 63 a label value (`app.kubernetes.io/instance`) allows."""
+    name = str(registry["metadata"]["name"])
+    return f"{name}{DRAIN_SUFFIX}" if drain else name
 
 
-def selector_labels(registry: Obj) -> dict[str, str]:
-    """Labels that select the pool's pods; immutable in a Deployment, so kept minimal."""
+def selector_labels(registry: Obj, drain: bool = False) -> dict[str, str]:
+    """Labels that select the pool's pods; immutable in a Deployment, so kept minimal. The
+    instance differs between the main and the drain pool, so their selectors never overlap."""
     return {
         "app.kubernetes.io/name": "durox-worker",
-        "app.kubernetes.io/instance": child_name(registry),
+        "app.kubernetes.io/instance": child_name(registry, drain),
     }
 
 
-def labels(registry: Obj) -> dict[str, str]:
+def labels(registry: Obj, drain: bool = False) -> dict[str, str]:
     return {
-        **selector_labels(registry),
-        "app.kubernetes.io/component": "worker",
+        **selector_labels(registry, drain),
+        "app.kubernetes.io/component": "drain-worker" if drain else "worker",
         "app.kubernetes.io/part-of": "durox",
         "app.kubernetes.io/managed-by": FIELD_MANAGER,
         REGISTRY_LABEL: child_name(registry),
     }
+
+
+def drain_enabled(spec: Mapping[str, Any]) -> bool:
+    return bool(spec.get("drain", {}).get("enabled", False))
+
+
+def drain_replicas(spec: Mapping[str, Any]) -> int:
+    return int(spec.get("drain", {}).get("replicas", DEFAULT_DRAIN_REPLICAS))
 
 
 def owner_reference(registry: Obj) -> dict[str, Any]:
@@ -221,20 +236,28 @@ def plan_versions(
     )
 
 
-def rollout_pending(spec: Mapping[str, Any], desired: Obj, observed: Obj | None) -> str | None:
+def rollout_pending(
+    spec: Mapping[str, Any], desired: Obj, observed: Obj | None, drain: bool = False
+) -> str | None:
     """Why workers of another pod template may still be serving, or None when none can be.
 
-    `desired` is the planned Deployment, `observed` the cluster's copy (None: not created yet,
-    so no worker serves at all)."""
+    `desired` is the planned Deployment (of the drain pool when `drain`), `observed` the
+    cluster's copy (None: not created yet, so no worker of that pool serves at all)."""
     if observed is None:
         return None
+    pool = "drain pool: " if drain else ""
     want = desired["metadata"]["annotations"][TEMPLATE_ANNOTATION]
     have = observed.get("metadata", {}).get("annotations", {}).get(TEMPLATE_ANNOTATION)
     if have != want:
-        return "the pod template is changing"
-    if not _rolled_out(observed, spec):
-        return f"rollout under way: {_rollout_counts(observed, spec)}"
+        return f"{pool}the pod template is changing"
+    if not _rolled_out(observed, _pool_spec(spec, drain)):
+        return f"{pool}rollout under way: {_rollout_counts(observed, _pool_spec(spec, drain))}"
     return None
+
+
+def _pool_spec(spec: Mapping[str, Any], drain: bool) -> Mapping[str, Any]:
+    """What the replica arithmetic reads for one pool: the drain pool's count is its own."""
+    return {"replicas": drain_replicas(spec)} if drain else spec
 
 
 def _policy(orchestration: Mapping[str, Any], versions: Versions | None) -> OrchestrationPolicy:
@@ -248,12 +271,20 @@ def _policy(orchestration: Mapping[str, Any], versions: Versions | None) -> Orch
     )
 
 
-def worker_config(registry: Obj, versions: Versions | None = None) -> WorkerConfig:
+def worker_config(
+    registry: Obj, versions: Versions | None = None, drain: bool = False
+) -> WorkerConfig:
     """The worker configuration file's content; raises InvalidSpec when it cannot exist.
 
-    NAMEs `versions` holds are pinned (`exact`) at their previously active version."""
+    NAMEs `versions` holds are pinned (`exact`) at their previously active version. The drain
+    pool's file (`drain=True`) is the same but for the replay range: `spec.drain`'s range when
+    given, else drain mode (`drain: true`: every pinned version is fetched)."""
     spec = registry["spec"]
     replay = spec.get("replay", {}).get("supportedVersions")
+    drain_mode = False
+    if drain:
+        replay = spec.get("drain", {}).get("supportedVersions")
+        drain_mode = replay is None
     worker = spec.get("worker", {})
     settings: dict[str, Any] = {}
     if "orchestrationConcurrency" in worker:
@@ -269,6 +300,7 @@ def worker_config(registry: Obj, versions: Versions | None = None) -> WorkerConf
                 if replay is None
                 else ReplayVersions(min=replay.get("min", "0.0.0"), max=replay["max"])
             ),
+            drain=drain_mode,
             http_port=worker.get("httpPort", DEFAULT_HTTP_PORT),
             **settings,
         )
@@ -292,7 +324,7 @@ def _with_hash(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def plan_configmap(
-    registry: Obj, config: WorkerConfig, versions: Versions | None = None
+    registry: Obj, config: WorkerConfig, versions: Versions | None = None, drain: bool = False
 ) -> dict[str, Any]:
     """The worker file, annotated with what it activates (the spec's versions unless held)."""
     active = desired_versions(registry["spec"]) if versions is None else versions.active
@@ -301,9 +333,9 @@ def plan_configmap(
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {
-                "name": child_name(registry),
+                "name": child_name(registry, drain),
                 "namespace": registry["metadata"]["namespace"],
-                "labels": labels(registry),
+                "labels": labels(registry, drain),
                 "annotations": {ACTIVE_ANNOTATION: format_versions(active)},
                 "ownerReferences": [owner_reference(registry)],
             },
@@ -385,7 +417,7 @@ def startup_digest(config: WorkerConfig) -> str:
     return content_hash({field: getattr(config, field) for field in RESTART_FIELDS})
 
 
-def plan_deployment(registry: Obj, config: WorkerConfig) -> dict[str, Any]:
+def plan_deployment(registry: Obj, config: WorkerConfig, drain: bool = False) -> dict[str, Any]:
     """The worker Deployment. The config revision is deliberately absent from the pod template:
     the ConfigMap is mounted as a folder (never subPath), so the kubelet swaps the file in place
     and the worker reloads it without a restart."""
@@ -403,7 +435,7 @@ def plan_deployment(registry: Obj, config: WorkerConfig) -> dict[str, Any]:
         "terminationGracePeriodSeconds": 60,
         "containers": [_container(registry, config)],
         "volumes": [
-            {"name": "config", "configMap": {"name": child_name(registry)}},
+            {"name": "config", "configMap": {"name": child_name(registry, drain)}},
             {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
         ],
     }
@@ -411,14 +443,14 @@ def plan_deployment(registry: Obj, config: WorkerConfig) -> dict[str, Any]:
         if key in pod:
             pod_spec[key] = pod[key]
     template_meta: dict[str, Any] = {
-        "labels": labels(registry),
+        "labels": labels(registry, drain),
         "annotations": {
             **pod.get("annotations", {}),
             STARTUP_ANNOTATION: startup_digest(config),
         },
     }
     deployment_spec: dict[str, Any] = {
-        "selector": {"matchLabels": selector_labels(registry)},
+        "selector": {"matchLabels": selector_labels(registry, drain)},
         "strategy": {
             "type": "RollingUpdate",
             "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
@@ -426,16 +458,18 @@ def plan_deployment(registry: Obj, config: WorkerConfig) -> dict[str, Any]:
         "revisionHistoryLimit": 5,
         "template": {"metadata": template_meta, "spec": pod_spec},
     }
-    if "replicas" in spec:  # unset: an autoscaler owns the count, so we must not write it
+    if drain:
+        deployment_spec["replicas"] = drain_replicas(spec)
+    elif "replicas" in spec:  # unset: an autoscaler owns the count, so we must not write it
         deployment_spec["replicas"] = spec["replicas"]
     return _with_hash(
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
             "metadata": {
-                "name": child_name(registry),
+                "name": child_name(registry, drain),
                 "namespace": registry["metadata"]["namespace"],
-                "labels": labels(registry),
+                "labels": labels(registry, drain),
                 "annotations": {TEMPLATE_ANNOTATION: content_hash(deployment_spec["template"])},
                 "ownerReferences": [owner_reference(registry)],
             },
@@ -509,8 +543,12 @@ def observe_conditions(
     error: InvalidSpec | None = None,
     apply_error: str | None = None,
     versions: Versions | None = None,
+    drain: Obj | None = None,
 ) -> list[Condition]:
-    """Available, Progressing and Degraded, from the Deployment and what went wrong, if any."""
+    """Available, Progressing and Degraded, from the Deployments and what went wrong, if any.
+
+    Available speaks for the main pool only; the drain pool (`drain`, its observed Deployment
+    when enabled) adds to Progressing while it rolls and to Degraded when its rollout stalls."""
     spec = registry["spec"]
     if error is not None:
         return [
@@ -544,28 +582,58 @@ def observe_conditions(
             f"{available} of {desired} workers available",
         )
     holding = None if versions is None else versions.holding_message()
+    draining = _drain_progress(spec, drain)
     counts = _rollout_counts(deployment, spec)
+    drain_note = f"; {draining}" if draining else ""
     if versions is not None and versions.held:
-        prog = Condition("Progressing", "True", "HoldingVersions", f"{holding}; {counts}")
-    elif not _rolled_out(deployment, spec):
         prog = Condition(
-            "Progressing", "True", "RollingOut", f"{counts}; {holding}" if holding else counts
+            "Progressing", "True", "HoldingVersions", f"{holding}; {counts}{drain_note}"
         )
+    elif not _rolled_out(deployment, spec):
+        held_note = f"; {holding}" if holding else ""
+        prog = Condition("Progressing", "True", "RollingOut", f"{counts}{held_note}{drain_note}")
+    elif draining:
+        prog = Condition("Progressing", "True", "RollingOut", draining)
     else:
+        extra = f" and {drain_replicas(spec)} drain workers" if drain_enabled(spec) else ""
         prog = Condition(
-            "Progressing", "False", "RolloutComplete", f"all {desired} workers run the current spec"
+            "Progressing",
+            "False",
+            "RolloutComplete",
+            f"all {desired} workers{extra} run the current spec",
         )
 
-    stalled = _deployment_condition(deployment, "Progressing")
+    stalled = _stalled(deployment)
+    drain_stalled = None if drain is None or not drain_enabled(spec) else _stalled(drain)
     if apply_error:
         degraded = Condition("Degraded", "True", "ApplyFailed", apply_error)
-    elif stalled is not None and stalled.get("reason") == "ProgressDeadlineExceeded":
-        degraded = Condition(
-            "Degraded", "True", "RolloutStalled", str(stalled.get("message", "rollout stalled"))
-        )
+    elif stalled is not None:
+        degraded = Condition("Degraded", "True", "RolloutStalled", stalled)
+    elif drain_stalled is not None:
+        degraded = Condition("Degraded", "True", "RolloutStalled", f"drain pool: {drain_stalled}")
     else:
         degraded = Condition("Degraded", "False", "AsExpected", "no problems seen")
     return [avail, prog, degraded]
+
+
+def _stalled(deployment: Obj) -> str | None:
+    """The Deployment controller's message when it gave up progressing, else None."""
+    cond = _deployment_condition(deployment, "Progressing")
+    if cond is not None and cond.get("reason") == "ProgressDeadlineExceeded":
+        return str(cond.get("message", "rollout stalled"))
+    return None
+
+
+def _drain_progress(spec: Mapping[str, Any], drain: Obj | None) -> str | None:
+    """What the drain pool still waits for; None when it is disabled or rolled out."""
+    if not drain_enabled(spec):
+        return None
+    if drain is None:
+        return "drain pool: the drain Deployment does not exist yet"
+    pool = _pool_spec(spec, True)
+    if _rolled_out(drain, pool):
+        return None
+    return f"drain pool: {_rollout_counts(drain, pool)}"
 
 
 def plan_status(
@@ -576,6 +644,7 @@ def plan_status(
     error: InvalidSpec | None = None,
     apply_error: str | None = None,
     versions: Versions | None = None,
+    drain: Obj | None = None,
 ) -> dict[str, Any]:
     """The registry's whole status. `now` (RFC 3339) stamps only conditions whose status flips:
     an unchanged situation plans an unchanged status, so the reconciler writes nothing.
@@ -587,7 +656,7 @@ def plan_status(
     before = registry.get("status", {})
     previous = {c["type"]: c for c in before.get("conditions", [])}
     conditions = []
-    for cond in observe_conditions(registry, deployment, error, apply_error, versions):
+    for cond in observe_conditions(registry, deployment, error, apply_error, versions, drain):
         was = previous.get(cond.type)
         since = (
             was["lastTransitionTime"] if was is not None and was.get("status") == cond.status
@@ -605,6 +674,7 @@ def plan_status(
         "readyReplicas": ready,
         "availableReplicas": int(dstatus.get("availableReplicas", 0)),
         "workers": f"{ready}/{desired}",
+        "drain": _drain_status(spec, drain),
         "conditions": conditions,
     }
     if error is not None:
@@ -625,6 +695,13 @@ def plan_status(
     elif "configRevision" in before:
         status["configRevision"] = before["configRevision"]
     return status
+
+
+def _drain_status(spec: Mapping[str, Any], drain: Obj | None) -> dict[str, Any]:
+    if not drain_enabled(spec):
+        return {"enabled": False, "workers": "0/0"}
+    ready = int((drain or {}).get("status", {}).get("readyReplicas", 0))
+    return {"enabled": True, "workers": f"{ready}/{drain_replicas(spec)}"}
 
 
 def activation_event(

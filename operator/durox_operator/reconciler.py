@@ -86,44 +86,78 @@ class Reconciler:
             self._report(registry, planner.plan_status(registry, None, utc_now(), error=exc))
             return
 
+        spec = registry["spec"]
         namespace, name = registry["metadata"]["namespace"], planner.child_name(registry)
+        drain_name = planner.child_name(registry, drain=True)
+        drain_on = planner.drain_enabled(spec)
         apply_error: str | None = None
         deployment: dict[str, Any] | None = None
+        drain: dict[str, Any] | None = None
         versions: planner.Versions | None = None
+        published = False
+        observed_drain_cm: dict[str, Any] | None = None
+        observed_drain: dict[str, Any] | None = None
+        desired_drain: dict[str, Any] = {}
         try:
             observed_cm = self._observe(registry, "ConfigMap", namespace, name)
             observed_dep = self._observe(registry, "Deployment", namespace, name)
             desired_dep = planner.plan_deployment(registry, config)
-            # Old workers may lack a new version's handlers: while any may still serve, the
-            # file keeps the versions the ConfigMap activates now (read from the cluster).
+            # Old workers may lack a new version's handlers: while any may still serve (in
+            # either pool), the file keeps the versions the ConfigMap activates now.
+            pending = planner.rollout_pending(spec, desired_dep, observed_dep)
+            if drain_on:
+                drain_config = planner.worker_config(registry, drain=True)
+                observed_drain_cm = self._observe(registry, "ConfigMap", namespace, drain_name)
+                observed_drain = self._observe(registry, "Deployment", namespace, drain_name)
+                desired_drain = planner.plan_deployment(registry, drain_config, drain=True)
+                pending = pending or planner.rollout_pending(
+                    spec, desired_drain, observed_drain, drain=True
+                )
             previous = planner.published_versions(observed_cm)
-            versions = planner.plan_versions(
-                registry["spec"],
-                previous,
-                planner.rollout_pending(registry["spec"], desired_dep, observed_dep),
-            )
+            versions = planner.plan_versions(spec, previous, pending)
             config = planner.worker_config(registry, versions)
             # The file first: new pods must start with the held versions, never the new ones.
             self._ensure(registry, planner.plan_configmap(registry, config, versions), observed_cm)
+            published = True
             activated = planner.activation_event(previous, versions)
             if activated is not None:
                 self._record(registry, activated[0], "ActivatedVersions", activated[1])
             deployment = self._ensure(registry, desired_dep, observed_dep)
+            if drain_on:
+                drain_config = planner.worker_config(registry, versions, drain=True)
+                drain_cm = planner.plan_configmap(registry, drain_config, versions, drain=True)
+                self._ensure(registry, drain_cm, observed_drain_cm)
+                drain = self._ensure(registry, desired_drain, observed_drain)
+            else:
+                self._remove(registry, "Deployment", namespace, drain_name)
+                self._remove(registry, "ConfigMap", namespace, drain_name)
         except KubeError as exc:
             logger.warning("applying children of %s failed: %s", name, exc)
             apply_error = str(exc)[:1000]
             deployment = self._kube.get("Deployment", namespace, name)
+            if drain_on:
+                drain = self._kube.get("Deployment", namespace, drain_name)
         # After a failed apply the ConfigMap may still hold the old file: keep the old revision.
-        ok = apply_error is None
         status = planner.plan_status(
             registry,
             deployment,
             utc_now(),
-            config=config if ok else None,
+            config=config if published else None,
             apply_error=apply_error,
-            versions=versions if ok else None,
+            versions=versions if published else None,
+            drain=drain,
         )
         self._report(registry, status)
+
+    def _remove(self, registry: Obj, kind: str, namespace: str, name: str) -> None:
+        """Delete a child that is no longer wanted, if it exists and this registry controls it."""
+        observed = self._kube.get(kind, namespace, name)
+        if observed is None or not planner.controlled_by(observed, registry):
+            return
+        if observed["metadata"].get("deletionTimestamp"):
+            return  # already going
+        if self._kube.delete(kind, namespace, name, observed["metadata"]["uid"]):
+            self._record(registry, "Normal", f"Deleted{kind}", f"deleted {kind} {name}")
 
     def _observe(
         self, registry: Obj, kind: str, namespace: str, name: str

@@ -621,3 +621,133 @@ def test_activation_events_only_for_changes_after_the_first_publication() -> Non
         "Normal",
         "new instances now start on a@1.0.0 (new)",
     )
+
+
+# -- the drain pool -------------------------------------------------------------------------
+
+
+def _drained(**drain: Any) -> dict[str, Any]:
+    return registry(drain={"enabled": True, **drain})
+
+
+def test_drain_file_widens_the_replay_range_and_keeps_the_policies() -> None:
+    body = _drained(supportedVersions={"min": "0.0.1", "max": "0.9.0"})
+    main, drain = _config(body), planner.worker_config(body, drain=True)
+    assert drain.supported_replay_versions is not None
+    assert (drain.supported_replay_versions.min, drain.supported_replay_versions.max) == (
+        "0.0.1",
+        "0.9.0",
+    )
+    assert drain.drain is False
+    assert drain.orchestrations == main.orchestrations
+    assert drain.pool == main.pool
+    assert drain.revision != main.revision
+    assert (
+        main.supported_replay_versions is not None and main.supported_replay_versions.max == "0.3.0"
+    )
+
+
+def test_drain_without_a_range_is_drain_mode() -> None:
+    drain = planner.worker_config(_drained(), drain=True)
+    assert drain.drain is True
+    assert drain.supported_replay_versions is None
+    cm = planner.plan_configmap(_drained(), drain, drain=True)
+    assert yaml.safe_load(cm["data"]["worker.yaml"])["drain"] is True
+
+
+def test_drain_children_are_named_labelled_and_selected_apart() -> None:
+    body = _drained(replicas=3)
+    config = planner.worker_config(body, drain=True)
+    cm = planner.plan_configmap(body, config, drain=True)
+    dep = planner.plan_deployment(body, config, drain=True)
+    main = planner.plan_deployment(body, _config(body))
+    for child in (cm, dep):
+        meta = child["metadata"]
+        assert meta["name"] == "orders-drain"
+        assert meta["labels"]["app.kubernetes.io/component"] == "drain-worker"
+        assert meta["labels"]["app.kubernetes.io/instance"] == "orders-drain"
+        assert meta["labels"]["durox.dev/registry"] == "orders"  # its events reach the registry
+        assert meta["ownerReferences"] == main["metadata"]["ownerReferences"]
+    selector, main_selector = (
+        dep["spec"]["selector"]["matchLabels"],
+        main["spec"]["selector"]["matchLabels"],
+    )
+    assert selector["app.kubernetes.io/instance"] != main_selector["app.kubernetes.io/instance"]
+    # neither selector matches the other pool's pods
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    main_pod_labels = main["spec"]["template"]["metadata"]["labels"]
+    assert not main_selector.items() <= pod_labels.items()
+    assert not selector.items() <= main_pod_labels.items()
+    assert dep["spec"]["replicas"] == 3
+    pod = dep["spec"]["template"]["spec"]
+    assert {"name": "config", "configMap": {"name": "orders-drain"}} in pod["volumes"]
+    assert pod["containers"] == main["spec"]["template"]["spec"]["containers"]
+    assert planner.plan_deployment(_drained(), config, drain=True)["spec"]["replicas"] == 1
+
+
+def test_the_longest_name_leaves_room_for_the_drain_suffix() -> None:
+    body = _drained()
+    body["metadata"]["name"] = "r" * 52
+    name = planner.child_name(body, drain=True)
+    assert len(name) == 58
+    assert len(planner.labels(body, drain=True)["app.kubernetes.io/instance"]) <= 63
+
+
+def _drain_observed(body: dict[str, Any], **status: Any) -> dict[str, Any]:
+    """The drain Deployment planned for `body`, rolled out with one worker unless told."""
+    dep = planner.plan_deployment(body, planner.worker_config(body, drain=True), drain=True)
+    counts = {"replicas": 1, "updated": 1, "ready": 1, "available": 1} | status
+    return _observed(dep, **counts)
+
+
+def test_drain_status_and_conditions() -> None:
+    body = _drained()
+    main = deployment()
+    status = planner.plan_status(body, main, NOW, drain=_drain_observed(body))
+    assert status["drain"] == {"enabled": True, "workers": "1/1"}
+    assert _conditions(status)["Progressing"] == ("False", "RolloutComplete")
+
+    status = planner.plan_status(body, main, NOW, drain=None)
+    assert _conditions(status)["Progressing"] == ("True", "RollingOut")
+    assert status["drain"] == {"enabled": True, "workers": "0/1"}
+
+    rolling = _drain_observed(body, updated=0, ready=0, available=0)
+    status = planner.plan_status(body, main, NOW, drain=rolling)
+    progressing = next(c for c in status["conditions"] if c["type"] == "Progressing")
+    assert (progressing["reason"], progressing["message"]) == (
+        "RollingOut",
+        "drain pool: 0 of 1 workers updated, 1 running",
+    )
+    assert _conditions(status)["Available"] == ("True", "WorkersAvailable")  # the main pool's
+
+    stalled = _drain_observed(
+        body,
+        available=0,
+        conditions=[
+            {"type": "Progressing", "reason": "ProgressDeadlineExceeded", "message": "timed out"}
+        ],
+    )
+    status = planner.plan_status(body, main, NOW, drain=stalled)
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert (degraded["reason"], degraded["message"]) == ("RolloutStalled", "drain pool: timed out")
+
+    status = planner.plan_status(registry(), main, NOW)
+    assert status["drain"] == {"enabled": False, "workers": "0/0"}
+
+
+def test_a_rolling_drain_pool_holds_versions_too() -> None:
+    old = _drained()
+    new = _upgrade(drain={"enabled": True})
+    desired_drain = planner.plan_deployment(new, planner.worker_config(new, drain=True), drain=True)
+    assert planner.rollout_pending(
+        new["spec"], desired_drain, _drain_observed(old), drain=True
+    ) == ("drain pool: the pod template is changing")
+    assert (
+        planner.rollout_pending(new["spec"], desired_drain, _drain_observed(new), drain=True)
+        is None
+    )
+    assert planner.rollout_pending(new["spec"], desired_drain, None, drain=True) is None
+    waiting = _drain_observed(new, updated=0)
+    assert planner.rollout_pending(new["spec"], desired_drain, waiting, drain=True) == (
+        "drain pool: rollout under way: 0 of 1 workers updated, 1 running"
+    )

@@ -41,9 +41,20 @@ class FakeKube(Kube):
             raise self.fail_apply
         stored = copy.deepcopy(dict(obj))
         stored["metadata"]["generation"] = 1
+        stored["metadata"]["uid"] = f"uid-{obj['kind']}-{obj['metadata']['name']}"
         self.put(stored)
         self.writes.append(("apply", obj["kind"]))
         return copy.deepcopy(stored)
+
+    def delete(self, kind: str, namespace: str, name: str, uid: str) -> bool:
+        found = self.objects.get((kind, namespace, name))
+        if found is None:
+            return False
+        if found["metadata"].get("uid", uid) != uid:
+            raise KubeError("HTTP 409: precondition failed: uid", 409)
+        del self.objects[(kind, namespace, name)]
+        self.writes.append(("delete", kind))
+        return True
 
     def patch_registry_status(self, namespace: str, name: str, status: Obj) -> None:
         self.objects[("OrchestrationRegistry", namespace, name)]["status"] = copy.deepcopy(
@@ -274,3 +285,95 @@ def test_a_failed_apply_keeps_reporting_what_was_published() -> None:
     reconciler.reconcile_by_name("shop", "orders")
     status = kube.objects[("OrchestrationRegistry", "shop", "orders")]["status"]
     assert status["activeVersions"] == before == "checkout@1.10.0,refund@2.0.0"
+
+
+def _set_drain(kube: FakeKube, drain: dict[str, Any] | None) -> None:
+    stored = kube.objects[("OrchestrationRegistry", "shop", "orders")]
+    if drain is None:
+        stored["spec"].pop("drain", None)
+    else:
+        stored["spec"]["drain"] = drain
+    stored["metadata"]["generation"] += 1
+
+
+def test_drain_pool_is_created_then_deleted_and_the_main_pool_is_untouched() -> None:
+    kube = FakeKube()
+    reconciler, events = _setup(kube)
+    reconciler.reconcile_by_name("shop", "orders")
+    _roll_out(kube)
+    reconciler.reconcile_by_name("shop", "orders")
+    main = {
+        k: copy.deepcopy(kube.objects[(k, "shop", "orders")]) for k in ("ConfigMap", "Deployment")
+    }
+
+    _set_drain(kube, {"enabled": True, "supportedVersions": {"max": "0.9.0"}})
+    kube.writes.clear()
+    reconciler.reconcile_by_name("shop", "orders")
+    assert kube.writes == [("apply", "ConfigMap"), ("apply", "Deployment"), ("status", "orders")]
+    drain_cm = kube.objects[("ConfigMap", "shop", "orders-drain")]
+    assert yaml.safe_load(drain_cm["data"]["worker.yaml"])["supported_replay_versions"] == {
+        "min": "0.0.0",
+        "max": "0.9.0",
+    }
+    assert kube.objects[("Deployment", "shop", "orders-drain")]["spec"]["replicas"] == 1
+    status = kube.objects[("OrchestrationRegistry", "shop", "orders")]["status"]
+    assert status["drain"] == {"enabled": True, "workers": "0/1"}
+    kube.writes.clear()
+    reconciler.reconcile_by_name("shop", "orders")
+    assert kube.writes == []
+
+    _set_drain(kube, {"enabled": False})
+    events.posted.clear()
+    reconciler.reconcile_by_name("shop", "orders")
+    assert kube.writes == [("delete", "Deployment"), ("delete", "ConfigMap"), ("status", "orders")]
+    assert ("Normal", "DeletedDeployment") in events.posted
+    assert ("Normal", "DeletedConfigMap") in events.posted
+    assert ("ConfigMap", "shop", "orders-drain") not in kube.objects
+    status = kube.objects[("OrchestrationRegistry", "shop", "orders")]["status"]
+    assert status["drain"] == {"enabled": False, "workers": "0/0"}
+    kube.writes.clear()
+    reconciler.reconcile_by_name("shop", "orders")
+    assert kube.writes == []
+    for kind, before in main.items():
+        assert kube.objects[(kind, "shop", "orders")] == before
+
+
+def test_a_foreign_object_with_the_drain_name_is_never_deleted() -> None:
+    kube = FakeKube()
+    reconciler, _ = _setup(kube)
+    foreign = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "orders-drain", "namespace": "shop", "uid": "theirs"},
+    }
+    kube.put(copy.deepcopy(foreign))
+    reconciler.reconcile_by_name("shop", "orders")  # drain disabled: not ours to delete
+    assert kube.objects[("Deployment", "shop", "orders-drain")] == foreign
+    _set_drain(kube, {"enabled": True})  # enabled: not ours to take over either
+    reconciler.reconcile_by_name("shop", "orders")
+    assert kube.objects[("Deployment", "shop", "orders-drain")] == foreign
+    status = kube.objects[("OrchestrationRegistry", "shop", "orders")]["status"]
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert degraded["reason"] == "ApplyFailed"
+    assert "orders-drain" in degraded["message"]
+
+
+def test_a_rolling_drain_pool_keeps_versions_held() -> None:
+    kube = FakeKube()
+    reconciler, _ = _setup(kube)
+    _set_drain(kube, {"enabled": True})
+    reconciler.reconcile_by_name("shop", "orders")
+    _roll_out(kube)
+    stored = kube.objects[("OrchestrationRegistry", "shop", "orders")]
+    stored["spec"]["image"] = "example.invalid/orders:1.1.0"
+    stored["spec"]["orchestrations"][0]["versions"].append("1.11.0")
+    reconciler.reconcile_by_name("shop", "orders")
+    _roll_out(kube)  # the main pool is done; the drain pool (no status here) is not
+    reconciler.reconcile_by_name("shop", "orders")
+    assert _checkout_policy(kube) == {"name": "checkout", "policy": "exact", "version": "1.10.0"}
+    drain_file = yaml.safe_load(
+        kube.objects[("ConfigMap", "shop", "orders-drain")]["data"]["worker.yaml"]
+    )
+    assert {"name": "checkout", "policy": "exact", "version": "1.10.0"} in drain_file[
+        "orchestrations"
+    ]
