@@ -10,6 +10,10 @@ the worker configuration file, a ConfigMap the worker re-reads live; nothing abo
 the pod template, so changing a policy never restarts a worker. Image, app entry, pod settings
 and the few file settings a worker reads only at start-up (pool, concurrency, port: the
 worker's `RESTART_FIELDS`) reach the pod template, so changing them rolls the Deployment.
+
+The two meet in an upgrade: a version change that arrives with a new template is held back
+(`plan_versions`) until every worker runs that template, because older workers lack the new
+version's handlers.
 """
 
 from __future__ import annotations
@@ -418,9 +422,11 @@ def startup_digest(config: WorkerConfig) -> str:
 
 
 def plan_deployment(registry: Obj, config: WorkerConfig, drain: bool = False) -> dict[str, Any]:
-    """The worker Deployment. The config revision is deliberately absent from the pod template:
-    the ConfigMap is mounted as a folder (never subPath), so the kubelet swaps the file in place
-    and the worker reloads it without a restart."""
+    """The worker Deployment (the drain pool's when `drain`). The config revision is
+    deliberately absent from the pod template: the ConfigMap is mounted as a folder (never
+    subPath), so the kubelet swaps the file in place and the worker reloads it without a
+    restart. The metadata carries the template's digest, so a pass can tell that a new
+    template is about to roll (see `rollout_pending`)."""
     spec = registry["spec"]
     pod = spec.get("pod", {})
     pod_spec: dict[str, Any] = {
