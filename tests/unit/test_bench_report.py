@@ -43,3 +43,5 @@ def test_other_stores_and_sync_levels_do_not_count() -> None:
     normal["case"]["sync"] = "NORMAL"
     cases = [_case("durox", 1000.0), normal, _case("durox", 8000.0, store="postgres")]
     assert _ratios([*cases, _case("peer", 250.0)]) == [4.0]
+    rows = report.table({"cases": [*cases, _case("peer", 250.0)], "limits": {}})
+    assert [r["off_sync"] for r in rows] == [False, True, False, False]
