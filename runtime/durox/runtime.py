@@ -364,7 +364,7 @@ class Runtime:
                 continue
             finally:
                 if self._batch:
-                    self._unclaim("orchestration", free, len(items))
+                    self._unclaim("orchestration", free)
             failures = 0
             if not items:
                 await self._idle(loop, "orchestration", idle)
@@ -404,10 +404,12 @@ class Runtime:
         self._slot_free[kind].clear()
         return 0
 
-    def _unclaim(self, kind: QueueKind, claimed: int, used: int) -> None:
+    def _unclaim(self, kind: QueueKind, claimed: int) -> None:
+        """Give back a fetch's claim. A short fetch wakes nobody: the queue had no more, so
+        another loop fetching at once would find nothing either. The loop that fetched goes on
+        (claiming what is free again, or waiting for work), which keeps exactly one loop of a
+        kind polling an idle store while the others sleep until a slot frees."""
         self._claimed[kind] -= claimed
-        if used < claimed:
-            self._slot_free[kind].set()  # the slots this fetch could not fill are free again
 
     def _start(
         self,
@@ -695,7 +697,7 @@ class Runtime:
                 continue
             finally:
                 if self._batch:
-                    self._unclaim("activity", free, len(items))
+                    self._unclaim("activity", free)
             failures = 0
             if not items:
                 await self._idle(loop, "activity", idle)

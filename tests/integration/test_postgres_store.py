@@ -206,3 +206,60 @@ async def test_a_real_stale_plan_is_retryable(dsn: str) -> None:
     finally:
         await conn.execute(f"DROP TABLE IF EXISTS {name}")
         await conn.close()
+
+
+class _CountingFetches:
+    """A pass-through provider that counts fetch calls by kind."""
+
+    def __init__(self, inner: PostgresProvider) -> None:
+        self._inner = inner
+        self.fetches = {"orchestration": 0, "activity": 0}
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    async def fetch_orchestration_items(self, *args: object, **kwargs: object) -> object:
+        self.fetches["orchestration"] += 1
+        return await self._inner.fetch_orchestration_items(*args, **kwargs)  # type: ignore[arg-type]
+
+    async def fetch_work_items(self, *args: object, **kwargs: object) -> object:
+        self.fetches["activity"] += 1
+        return await self._inner.fetch_work_items(*args, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_an_idle_runtime_polls_once_per_interval_whatever_its_width(
+    dsn: str, schema: str
+) -> None:
+    # 16 orchestration and 32 activity dispatchers, idle: one loop of each kind polls while the
+    # others sleep until a slot frees, so idle load on the database does not grow with width.
+    from datetime import timedelta
+
+    from durox import ActivityRegistry, Client, OrchestrationRegistry, Runtime, RuntimeOptions
+
+    async def one(ctx: object, x: int) -> int:
+        return await ctx.schedule_activity("Double", x)  # type: ignore[attr-defined, no-any-return]
+
+    acts = ActivityRegistry.builder().register("Double", lambda ctx, x: 2 * x).build()
+    orchs = OrchestrationRegistry.builder().register("One", one).build()
+    provider = await PostgresProvider.connect(dsn, schema=schema)
+    counting = _CountingFetches(provider)
+    options = RuntimeOptions(
+        orchestration_concurrency=16,
+        activity_concurrency=32,
+        poll_interval=timedelta(milliseconds=50),
+    )
+    runtime = await Runtime.start(counting, acts, orchs, options)  # type: ignore[arg-type]
+    try:
+        await asyncio.sleep(0.3)
+        before = dict(counting.fetches)
+        await asyncio.sleep(1.0)
+        per_kind = {k: counting.fetches[k] - before[k] for k in before}
+        # About 20 polls a second per kind; one poller per dispatcher would be 320 and 640.
+        assert all(n <= 30 for n in per_kind.values()), per_kind
+        client = Client(provider)
+        await client.start_orchestration("idle-then-busy", "One", 21)
+        info = await client.wait_for_orchestration("idle-then-busy", timeout=10)
+        assert info.status == "Completed" and info.output == 42
+    finally:
+        await runtime.shutdown(timeout=5)
+        await provider.close()
