@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from k8s_control_plane import ControlPlane, operator_process, tail, wait_for
 
 pytestmark = [pytest.mark.k8s, pytest.mark.timeout(300)]
@@ -316,3 +317,163 @@ def test_refused_apply_is_degraded_then_recovers(cluster: Cluster) -> None:
     # no event announces the policy's removal: the periodic resync retries on its own
     cluster.wait("the registry to recover", lambda: cluster.settled(1))
     assert cluster.conditions()["Degraded"] == "False"
+
+
+def _checkout(cm: dict[str, Any]) -> dict[str, Any]:
+    """The checkout policy in a worker ConfigMap's file."""
+    policies = yaml.safe_load(cm["data"]["worker.yaml"])["orchestrations"]
+    return next(p for p in policies if p["name"] == "checkout")  # type: ignore[no-any-return]
+
+
+def _progressing(cluster: Cluster) -> dict[str, Any]:
+    status = cluster.get("orchestrationregistry", "orders").get("status", {})
+    return next((c for c in status.get("conditions", []) if c["type"] == "Progressing"), {})
+
+
+def test_new_version_waits_until_every_worker_has_its_handlers(cluster: Cluster) -> None:
+    plane, ns = cluster.plane, cluster.ns
+    plane.apply(_registry("orders"), "-n", ns)
+    cluster.wait("the registry to become Available", lambda: cluster.settled(1))
+    cm = cluster.get("configmap", "orders")
+    assert cm["metadata"]["annotations"]["durox.dev/active-versions"] == "checkout@1.1.0"
+    old_pods = {p["metadata"]["name"] for p in cluster.pods()}
+
+    # Keep the rollout from finishing (kwok makes pods Ready at once): a quota of two pods
+    # leaves no room for the surge pod, so the old workers keep serving.
+    plane.apply(
+        {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "two-pods"},
+         "spec": {"hard": {"pods": "2"}}},
+        "-n", ns,
+    )  # fmt: skip
+    cluster.wait(
+        "the quota to count the pods",
+        lambda: (
+            cluster.get("resourcequota", "two-pods").get("status", {}).get("used", {}).get("pods")
+            == "2"
+        ),
+    )
+
+    # one apply: a new image that also registers checkout 1.2.0, which `latest` now picks
+    upgrade = _registry("orders", image="example.invalid/orders:1.2.0")
+    upgrade["spec"]["orchestrations"][0]["versions"].append("1.2.0")
+    plane.apply(upgrade, "-n", ns)
+    cluster.wait(
+        "the registry to hold checkout at 1.1.0",
+        lambda: _progressing(cluster).get("reason") == "HoldingVersions",
+    )
+    dep = cluster.get("deployment", "orders")
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.2.0")
+    cm = cluster.get("configmap", "orders")
+    assert cm["metadata"]["annotations"]["durox.dev/active-versions"] == "checkout@1.1.0"
+    assert _checkout(cm) == {"name": "checkout", "policy": "exact", "version": "1.1.0"}
+    status = cluster.get("orchestrationregistry", "orders")["status"]
+    assert status["activeVersions"] == "checkout@1.1.0"
+    assert status["versions"] == [{"name": "checkout", "active": "1.1.0", "desired": "1.2.0"}]
+    assert "checkout@1.1.0 (wants 1.2.0)" in _progressing(cluster)["message"]
+    assert "HoldingVersions" in cluster.event_reasons()
+    time.sleep(3)  # longer than the resync period: level-triggered passes keep holding
+    assert _checkout(cluster.get("configmap", "orders"))["policy"] == "exact"
+    assert {p["metadata"]["name"] for p in cluster.pods()} == old_pods
+
+    # room for the rollout: once every worker runs the new template, 1.2.0 is activated
+    plane.kubectl("delete", "resourcequota", "two-pods", "-n", ns)
+    cluster.wait("the rollout to finish", lambda: cluster.settled(2), timeout=120)
+    cluster.wait(
+        "the ConfigMap to activate checkout 1.2.0",
+        lambda: (
+            cluster.get("configmap", "orders")["metadata"]["annotations"][
+                "durox.dev/active-versions"
+            ]
+            == "checkout@1.2.0"
+        ),
+    )
+    assert _checkout(cluster.get("configmap", "orders")) == {"name": "checkout", "policy": "latest"}
+    cluster.wait(
+        "the status to report checkout@1.2.0",
+        lambda: (
+            cluster.get("orchestrationregistry", "orders")["status"]["activeVersions"]
+            == "checkout@1.2.0"
+        ),
+    )
+    status = cluster.get("orchestrationregistry", "orders")["status"]
+    assert status["versions"] == [{"name": "checkout", "active": "1.2.0", "desired": "1.2.0"}]
+    assert "ActivatedVersions" in cluster.event_reasons()
+    assert not old_pods & {p["metadata"]["name"] for p in cluster.pods()}
+
+
+def test_drain_pool_comes_and_goes_beside_the_main_pool(cluster: Cluster) -> None:
+    plane, ns = cluster.plane, cluster.ns
+    plane.apply(_registry("orders"), "-n", ns)
+    cluster.wait("the registry to become Available", lambda: cluster.settled(1))
+
+    def main_pool() -> tuple[str, str, int, set[str]]:
+        dep = cluster.get("deployment", "orders")
+        return (
+            cluster.get("configmap", "orders")["metadata"]["resourceVersion"],
+            dep["metadata"]["uid"],
+            dep["metadata"]["generation"],
+            {p["metadata"]["name"] for p in cluster.pods()},
+        )
+
+    def drain_pods() -> list[dict[str, Any]]:
+        items = plane.get_json("pods", "-n", ns, "-l", "app.kubernetes.io/instance=orders-drain")[
+            "items"
+        ]
+        return [p for p in items if "deletionTimestamp" not in p["metadata"]]
+
+    before = main_pool()
+
+    # enable: a second ConfigMap and Deployment, with the widened range, become ready
+    plane.kubectl(
+        "patch", "orchestrationregistry", "orders", "-n", ns, "--type=merge", "-p",
+        json.dumps({"spec": {"drain": {
+            "enabled": True, "supportedVersions": {"min": "0.0.1", "max": "0.9.0"},
+        }}}),
+    )  # fmt: skip
+    cluster.wait(
+        "the drain pool to be ready",
+        lambda: (
+            cluster.settled(2)
+            and cluster.get("orchestrationregistry", "orders")["status"].get("drain")
+            == {"enabled": True, "workers": "1/1"}
+        ),
+    )
+    drain_cm = cluster.get("configmap", "orders-drain")
+    config = yaml.safe_load(drain_cm["data"]["worker.yaml"])
+    assert config["supported_replay_versions"] == {"min": "0.0.1", "max": "0.9.0"}
+    assert config["pool"] == "orders"
+    assert config["orchestrations"] == [{"name": "checkout", "policy": "latest"}]
+    main_config = yaml.safe_load(cluster.get("configmap", "orders")["data"]["worker.yaml"])
+    assert main_config["supported_replay_versions"] == {"min": "0.0.0", "max": "0.3.0"}
+    drain = cluster.get("deployment", "orders-drain")
+    assert drain["metadata"]["labels"]["app.kubernetes.io/component"] == "drain-worker"
+    assert drain["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"] == "orders-drain"
+    [owner] = drain["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["controller"]) == (
+        "OrchestrationRegistry",
+        "orders",
+        True,
+    )
+    pods = drain_pods()
+    assert len(pods) == 1 and _ready(pods[0])
+    assert main_pool() == before  # the main pool was not touched
+    assert {"CreatedConfigMap", "CreatedDeployment"} <= cluster.event_reasons()
+
+    # disable: both drain children are deleted, the main pool stays as it was
+    plane.kubectl(
+        "patch", "orchestrationregistry", "orders", "-n", ns, "--type=merge", "-p",
+        json.dumps({"spec": {"drain": {"enabled": False}}}),
+    )  # fmt: skip
+    cluster.wait(
+        "the drain pool to be gone",
+        lambda: (
+            not plane.exists("deployment", "orders-drain", "-n", ns)
+            and not plane.exists("configmap", "orders-drain", "-n", ns)
+            and not drain_pods()
+        ),
+    )
+    cluster.wait("the registry to settle on generation 3", lambda: cluster.settled(3))
+    status = cluster.get("orchestrationregistry", "orders")["status"]
+    assert status["drain"] == {"enabled": False, "workers": "0/0"}
+    assert {"DeletedConfigMap", "DeletedDeployment"} <= cluster.event_reasons()
+    assert main_pool() == before
