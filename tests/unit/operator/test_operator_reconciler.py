@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 import yaml
 from operator_fixtures import registry
 
@@ -377,3 +378,40 @@ def test_a_rolling_drain_pool_keeps_versions_held() -> None:
     assert {"name": "checkout", "policy": "exact", "version": "1.10.0"} in drain_file[
         "orchestrations"
     ]
+
+
+class _Response:
+    def __init__(self, status: int, data: bytes) -> None:
+        self.status, self.data = status, data
+
+    def read(self) -> None:
+        pass
+
+
+class _Api:
+    """Just enough of kubernetes.client.ApiClient for Kube._call: records each request."""
+
+    def __init__(self, status: int, data: bytes = b"{}") -> None:
+        self.response = _Response(status, data)
+        self.requests: list[tuple[str, str, Any]] = []
+
+    def param_serialize(self, method: str, path: str, **kw: Any) -> tuple[Any, ...]:
+        self.requests.append((method, path, kw.get("body")))
+        return (method, path)
+
+    def call_api(self, *request: Any) -> _Response:
+        return self.response
+
+
+def test_delete_is_guarded_by_uid_and_a_missing_object_is_success() -> None:
+    api = _Api(200, b'{"kind": "Status", "status": "Success"}')
+    assert Kube(api).delete("Deployment", "shop", "orders-drain", "u-1") is True
+    [(method, path, body)] = api.requests
+    assert (method, path) == ("DELETE", "/apis/apps/v1/namespaces/shop/deployments/orders-drain")
+    assert body["preconditions"] == {"uid": "u-1"}
+    assert body["propagationPolicy"] == "Background"
+    assert Kube(_Api(404)).delete("ConfigMap", "shop", "orders-drain", "u-2") is False
+    conflict = _Api(409, b'{"reason": "Conflict"}')
+    with pytest.raises(KubeError) as failed:
+        Kube(conflict).delete("ConfigMap", "shop", "orders-drain", "u-3")
+    assert failed.value.retryable  # the uid changed under us: the next pass looks again
