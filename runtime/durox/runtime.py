@@ -364,7 +364,7 @@ class Runtime:
                 continue
             finally:
                 if self._batch:
-                    self._unclaim("orchestration", free)
+                    self._unclaim("orchestration", free, len(items))
             failures = 0
             if not items:
                 await self._idle(loop, "orchestration", idle)
@@ -404,12 +404,15 @@ class Runtime:
         self._slot_free[kind].clear()
         return 0
 
-    def _unclaim(self, kind: QueueKind, claimed: int) -> None:
-        """Give back a fetch's claim. A short fetch wakes nobody: the queue had no more, so
-        another loop fetching at once would find nothing either. The loop that fetched goes on
-        (claiming what is free again, or waiting for work), which keeps exactly one loop of a
-        kind polling an idle store while the others sleep until a slot frees."""
+    def _unclaim(self, kind: QueueKind, claimed: int, used: int) -> None:
+        """Give back a fetch's claim. A fetch that found some work but fewer items than slots
+        wakes another loop, so fetches overlap while work keeps coming. An empty fetch wakes
+        nobody: the queue is empty, and waking the next loop would only chain empty fetches
+        through every loop. That keeps one loop of a kind polling an idle store while the
+        others sleep until a slot frees."""
         self._claimed[kind] -= claimed
+        if 0 < used < claimed:
+            self._slot_free[kind].set()
 
     def _start(
         self,
@@ -697,7 +700,7 @@ class Runtime:
                 continue
             finally:
                 if self._batch:
-                    self._unclaim("activity", free)
+                    self._unclaim("activity", free, len(items))
             failures = 0
             if not items:
                 await self._idle(loop, "activity", idle)
