@@ -8,6 +8,7 @@ become Available.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,11 +127,21 @@ def test_installed_chart_rbac_runs_a_registry(
     sa = dep["spec"]["template"]["spec"]["serviceAccountName"]
     token = plane.kubectl("create", "token", sa, "-n", installed, "--duration=1h").strip()
     kubeconfig = plane.write_kubeconfig(f"operator-{installed}", token)
-    can = plane.kubectl(
-        "auth", "can-i", "delete", "deployments", "-n", namespace,
-        f"--as=system:serviceaccount:{installed}:{sa}", check=False,
-    )  # fmt: skip
-    assert can.strip() == "no"
+
+    def can_i(verb: str, resource: str) -> str:
+        return plane.kubectl(
+            "auth", "can-i", verb, resource, "-n", namespace,
+            f"--as=system:serviceaccount:{installed}:{sa}", check=False,
+        ).strip()  # fmt: skip
+
+    # Least privilege: deleting Deployments and ConfigMaps is granted for a disabled drain pool,
+    # nothing the operator never touches is.
+    assert can_i("delete", "deployments") == "yes"
+    assert [can_i("delete", "pods"), can_i("get", "secrets"), can_i("delete", "secrets")] == [
+        "no",
+        "no",
+        "no",
+    ]
 
     plane.kubectl(
         "create", "secret", "generic", "store", "-n", namespace, "--from-literal=url=sqlite://x"
@@ -170,4 +181,23 @@ def test_installed_chart_rbac_runs_a_registry(
             raise AssertionError(f"{exc}\noperator log:\n{tail(log, 60)}") from None
         events = plane.get_json("events", "-n", namespace)["items"]
         assert any(e["reason"] == "CreatedDeployment" for e in events)
+
+        # A drain pool turned on and off again needs create, then delete, under the same RBAC.
+        def drain(enabled: bool) -> None:
+            patch = json.dumps({"spec": {"drain": {"enabled": enabled}}})
+            plane.kubectl(
+                "patch", "orchestrationregistry", "orders", "-n", namespace, "--type=merge",
+                "-p", patch,
+            )  # fmt: skip
+
+        def drain_children() -> list[bool]:
+            return [
+                plane.exists(kind, "orders-drain", "-n", namespace)
+                for kind in ("deployment", "configmap")
+            ]
+
+        drain(True)
+        wait_for("the drain pool's children", lambda: drain_children() == [True, True], 60)
+        drain(False)
+        wait_for("the drain pool to be deleted", lambda: drain_children() == [False, False], 60)
     assert "403" not in log.read_text()
