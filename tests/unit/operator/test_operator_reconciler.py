@@ -226,6 +226,15 @@ def _roll_out(kube: FakeKube) -> None:
     }
 
 
+def _rolled_out_registry(kube: FakeKube) -> tuple[Reconciler, Events]:
+    """A registry created, its Deployment rolled out, and the pass that observed it."""
+    reconciler, events = _setup(kube)
+    reconciler.reconcile_by_name("shop", "orders")
+    _roll_out(kube)
+    reconciler.reconcile_by_name("shop", "orders")
+    return reconciler, events
+
+
 def _checkout_policy(kube: FakeKube) -> dict[str, Any]:
     text = kube.objects[("ConfigMap", "shop", "orders")]["data"]["worker.yaml"]
     policies = yaml.safe_load(text)["orchestrations"]
@@ -234,10 +243,7 @@ def _checkout_policy(kube: FakeKube) -> dict[str, Any]:
 
 def test_new_versions_wait_for_the_rollout_that_brings_their_handlers() -> None:
     kube = FakeKube()
-    reconciler, events = _setup(kube)
-    reconciler.reconcile_by_name("shop", "orders")
-    _roll_out(kube)
-    reconciler.reconcile_by_name("shop", "orders")
+    reconciler, events = _rolled_out_registry(kube)
 
     # one edit: a new image and, with it, a new highest version of checkout
     stored = kube.objects[("OrchestrationRegistry", "shop", "orders")]
@@ -299,10 +305,7 @@ def _set_drain(kube: FakeKube, drain: dict[str, Any] | None) -> None:
 
 def test_drain_pool_is_created_then_deleted_and_the_main_pool_is_untouched() -> None:
     kube = FakeKube()
-    reconciler, events = _setup(kube)
-    reconciler.reconcile_by_name("shop", "orders")
-    _roll_out(kube)
-    reconciler.reconcile_by_name("shop", "orders")
+    reconciler, events = _rolled_out_registry(kube)
     main = {
         k: copy.deepcopy(kube.objects[(k, "shop", "orders")]) for k in ("ConfigMap", "Deployment")
     }
