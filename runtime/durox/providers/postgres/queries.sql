@@ -1,0 +1,189 @@
+-- Every statement the PostgreSQL store sends, by name (`-- name: <name>` starts one; the lines
+-- up to the next name are its SQL, comments included). `_queries.py` loads them and fills in
+-- three placeholders: {schema} (the deployment's quoted schema, so a statement never depends
+-- on the connection's search_path), {instance_columns} and {execution_columns} (the columns
+-- the shared row readers in `durox.providers._rows` expect, in their order).
+-- A statement that calls a function names the version it means (`_v2`): see docs/postgres.md.
+
+-- ---- orchestration queue -------------------------------------------------------------
+
+-- name: start_instance
+-- (instance id, StartOrchestration message, clock or NULL)
+SELECT {schema}.durox_start_instance($1, $2, $3)
+
+-- name: enqueue
+-- (instance id, message kind, message, delay ms, clock)
+SELECT {schema}.durox_enqueue($1, $2, $3, $4, $5)
+
+-- name: fetch_orchestration
+-- (clock, lease ms, token, replay range low, high); the token is echoed back as a column
+SELECT $3::text AS lock_token, * FROM {schema}.durox_fetch_orchestration($1, $2, $3, $4, $5)
+
+-- name: fetch_orchestration_batch
+-- (clock, lease ms, one token per instance wanted, replay range low, high)
+SELECT * FROM {schema}.durox_fetch_orchestration_batch($1, $2, $3, $4, $5)
+
+-- name: ack_orchestration
+-- (one durox_turn, clock)
+SELECT {schema}.durox_ack_orchestration_v2($1::{schema}.durox_turn, $2)
+
+-- name: ack_orchestration_batch
+-- (durox_turn[], clock) -> one NULL (applied) or 'SQLSTATE message' per turn
+SELECT {schema}.durox_ack_orchestration_batch_v2($1::{schema}.durox_turn[], $2)
+
+-- name: abandon_orchestration
+-- (token, delay ms, give the attempt back, clock)
+SELECT {schema}.durox_abandon_orchestration($1, $2, $3, $4)
+
+-- name: renew_orchestration
+-- (token, lease ms, clock) -> false when the lease had lapsed
+SELECT {schema}.durox_renew_orchestration($1, $2, $3)
+
+-- ---- activity queue ----------------------------------------------------------------
+
+-- name: fetch_work
+-- (clock, lease ms, token, worker id, session lease ms, session cap)
+SELECT * FROM {schema}.durox_fetch_work($1, $2, $3, $4, $5, $6)
+
+-- name: fetch_work_batch
+-- (clock, lease ms, one token per item wanted, worker id, session lease ms, session cap)
+SELECT * FROM {schema}.durox_fetch_work_batch($1, $2, $3, $4, $5, $6)
+
+-- name: ack_work
+-- (token, instance id, ActivityResult message, clock)
+SELECT {schema}.durox_ack_work($1, $2, $3, $4)
+
+-- name: ack_work_batch
+-- (tokens, instance ids, ActivityResult messages, clock) -> one boolean per item
+SELECT {schema}.durox_ack_work_batch($1, $2, $3, $4)
+
+-- name: abandon_work
+-- (token, delay ms, give the attempt back, clock)
+SELECT {schema}.durox_abandon_work($1, $2, $3, $4)
+
+-- name: renew_work
+-- (token, lease ms, clock) -> NULL when the lease had lapsed or the activity was cancelled
+SELECT {schema}.durox_renew_work($1, $2, $3)
+
+-- name: renew_sessions
+-- (worker id, session lease ms, idle timeout ms, clock) -> sessions renewed
+SELECT {schema}.durox_renew_sessions($1, $2, $3, $4)
+
+-- ---- worker capability records -------------------------------------------------------
+
+-- name: upsert_worker
+-- (worker id, node id, pool, engine version, record, config revision, started ms, clock)
+INSERT INTO {schema}.workers (worker_id, node_id, pool, engine_version, record,
+    config_revision, started_at, heartbeat_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, {schema}.durox_now_ms()))
+ON CONFLICT (worker_id) DO UPDATE SET node_id = excluded.node_id,
+    pool = excluded.pool, engine_version = excluded.engine_version,
+    record = excluded.record, config_revision = excluded.config_revision,
+    started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at
+
+-- name: remove_worker
+-- (worker id)
+DELETE FROM {schema}.workers WHERE worker_id = $1
+
+-- name: list_workers
+-- (clock, stale after ms, pool or NULL). One round trip: reap stale rows and read the live
+-- ones (the read filters by age too, since it sees the table as it was before the delete).
+WITH t AS (SELECT coalesce($1, {schema}.durox_now_ms()) - $2 AS since),
+gone AS (DELETE FROM {schema}.workers w USING t WHERE w.heartbeat_at < t.since)
+SELECT worker_id, node_id, pool, engine_version, record, config_revision,
+    started_at, heartbeat_at
+FROM {schema}.workers w, t
+WHERE w.heartbeat_at >= t.since AND ($3::text IS NULL OR w.pool = $3)
+ORDER BY worker_id
+
+-- name: drain_report
+-- (replay range low major, minor, patch, high major, minor, patch): per orchestration and pin
+-- outside the range, running instances, queued messages, highest attempt, poisoned instances
+SELECT i.orchestration_name, i.pinned_engine_version,
+    count(*) FILTER (WHERE i.status = 'Running'), coalesce(sum(q.n), 0),
+    coalesce(max(q.a), 0), count(*) FILTER (WHERE i.status = 'Failed'
+    AND (i.error::json ->> 'kind') = 'poison')
+FROM {schema}.instances i LEFT JOIN (SELECT instance_id, count(*) AS n,
+    max(attempt_count) AS a FROM {schema}.orchestrator_queue GROUP BY instance_id) q
+    ON q.instance_id = i.instance_id
+WHERE i.pinned_major IS NOT NULL AND NOT (
+    (i.pinned_major, i.pinned_minor, i.pinned_patch) >= ($1, $2, $3) AND
+    (i.pinned_major, i.pinned_minor, i.pinned_patch) <= ($4, $5, $6))
+GROUP BY i.orchestration_name, i.pinned_engine_version
+ORDER BY i.orchestration_name, i.pinned_engine_version
+
+-- ---- reads -------------------------------------------------------------------------
+
+-- name: start_pending
+-- (instance id)
+SELECT EXISTS (SELECT 1 FROM {schema}.orchestrator_queue WHERE instance_id = $1
+    AND kind = 'StartOrchestration')
+
+-- name: get_instance
+-- (instance id)
+SELECT {instance_columns} FROM {schema}.instances WHERE instance_id = $1
+
+-- name: list_instances
+-- (status, name, version: each NULL for any; limit)
+SELECT {instance_columns} FROM {schema}.instances
+WHERE ($1::text IS NULL OR status = $1)
+    AND ($2::text IS NULL OR orchestration_name = $2)
+    AND ($3::text IS NULL OR orchestration_version = $3)
+ORDER BY created_at, instance_id LIMIT $4
+
+-- name: list_executions
+-- (instance id)
+SELECT {execution_columns} FROM {schema}.executions
+WHERE instance_id = $1 ORDER BY execution_id
+
+-- name: read_history
+-- (instance id, execution id)
+SELECT data FROM {schema}.history WHERE instance_id = $1 AND execution_id = $2
+ORDER BY event_id
+
+-- ---- management --------------------------------------------------------------------
+
+-- name: delete_instance
+-- (instance id, force) -> instances deleted
+SELECT {schema}.durox_delete_instance($1, $2)
+
+-- name: delete_instances
+-- (status, name, updated before ms: each NULL for any) -> instances deleted
+SELECT {schema}.durox_delete_instances($1, $2, $3)
+
+-- name: prune_executions
+-- (instance id, executions to keep) -> executions deleted
+SELECT {schema}.durox_prune_executions($1, $2)
+
+-- name: queue_depths
+-- (clock): orchestrations ready, delayed, locked; activities ready, delayed, locked
+WITH t AS (SELECT coalesce($1, {schema}.durox_now_ms()) AS now)
+SELECT
+    (SELECT count(*) FROM {schema}.orchestrator_queue o, t WHERE o.visible_at <= t.now
+        AND NOT EXISTS (SELECT 1 FROM {schema}.instance_locks l WHERE
+            l.instance_id = o.instance_id AND l.locked_until > t.now)),
+    (SELECT count(*) FROM {schema}.orchestrator_queue o, t WHERE o.visible_at > t.now),
+    (SELECT count(*) FROM {schema}.orchestrator_queue o, t WHERE o.visible_at <= t.now
+        AND EXISTS (SELECT 1 FROM {schema}.instance_locks l WHERE
+            l.instance_id = o.instance_id AND l.locked_until > t.now)),
+    (SELECT count(*) FROM {schema}.worker_queue w, t WHERE w.visible_at <= t.now
+        AND (w.lock_token IS NULL OR w.locked_until <= t.now)),
+    (SELECT count(*) FROM {schema}.worker_queue w, t WHERE w.visible_at > t.now
+        AND (w.lock_token IS NULL OR w.locked_until <= t.now)),
+    (SELECT count(*) FROM {schema}.worker_queue w, t WHERE w.lock_token IS NOT NULL
+        AND w.locked_until > t.now)
+FROM t
+
+-- name: system_metrics
+-- (clock): instances by status (JSON), executions, history rows, live instance locks, live
+-- sessions, worker records
+WITH t AS (SELECT coalesce($1, {schema}.durox_now_ms()) AS now)
+SELECT
+    (SELECT coalesce(json_object_agg(status, n), '{}')::text FROM (SELECT status,
+        count(*) AS n FROM {schema}.instances GROUP BY status) s),
+    (SELECT count(*) FROM {schema}.executions),
+    (SELECT count(*) FROM {schema}.history),
+    (SELECT count(*) FROM {schema}.instance_locks l WHERE l.locked_until > t.now),
+    (SELECT count(*) FROM {schema}.sessions s WHERE s.locked_until > t.now),
+    (SELECT count(*) FROM {schema}.workers)
+FROM t
