@@ -27,8 +27,12 @@ from typing import Any, Final
 import semver
 import yaml
 
-from durox.worker import RESTART_FIELDS
-from durox.worker_config import OrchestrationPolicy, ReplayVersions, WorkerConfig
+from durox.worker_config import (
+    RESTART_FIELDS,
+    OrchestrationPolicy,
+    ReplayVersions,
+    WorkerConfig,
+)
 from durox_operator.model import (
     ACTIVE_ANNOTATION,
     API_VERSION,
