@@ -40,14 +40,6 @@ class KubeError(Exception):
         self.status = status
 
 
-class NotOwned(KubeError):
-    """A child's name is taken by an object this registry does not control. Permanent: we
-    never take over someone else's ConfigMap or Deployment."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, 409)
-
-
 def load_config() -> None:
     """In a pod, the ServiceAccount; elsewhere, KUBECONFIG or ~/.kube/config."""
     try:

@@ -18,7 +18,9 @@ version's handlers.
 The decisions are split by subject into private modules; import them from here, the stable
 surface: `_names` (children's names, labels, digest), `_versions` (which versions to activate
 or hold), `_config` (the worker file), `_children` (the ConfigMap and Deployment),
-`_rollout` (reading a Deployment's progress), `_status` (conditions, status, Events).
+`_rollout` (reading a Deployment's progress), `_status` (conditions, status, Events), and
+`_plan`, which puts them together: `plan(registry, observed) -> Plan`, the one call the
+reconciler makes.
 """
 
 from durox_operator.planner._children import (
@@ -42,6 +44,18 @@ from durox_operator.planner._names import (
     labels,
     owner_reference,
     selector_labels,
+)
+from durox_operator.planner._plan import (
+    SLOTS,
+    Apply,
+    Delete,
+    Event,
+    Observed,
+    Plan,
+    Report,
+    Slot,
+    Step,
+    plan,
 )
 from durox_operator.planner._rollout import rollout_pending
 from durox_operator.planner._status import (
@@ -68,7 +82,16 @@ __all__ = [
     "DEFAULT_HTTP_PORT",
     "DRAIN_SUFFIX",
     "RUN_AS_USER",
+    "SLOTS",
+    "Apply",
+    "Delete",
+    "Event",
     "InvalidSpec",
+    "Observed",
+    "Plan",
+    "Report",
+    "Slot",
+    "Step",
     "Versions",
     "activation_event",
     "active_version",
@@ -86,6 +109,7 @@ __all__ = [
     "observe_conditions",
     "owner_reference",
     "parse_versions",
+    "plan",
     "plan_configmap",
     "plan_deployment",
     "plan_status",
