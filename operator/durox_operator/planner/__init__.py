@@ -16,11 +16,11 @@ The two meet in an upgrade: a version change that arrives with a new template is
 version's handlers.
 
 The decisions are split by subject into private modules; import them from here, the stable
-surface: `_names` (children's names, labels, digest), `_versions` (which versions to activate
-or hold), `_config` (the worker file), `_children` (the ConfigMap and Deployment),
-`_rollout` (reading a Deployment's progress), `_status` (conditions, status, Events), and
-`_plan`, which puts them together: `plan(registry, observed) -> Plan`, the one call the
-reconciler makes.
+surface: `_spec` (typed views of the registry's spec), `_names` (children's names, labels,
+digest), `_versions` (which versions to activate or hold), `_config` (the worker file),
+`_children` (the ConfigMap and Deployment), `_rollout` (reading a Deployment's progress),
+`_status` (conditions, status, Events), and `_plan`, which puts them together:
+`plan(registry, observed) -> Plan`, the one call the reconciler makes.
 """
 
 from durox_operator.planner._children import (
@@ -32,15 +32,12 @@ from durox_operator.planner._children import (
 from durox_operator.planner._config import render_worker_config, startup_digest, worker_config
 from durox_operator.planner._names import (
     CONTAINER,
-    DEFAULT_DRAIN_REPLICAS,
     DEFAULT_HTTP_PORT,
     DRAIN_SUFFIX,
     RUN_AS_USER,
     InvalidSpec,
     child_name,
     content_hash,
-    drain_enabled,
-    drain_replicas,
     labels,
     owner_reference,
     selector_labels,
@@ -58,6 +55,13 @@ from durox_operator.planner._plan import (
     plan,
 )
 from durox_operator.planner._rollout import rollout_pending
+from durox_operator.planner._spec import (
+    DEFAULT_DRAIN_REPLICAS,
+    RegistrySpec,
+    drain_enabled,
+    drain_replicas,
+    spec_of,
+)
 from durox_operator.planner._status import (
     activation_event,
     condition_events,
@@ -89,6 +93,7 @@ __all__ = [
     "InvalidSpec",
     "Observed",
     "Plan",
+    "RegistrySpec",
     "Report",
     "Slot",
     "Step",
@@ -118,6 +123,7 @@ __all__ = [
     "render_worker_config",
     "rollout_pending",
     "selector_labels",
+    "spec_of",
     "startup_digest",
     "status_changed",
     "worker_config",

@@ -21,11 +21,11 @@ from durox_operator.planner._names import (
     RUN_AS_USER,
     child_name,
     content_hash,
-    drain_replicas,
     labels,
     owner_reference,
     selector_labels,
 )
+from durox_operator.planner._spec import drain_replicas, pod_of, secret_key, spec_of
 from durox_operator.planner._versions import Versions, desired_versions, format_versions
 
 
@@ -39,7 +39,7 @@ def plan_configmap(
     registry: Obj, config: WorkerConfig, versions: Versions | None = None, drain: bool = False
 ) -> dict[str, Any]:
     """The worker file, annotated with what it activates (the spec's versions unless held)."""
-    active = desired_versions(registry["spec"]) if versions is None else versions.active
+    active = desired_versions(spec_of(registry)) if versions is None else versions.active
     return _with_hash(
         {
             "apiVersion": "v1",
@@ -57,9 +57,8 @@ def plan_configmap(
 
 
 def _container(registry: Obj, config: WorkerConfig) -> dict[str, Any]:
-    spec = registry["spec"]
-    pod = spec.get("pod", {})
-    secret = spec["store"]["secretRef"]
+    spec = spec_of(registry)
+    pod = pod_of(spec)
     port = config.http_port
 
     def probe(path: str, period: int, failures: int) -> dict[str, Any]:
@@ -81,7 +80,10 @@ def _container(registry: Obj, config: WorkerConfig) -> dict[str, Any]:
             {
                 "name": "DUROX_STORE_URL",
                 "valueFrom": {
-                    "secretKeyRef": {"name": secret["name"], "key": secret.get("key", "url")}
+                    "secretKeyRef": {
+                        "name": spec["store"]["secretRef"]["name"],
+                        "key": secret_key(spec),
+                    }
                 },
             },
             {"name": "DUROX_NODE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -127,8 +129,8 @@ def plan_deployment(registry: Obj, config: WorkerConfig, drain: bool = False) ->
     subPath), so the kubelet swaps the file in place and the worker reloads it without a
     restart. The metadata carries the template's digest, so a pass can tell that a new
     template is about to roll (see `rollout_pending`)."""
-    spec = registry["spec"]
-    pod = spec.get("pod", {})
+    spec = spec_of(registry)
+    pod = pod_of(spec)
     pod_spec: dict[str, Any] = {
         "securityContext": {
             "runAsNonRoot": True,
@@ -145,9 +147,12 @@ def plan_deployment(registry: Obj, config: WorkerConfig, drain: bool = False) ->
             {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
         ],
     }
-    for key in ("nodeSelector", "tolerations", "serviceAccountName"):
-        if key in pod:
-            pod_spec[key] = pod[key]
+    if "nodeSelector" in pod:
+        pod_spec["nodeSelector"] = pod["nodeSelector"]
+    if "tolerations" in pod:
+        pod_spec["tolerations"] = pod["tolerations"]
+    if "serviceAccountName" in pod:
+        pod_spec["serviceAccountName"] = pod["serviceAccountName"]
     template_meta: dict[str, Any] = {
         "labels": labels(registry, drain),
         "annotations": {

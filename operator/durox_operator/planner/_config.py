@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -10,16 +9,23 @@ import yaml
 from durox.worker_config import RESTART_FIELDS, OrchestrationPolicy, ReplayVersions, WorkerConfig
 from durox_operator.model import Obj
 from durox_operator.planner._names import DEFAULT_HTTP_PORT, InvalidSpec, child_name, content_hash
+from durox_operator.planner._spec import (
+    OrchestrationSpec,
+    policy_of,
+    replay_range,
+    spec_of,
+    worker_of,
+)
 from durox_operator.planner._versions import Versions
 
 
-def _policy(orchestration: Mapping[str, Any], versions: Versions | None) -> OrchestrationPolicy:
+def _policy(orchestration: OrchestrationSpec, versions: Versions | None) -> OrchestrationPolicy:
     name = orchestration["name"]
     if versions is not None and name in versions.held:
         return OrchestrationPolicy(name=name, policy="exact", version=versions.active[name])
     return OrchestrationPolicy(
         name=name,
-        policy=orchestration.get("policy", "latest"),
+        policy=policy_of(orchestration),
         version=orchestration.get("version"),
     )
 
@@ -32,13 +38,10 @@ def worker_config(
     NAMEs `versions` holds are pinned (`exact`) at their previously active version. The drain
     pool's file (`drain=True`) is the same but for the replay range: `spec.drain`'s range when
     given, else drain mode (`drain: true`: every pinned version is fetched)."""
-    spec = registry["spec"]
-    replay = spec.get("replay", {}).get("supportedVersions")
-    drain_mode = False
-    if drain:
-        replay = spec.get("drain", {}).get("supportedVersions")
-        drain_mode = replay is None
-    worker = spec.get("worker", {})
+    spec = spec_of(registry)
+    replay = replay_range(spec, drain)
+    drain_mode = drain and replay is None
+    worker = worker_of(spec)
     settings: dict[str, Any] = {}
     if "orchestrationConcurrency" in worker:
         settings["orchestration_concurrency"] = worker["orchestrationConcurrency"]

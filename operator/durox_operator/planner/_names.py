@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
 from typing import Any, Final
 
 from durox_operator.model import API_VERSION, FIELD_MANAGER, KIND, REGISTRY_LABEL, Obj
@@ -12,7 +11,6 @@ from durox_operator.model import API_VERSION, FIELD_MANAGER, KIND, REGISTRY_LABE
 CONTAINER: Final = "worker"
 RUN_AS_USER: Final = 65532
 DEFAULT_HTTP_PORT: Final = 8080
-DEFAULT_DRAIN_REPLICAS: Final = 1
 DRAIN_SUFFIX: Final = "-drain"
 
 
@@ -49,14 +47,6 @@ def labels(registry: Obj, drain: bool = False) -> dict[str, str]:
         "app.kubernetes.io/managed-by": FIELD_MANAGER,
         REGISTRY_LABEL: child_name(registry),
     }
-
-
-def drain_enabled(spec: Mapping[str, Any]) -> bool:
-    return bool(spec.get("drain", {}).get("enabled", False))
-
-
-def drain_replicas(spec: Mapping[str, Any]) -> int:
-    return int(spec.get("drain", {}).get("replicas", DEFAULT_DRAIN_REPLICAS))
 
 
 def owner_reference(registry: Obj) -> dict[str, Any]:

@@ -27,8 +27,9 @@ from durox_operator.planner._children import (
     plan_deployment,
 )
 from durox_operator.planner._config import worker_config
-from durox_operator.planner._names import InvalidSpec, child_name, drain_enabled
+from durox_operator.planner._names import InvalidSpec, child_name
 from durox_operator.planner._rollout import rollout_pending
+from durox_operator.planner._spec import drain_enabled, spec_of
 from durox_operator.planner._status import (
     activation_event,
     condition_events,
@@ -184,7 +185,7 @@ class Plan:
 
 def plan(registry: Obj, observed: Observed) -> Plan:
     """Decide one pass for `registry`, whose children the cluster holds as `observed`."""
-    spec = registry["spec"]
+    spec = spec_of(registry)
     drain = drain_enabled(spec)
     try:
         # The pod template reads only start-up settings, which neither held versions nor the

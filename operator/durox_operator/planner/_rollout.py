@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from durox_operator.model import TEMPLATE_ANNOTATION, Obj
-from durox_operator.planner._names import drain_enabled, drain_replicas
+from durox_operator.planner._spec import RegistrySpec, drain_enabled, pool_replicas
 
 
 def rollout_pending(
-    spec: Mapping[str, Any], desired: Obj, observed: Obj | None, drain: bool = False
+    spec: RegistrySpec, desired: Obj, observed: Obj | None, drain: bool = False
 ) -> str | None:
     """Why workers of another pod template may still be serving, or None when none can be.
 
@@ -23,14 +20,10 @@ def rollout_pending(
     have = observed.get("metadata", {}).get("annotations", {}).get(TEMPLATE_ANNOTATION)
     if have != want:
         return f"{pool}the pod template is changing"
-    if not rolled_out(observed, pool_spec(spec, drain)):
-        return f"{pool}rollout under way: {rollout_counts(observed, pool_spec(spec, drain))}"
+    wanted = pool_replicas(spec, drain)
+    if not rolled_out(observed, wanted):
+        return f"{pool}rollout under way: {rollout_counts(observed, wanted)}"
     return None
-
-
-def pool_spec(spec: Mapping[str, Any], drain: bool) -> Mapping[str, Any]:
-    """What the replica arithmetic reads for one pool: the drain pool's count is its own."""
-    return {"replicas": drain_replicas(spec)} if drain else spec
 
 
 def deployment_condition(deployment: Obj, kind: str) -> Obj | None:
@@ -40,17 +33,19 @@ def deployment_condition(deployment: Obj, kind: str) -> Obj | None:
     return None
 
 
-def desired_replicas(deployment: Obj, spec: Mapping[str, Any]) -> int:
-    if "replicas" in spec:
-        return int(spec["replicas"])
+def desired_replicas(deployment: Obj, wanted: int | None) -> int:
+    """The pool's worker count: the spec's (`wanted`), else the Deployment's own (an
+    autoscaler's)."""
+    if wanted is not None:
+        return int(wanted)
     return int(deployment.get("spec", {}).get("replicas", 1))
 
 
-def rolled_out(deployment: Obj, spec: Mapping[str, Any]) -> bool:
+def rolled_out(deployment: Obj, wanted: int | None) -> bool:
     """Every desired worker runs the Deployment's current template and is available, and no
     worker of an older template is left."""
     status = deployment.get("status", {})
-    desired = desired_replicas(deployment, spec)
+    desired = desired_replicas(deployment, wanted)
     seen = status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
     total = int(status.get("replicas", 0))
     updated = int(status.get("updatedReplicas", 0))
@@ -58,12 +53,11 @@ def rolled_out(deployment: Obj, spec: Mapping[str, Any]) -> bool:
     return seen and updated >= desired and total <= updated and available >= desired
 
 
-def rollout_counts(deployment: Obj, spec: Mapping[str, Any]) -> str:
+def rollout_counts(deployment: Obj, wanted: int | None) -> str:
     status = deployment.get("status", {})
-    return (
-        f"{int(status.get('updatedReplicas', 0))} of {desired_replicas(deployment, spec)} workers "
-        f"updated, {int(status.get('replicas', 0))} running"
-    )
+    updated, total = int(status.get("updatedReplicas", 0)), int(status.get("replicas", 0))
+    desired = desired_replicas(deployment, wanted)
+    return f"{updated} of {desired} workers updated, {total} running"
 
 
 def stall_message(deployment: Obj) -> str | None:
@@ -74,13 +68,13 @@ def stall_message(deployment: Obj) -> str | None:
     return None
 
 
-def drain_progress(spec: Mapping[str, Any], drain: Obj | None) -> str | None:
+def drain_progress(spec: RegistrySpec, drain: Obj | None) -> str | None:
     """What the drain pool still waits for; None when it is disabled or rolled out."""
     if not drain_enabled(spec):
         return None
     if drain is None:
         return "drain pool: the drain Deployment does not exist yet"
-    pool = pool_spec(spec, True)
-    if rolled_out(drain, pool):
+    wanted = pool_replicas(spec, drain=True)
+    if rolled_out(drain, wanted):
         return None
-    return f"drain pool: {rollout_counts(drain, pool)}"
+    return f"drain pool: {rollout_counts(drain, wanted)}"

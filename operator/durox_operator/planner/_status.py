@@ -7,7 +7,7 @@ from typing import Any
 
 from durox.worker_config import WorkerConfig
 from durox_operator.model import Condition, Obj
-from durox_operator.planner._names import InvalidSpec, drain_enabled, drain_replicas
+from durox_operator.planner._names import InvalidSpec
 from durox_operator.planner._rollout import (
     desired_replicas,
     drain_progress,
@@ -15,6 +15,7 @@ from durox_operator.planner._rollout import (
     rollout_counts,
     stall_message,
 )
+from durox_operator.planner._spec import RegistrySpec, drain_enabled, drain_replicas, spec_of
 from durox_operator.planner._versions import Versions, format_versions, plan_versions
 
 
@@ -30,7 +31,8 @@ def observe_conditions(
 
     Available speaks for the main pool only; the drain pool (`drain`, its observed Deployment
     when enabled) adds to Progressing while it rolls and to Degraded when its rollout stalls."""
-    spec = registry["spec"]
+    spec = spec_of(registry)
+    wanted = spec.get("replicas")
     if error is not None:
         return [
             Condition("Available", "False", "InvalidSpec", "the spec cannot be rendered"),
@@ -49,7 +51,7 @@ def observe_conditions(
             degraded,
         ]
 
-    desired = desired_replicas(deployment, spec)
+    desired = desired_replicas(deployment, wanted)
     available = int(deployment.get("status", {}).get("availableReplicas", 0))
     if available >= desired:
         avail = Condition(
@@ -64,13 +66,13 @@ def observe_conditions(
         )
     holding = None if versions is None else versions.holding_message()
     draining = drain_progress(spec, drain)
-    counts = rollout_counts(deployment, spec)
+    counts = rollout_counts(deployment, wanted)
     drain_note = f"; {draining}" if draining else ""
     if versions is not None and versions.held:
         prog = Condition(
             "Progressing", "True", "HoldingVersions", f"{holding}; {counts}{drain_note}"
         )
-    elif not rolled_out(deployment, spec):
+    elif not rolled_out(deployment, wanted):
         held_note = f"; {holding}" if holding else ""
         prog = Condition("Progressing", "True", "RollingOut", f"{counts}{held_note}{drain_note}")
     elif draining:
@@ -112,7 +114,7 @@ def plan_status(
 
     `config` and `versions` are what was just published; None when publishing failed, and the
     status then keeps reporting what the previous pass published."""
-    spec = registry["spec"]
+    spec = spec_of(registry)
     generation = registry["metadata"].get("generation", 0)
     before = registry.get("status", {})
     previous = {c["type"]: c for c in before.get("conditions", [])}
@@ -127,7 +129,9 @@ def plan_status(
 
     dstatus = (deployment or {}).get("status", {})
     desired = int(
-        spec.get("replicas", 1) if deployment is None else desired_replicas(deployment, spec)
+        spec.get("replicas", 1)
+        if deployment is None
+        else desired_replicas(deployment, spec.get("replicas"))
     )
     ready = int(dstatus.get("readyReplicas", 0))
     status: dict[str, Any] = {
@@ -160,7 +164,7 @@ def plan_status(
     return status
 
 
-def _drain_status(spec: Mapping[str, Any], drain: Obj | None) -> dict[str, Any]:
+def _drain_status(spec: RegistrySpec, drain: Obj | None) -> dict[str, Any]:
     if not drain_enabled(spec):
         return {"enabled": False, "workers": "0/0"}
     ready = int((drain or {}).get("status", {}).get("readyReplicas", 0))

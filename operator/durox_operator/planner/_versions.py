@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import semver
 
 from durox_operator.model import ACTIVE_ANNOTATION, Obj
+from durox_operator.planner._spec import OrchestrationSpec, RegistrySpec, policy_of
 
 
-def active_version(orchestration: Mapping[str, Any]) -> str:
+def active_version(orchestration: OrchestrationSpec) -> str:
     """The version new instances of one NAME start on under its policy."""
-    if orchestration.get("policy", "latest") == "exact":
+    if policy_of(orchestration) == "exact":
         return str(orchestration["version"])
     versions = [semver.Version.parse(v) for v in orchestration["versions"]]
     return str(max(versions))
 
 
-def desired_versions(spec: Mapping[str, Any]) -> dict[str, str]:
+def desired_versions(spec: RegistrySpec) -> dict[str, str]:
     """The version each NAME should start new instances on, by the spec's policies alone."""
     return {o["name"]: active_version(o) for o in spec.get("orchestrations", [])}
 
@@ -40,7 +40,7 @@ def parse_versions(text: str) -> dict[str, str]:
     return found
 
 
-def active_versions(spec: Mapping[str, Any]) -> str:
+def active_versions(spec: RegistrySpec) -> str:
     """The printer column for a spec taken at its word (no version held back)."""
     return format_versions(desired_versions(spec))
 
@@ -99,7 +99,7 @@ class Versions:
 
 
 def plan_versions(
-    spec: Mapping[str, Any], previous: Mapping[str, str] | None, rolling: str | None
+    spec: RegistrySpec, previous: Mapping[str, str] | None, rolling: str | None
 ) -> Versions:
     """Decide what the ConfigMap activates.
 
