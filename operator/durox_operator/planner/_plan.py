@@ -116,6 +116,8 @@ class Report:
 
 @dataclass(frozen=True)
 class Plan:
+    """Everything one pass will do for `registry`, decided before the first write."""
+
     registry: Obj
     steps: tuple[Step, ...] = ()
     """Writes and Events, in order: the worker file before the Deployment that mounts it."""
@@ -189,7 +191,8 @@ def plan(registry: Obj, observed: Observed) -> Plan:
     drain = drain_enabled(spec)
     try:
         # The pod template reads only start-up settings, which neither held versions nor the
-        # drain pool's replay range change: one file validates the spec and plans both pools.
+        # drain pool's replay range change, so the main file plans both pools' Deployments.
+        # The drain file is built up front so that an unusable drain range refuses the pass.
         base = worker_config(registry)
         drain_base = worker_config(registry, drain=True) if drain else None
     except InvalidSpec as exc:
