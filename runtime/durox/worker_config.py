@@ -8,7 +8,7 @@ worker validates with, so the two can never drift apart.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 import semver
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -22,6 +22,19 @@ def _check_semver(value: str) -> str:
             f"{value!r} is not a semantic version (expected MAJOR.MINOR.PATCH)"
         ) from exc
     return value
+
+
+RESTART_FIELDS: Final = (
+    "pool",
+    "orchestration_concurrency",
+    "activity_concurrency",
+    "max_attempts",
+    "lock_timeout_seconds",
+    "http_port",
+)
+"""WorkerConfig fields a worker reads once at start-up; everything else applies live. Kept
+beside the model so that an operator can tell which changes roll its pods without importing
+the worker process (and with it the runtime, the stores and the HTTP server)."""
 
 
 class OrchestrationPolicy(BaseModel):

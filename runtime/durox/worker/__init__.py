@@ -9,7 +9,6 @@ shutdown. Nothing in the runtime imports it. See docs/worker.md.
 from durox.worker._app import App, AppLoadError, load_app
 from durox.worker._config import (
     DRAIN_RANGE,
-    RESTART_FIELDS,
     ConfigFileError,
     ConfigWatcher,
     LiveConfig,
@@ -25,6 +24,7 @@ from durox.worker._logging import JsonFormatter, TextFormatter, configure_loggin
 from durox.worker._metrics import WorkerMetrics
 from durox.worker._store import StoreUrlError, open_store, redacted
 from durox.worker._worker import Worker, WorkerSettings, serve
+from durox.worker_config import RESTART_FIELDS
 
 __all__ = [
     "DRAIN_RANGE",

@@ -77,3 +77,36 @@ def test_printer_columns_answer_health_versions_and_workers() -> None:
     assert paths["Versions"] == ".status.activeVersions"
     assert paths["Workers"] == ".status.workers"
     assert version["subresources"] == {"status": {}}
+
+
+def _view_matches(view: Any, node: dict[str, Any], path: str) -> list[str]:
+    """Where a TypedDict view and a schema node disagree on keys or on which are required."""
+    problems = []
+    keys, required = set(view.__annotations__), set(view.__required_keys__)
+    if keys != set(node.get("properties", {})):
+        problems.append(f"{path}: keys {sorted(keys)} vs {sorted(node.get('properties', {}))}")
+    if required != set(node.get("required", [])):
+        problems.append(f"{path}: required {sorted(required)} vs {node.get('required', [])}")
+    return problems
+
+
+def test_the_planners_typed_views_match_the_crd_schema() -> None:
+    """The planner reads the spec through TypedDict views; a field added to the CRD (or a
+    view) without the other fails here, not in a cluster."""
+    from durox_operator.planner import _spec
+
+    spec = _schema()["properties"]["spec"]
+    props = spec["properties"]
+    pairs = [
+        (_spec.RegistrySpec, spec, "spec"),
+        (_spec.StoreSpec, props["store"], "spec.store"),
+        (_spec.SecretRef, props["store"]["properties"]["secretRef"], "spec.store.secretRef"),
+        (_spec.OrchestrationSpec, props["orchestrations"]["items"], "spec.orchestrations[]"),
+        (_spec.ReplaySpec, props["replay"], "spec.replay"),
+        (_spec.VersionRange, props["replay"]["properties"]["supportedVersions"], "replay range"),
+        (_spec.DrainSpec, props["drain"], "spec.drain"),
+        (_spec.VersionRange, props["drain"]["properties"]["supportedVersions"], "drain range"),
+        (_spec.WorkerSpec, props["worker"], "spec.worker"),
+        (_spec.PodSpec, props["pod"], "spec.pod"),
+    ]
+    assert [p for view, node, path in pairs for p in _view_matches(view, node, path)] == []

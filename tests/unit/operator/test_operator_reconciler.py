@@ -118,8 +118,6 @@ def test_apply_failure_is_reported_as_degraded_with_a_warning() -> None:
     assert (degraded["status"], degraded["reason"]) == ("True", "ApplyFailed")
     assert "forbidden" in degraded["message"]
     assert ("Warning", "ApplyFailed") in events.posted
-    assert not KubeError("x", 403).retryable
-    assert KubeError("x", 503).retryable
 
 
 def test_invalid_spec_writes_no_children() -> None:
@@ -417,4 +415,50 @@ def test_delete_is_guarded_by_uid_and_a_missing_object_is_success() -> None:
     conflict = _Api(409, b'{"reason": "Conflict"}')
     with pytest.raises(KubeError) as failed:
         Kube(conflict).delete("ConfigMap", "shop", "orders-drain", "u-3")
-    assert failed.value.retryable  # the uid changed under us: the next pass looks again
+    assert failed.value.status == 409  # the uid changed under us: the next pass looks again
+
+
+class _FailingKube(FakeKube):
+    """Refuses applies of one kind, or reads of one kind."""
+
+    def __init__(self, apply_kind: str | None = None, get_kind: str | None = None) -> None:
+        super().__init__()
+        self.apply_kind, self.get_kind = apply_kind, get_kind
+
+    def apply(self, obj: Obj) -> dict[str, Any]:
+        if obj["kind"] == self.apply_kind:
+            raise KubeError(f"apply {obj['kind']}: HTTP 500", 500)
+        return super().apply(obj)
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        if kind == self.get_kind:
+            raise KubeError(f"GET {kind}: HTTP 403: forbidden", 403)
+        return super().get(kind, namespace, name)
+
+
+def test_a_failed_deployment_apply_stops_the_walk_after_the_file_is_published() -> None:
+    kube = _FailingKube(apply_kind="Deployment")
+    reconciler, events = _setup(kube)
+    _set_drain(kube, {"enabled": True})
+    reconciler.reconcile_by_name("shop", "orders")
+    assert kube.writes == [("apply", "ConfigMap"), ("status", "orders")]  # no drain pair
+    status = kube.objects[("OrchestrationRegistry", "shop", "orders")]["status"]
+    assert status["configRevision"]  # the file went out, so its revision is reported
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert (degraded["reason"], degraded["message"]) == (
+        "ApplyFailed",
+        "apply Deployment: HTTP 500",
+    )
+    assert ("Normal", "CreatedConfigMap") in events.posted
+    assert ("Normal", "CreatedDeployment") not in events.posted
+
+
+def test_a_child_that_cannot_be_read_is_reported_and_nothing_is_written() -> None:
+    kube = _FailingKube(get_kind="ConfigMap")
+    reconciler, events = _setup(kube)
+    reconciler.reconcile_by_name("shop", "orders")
+    assert kube.writes == [("status", "orders")]
+    status = kube.objects[("OrchestrationRegistry", "shop", "orders")]["status"]
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert degraded["reason"] == "ApplyFailed" and "forbidden" in degraded["message"]
+    assert ("Warning", "ApplyFailed") in events.posted

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import durox.worker
 from durox import Client, SemverRange, VersionPolicy
 from durox.providers import SqliteProvider
 from durox.worker import (
@@ -23,7 +24,7 @@ from durox.worker import (
     runtime_options,
     version_policies,
 )
-from durox.worker_config import WorkerConfig
+from durox.worker_config import RESTART_FIELDS, WorkerConfig
 from tests.unit.worker.sample_app import SLEEPY
 from tests.unit.worker.support import ConfigMapDir, running_worker, wait_until
 
@@ -236,3 +237,24 @@ async def test_a_running_worker_applies_a_new_revision_live(
             assert [(w.pool, w.config_revision) for w in workers] == [("blue", "r5")]
         finally:
             await provider.close()
+
+
+def test_needs_restart_follows_the_models_restart_fields() -> None:
+    """The operator rolls pods on `durox.worker_config.RESTART_FIELDS`; the worker must ask for
+    a restart on exactly those, or a change would apply neither live nor by a rollout."""
+    base = WorkerConfig()
+    changed = {
+        "pool": "other",
+        "orchestration_concurrency": 3,
+        "activity_concurrency": 3,
+        "max_attempts": 3,
+        "lock_timeout_seconds": 3.0,
+        "http_port": 9999,
+    }
+    assert tuple(changed) == RESTART_FIELDS
+    for field, value in changed.items():
+        assert [
+            line.split(":")[0]
+            for line in needs_restart(base, base.model_copy(update={field: value}))
+        ] == [field]
+    assert durox.worker.RESTART_FIELDS is RESTART_FIELDS
