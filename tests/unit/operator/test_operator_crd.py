@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from operator_fixtures import deployment, registry
 
 from durox.worker_config import WorkerConfig
 from durox_operator import planner
+from tests.unit.operator.support import deployment, registry
 
 CRD = Path(__file__).resolve().parents[3] / "crds" / "durox.dev_orchestrationregistries.yaml"
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 import yaml
-from operator_fixtures import deployment, registry
 
 from durox.worker_config import WorkerConfig
 from durox_operator import planner
 from durox_operator.model import HASH_ANNOTATION, Condition
+from tests.unit.operator.support import deployment, registry
 
 NOW = "2026-01-02T03:04:05Z"
 LATER = "2026-01-02T04:00:00Z"

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 import yaml
-from operator_fixtures import registry
 
 from durox_operator.kube import Kube, KubeError
 from durox_operator.model import Obj
 from durox_operator.reconciler import Reconciler
+from tests.unit.operator.support import registry
 
 
 class FakeKube(Kube):
