@@ -238,7 +238,7 @@ def _rolled_out_registry(kube: FakeKube) -> tuple[Reconciler, Events]:
 def _checkout_policy(kube: FakeKube) -> dict[str, Any]:
     text = kube.objects[("ConfigMap", "shop", "orders")]["data"]["worker.yaml"]
     policies = yaml.safe_load(text)["orchestrations"]
-    return next(p for p in policies if p["name"] == "checkout")  # type: ignore[no-any-return]
+    return next(p for p in policies if p["name"] == "checkout")
 
 
 def test_new_versions_wait_for_the_rollout_that_brings_their_handlers() -> None:
