@@ -77,3 +77,16 @@ def test_printer_columns_answer_health_versions_and_workers() -> None:
     assert paths["Versions"] == ".status.activeVersions"
     assert paths["Workers"] == ".status.workers"
     assert version["subresources"] == {"status": {}}
+
+
+def test_the_chart_carries_exactly_the_crds_in_crds() -> None:
+    """`kubectl apply -f crds/` and `helm install` must install the same CRD. The chart holds
+    regular copies, not symlinks: Helm warns about a symlink on every command."""
+    chart = CRD.parents[1] / "helm" / "durox" / "crds"
+    names = sorted(p.name for p in CRD.parent.iterdir())
+    assert sorted(p.name for p in chart.iterdir()) == names
+    for name in names:
+        assert not (chart / name).is_symlink(), f"helm/durox/crds/{name}: copy it, do not link"
+        assert (chart / name).read_bytes() == (CRD.parent / name).read_bytes(), (
+            f"helm/durox/crds/{name} differs from crds/{name}: cp crds/{name} helm/durox/crds/"
+        )
