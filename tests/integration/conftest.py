@@ -11,6 +11,13 @@ from tests.conformance.pg import fresh_schema, pg_dsn
 from tests.integration.support import Workers, running_workers
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here that uses the server (through `dsn`) carries the `postgres` marker."""
+    for item in items:
+        if "dsn" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+
+
 @pytest.fixture
 def dsn() -> str:
     return pg_dsn()
