@@ -7,7 +7,7 @@ shutdown. Nothing in the runtime imports it. See docs/worker.md.
 """
 
 from durox.worker._app import App, AppLoadError, load_app
-from durox.worker._config import (
+from durox.worker._config_file import (
     DRAIN_RANGE,
     RESTART_FIELDS,
     ConfigFileError,
