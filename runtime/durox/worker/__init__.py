@@ -17,7 +17,7 @@ from durox.worker._config_file import (
     needs_restart,
     parse_config,
     read_config,
-    replay_range,
+    requested_replay_range,
     runtime_options,
     version_policies,
 )
@@ -48,7 +48,7 @@ __all__ = [
     "parse_config",
     "read_config",
     "redacted",
-    "replay_range",
+    "requested_replay_range",
     "runtime_options",
     "serve",
     "version_policies",

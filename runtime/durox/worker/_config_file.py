@@ -118,7 +118,7 @@ def dump_schema() -> str:
 # -- what a config means to a runtime ---------------------------------------------------------
 
 
-def replay_range(config: WorkerConfig) -> SemverRange | None:
+def requested_replay_range(config: WorkerConfig) -> SemverRange | None:
     """The range a config asks for; None means this engine's default (0.0.0 up to itself)."""
     if config.drain:
         return DRAIN_RANGE
@@ -152,7 +152,7 @@ def runtime_options(config: WorkerConfig, node_id: str | None) -> RuntimeOptions
         max_attempts=config.max_attempts,
         worker_node_id=node_id,
         pool=config.pool,
-        supported_replay_versions=replay_range(config),
+        supported_replay_versions=requested_replay_range(config),
     )
 
 
@@ -179,7 +179,7 @@ class LiveConfig:
     def apply(self, new: WorkerConfig) -> bool:
         """Apply the live parts of `new`; False (nothing changed) if the runtime refuses it."""
         try:
-            rng = replay_range(new)
+            rng = requested_replay_range(new)
             self.runtime.reconfigure(
                 policies=version_policies(new, self.defaults),
                 supported_replay_versions=rng,
