@@ -202,7 +202,7 @@ def sqlite_version() -> str:
 
 
 async def _pg_provider(case: Case, dsn: str, pool: int) -> Provider:
-    from durox.providers import PostgresProvider  # type: ignore[attr-defined]
+    from durox.providers import PostgresProvider
 
     provider: Provider = await PostgresProvider.connect(
         dsn, schema=case.extra.get("schema", "durox_bench"), pool_size=pool

@@ -315,8 +315,8 @@ def test_select_when_both_complete_in_one_batch_takes_the_first_recorded() -> No
 
 def test_select_over_coroutine_branches_with_several_awaits() -> None:
     async def branch(ctx: Ctx, tag: str) -> str:
-        a = await ctx.schedule_activity("Step", f"{tag}1")
-        b = await ctx.schedule_activity("Step", f"{tag}2")
+        a: str = await ctx.schedule_activity("Step", f"{tag}1")
+        b: str = await ctx.schedule_activity("Step", f"{tag}2")
         return a + b
 
     async def fn(ctx: Ctx, _: Any) -> Any:
@@ -346,7 +346,8 @@ def test_select_cancels_a_losing_branch_and_what_it_awaits() -> None:
 def test_join_returns_results_in_item_order_whatever_the_completion_order() -> None:
     async def fn(ctx: Ctx, _: Any) -> Any:
         async def two(ctx: Ctx) -> int:
-            return await ctx.schedule_activity("N", 2) * 10
+            n: int = await ctx.schedule_activity("N", 2)
+            return n * 10
 
         return await ctx.join(
             [ctx.schedule_activity("N", 1), two(ctx), ctx.schedule_activity("N", 3)]

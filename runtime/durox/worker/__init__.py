@@ -7,7 +7,7 @@ shutdown. Nothing in the runtime imports it. See docs/worker.md.
 """
 
 from durox.worker._app import App, AppLoadError, load_app
-from durox.worker._config import (
+from durox.worker._config_file import (
     DRAIN_RANGE,
     ConfigFileError,
     ConfigWatcher,
@@ -16,7 +16,7 @@ from durox.worker._config import (
     needs_restart,
     parse_config,
     read_config,
-    replay_range,
+    requested_replay_range,
     runtime_options,
     version_policies,
 )
@@ -48,7 +48,7 @@ __all__ = [
     "parse_config",
     "read_config",
     "redacted",
-    "replay_range",
+    "requested_replay_range",
     "runtime_options",
     "serve",
     "version_policies",

@@ -24,7 +24,7 @@ from durox.errors import ConfigurationError, DuroxError
 from durox.providers._base import Provider
 from durox.runtime import Runtime
 from durox.worker._app import App, load_app
-from durox.worker._config import (
+from durox.worker._config_file import (
     ConfigWatcher,
     LiveConfig,
     read_config,

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from operator_fixtures import deployment, registry
 
 from durox.worker_config import WorkerConfig
 from durox_operator import planner
+from tests.unit.operator.support import deployment, registry
 
 CRD = Path(__file__).resolve().parents[3] / "crds" / "durox.dev_orchestrationregistries.yaml"
 
@@ -110,3 +110,16 @@ def test_the_planners_typed_views_match_the_crd_schema() -> None:
         (_spec.PodSpec, props["pod"], "spec.pod"),
     ]
     assert [p for view, node, path in pairs for p in _view_matches(view, node, path)] == []
+
+
+def test_the_chart_carries_exactly_the_crds_in_crds() -> None:
+    """`kubectl apply -f crds/` and `helm install` must install the same CRD. The chart holds
+    regular copies, not symlinks: Helm warns about a symlink on every command."""
+    chart = CRD.parents[1] / "helm" / "durox" / "crds"
+    names = sorted(p.name for p in CRD.parent.iterdir())
+    assert sorted(p.name for p in chart.iterdir()) == names
+    for name in names:
+        assert not (chart / name).is_symlink(), f"helm/durox/crds/{name}: copy it, do not link"
+        assert (chart / name).read_bytes() == (CRD.parent / name).read_bytes(), (
+            f"helm/durox/crds/{name} differs from crds/{name}: cp crds/{name} helm/durox/crds/"
+        )

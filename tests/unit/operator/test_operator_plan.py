@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 import yaml
-from operator_fixtures import registry
 
 from durox_operator import planner
 from durox_operator.model import ACTIVE_ANNOTATION
 from durox_operator.planner import Apply, Delete, Event, Observed, Plan
+from tests.unit.operator.support import registry
 
 NOW = "2026-01-02T03:04:05Z"
 UID = "1111-2222"  # the fixture registry's uid

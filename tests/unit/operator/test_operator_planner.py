@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
-from operator_fixtures import deployment, registry
 
 from durox.worker_config import WorkerConfig
 from durox_operator import planner
 from durox_operator.model import HASH_ANNOTATION, Condition
+from tests.unit.operator.support import deployment, registry
 
 NOW = "2026-01-02T03:04:05Z"
 LATER = "2026-01-02T04:00:00Z"
@@ -72,7 +72,7 @@ def test_spec_the_worker_model_refuses_is_invalid() -> None:
 
 def test_active_versions_compare_as_semver_not_text() -> None:
     assert planner.active_versions(registry()["spec"]) == "checkout@1.10.0,refund@2.0.0"
-    assert planner.active_versions({"orchestrations": []}) == "-"
+    assert planner.active_versions(cast(Any, {"orchestrations": []})) == "-"
 
 
 # -- children -------------------------------------------------------------------------------

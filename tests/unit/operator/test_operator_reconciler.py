@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 import yaml
-from operator_fixtures import registry
 
 from durox_operator.kube import Kube, KubeError
 from durox_operator.model import Obj
 from durox_operator.reconciler import Reconciler
+from tests.unit.operator.support import registry
 
 
 class FakeKube(Kube):
@@ -236,7 +236,7 @@ def _rolled_out_registry(kube: FakeKube) -> tuple[Reconciler, Events]:
 def _checkout_policy(kube: FakeKube) -> dict[str, Any]:
     text = kube.objects[("ConfigMap", "shop", "orders")]["data"]["worker.yaml"]
     policies = yaml.safe_load(text)["orchestrations"]
-    return next(p for p in policies if p["name"] == "checkout")  # type: ignore[no-any-return]
+    return next(p for p in policies if p["name"] == "checkout")
 
 
 def test_new_versions_wait_for_the_rollout_that_brings_their_handlers() -> None:

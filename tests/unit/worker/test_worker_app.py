@@ -101,7 +101,7 @@ def test_the_public_surface_is_pinned() -> None:
         "parse_config",
         "read_config",
         "redacted",
-        "replay_range",
+        "requested_replay_range",
         "runtime_options",
         "serve",
         "version_policies",

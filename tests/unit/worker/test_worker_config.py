@@ -20,7 +20,7 @@ from durox.worker import (
     needs_restart,
     parse_config,
     read_config,
-    replay_range,
+    requested_replay_range,
     runtime_options,
     version_policies,
 )
@@ -102,12 +102,12 @@ def test_policies_cover_every_name_so_removing_a_pin_restores_the_default() -> N
     assert version_policies(WorkerConfig(), defaults) == defaults
 
 
-def test_replay_range_default_explicit_and_drain() -> None:
-    assert replay_range(WorkerConfig()) is None
+def test_requested_replay_range_default_explicit_and_drain() -> None:
+    assert requested_replay_range(WorkerConfig()) is None
     explicit = parse_config("supported_replay_versions: {min: 0.1.0, max: 0.3.0}")
-    assert replay_range(explicit) == SemverRange("0.1.0", "0.3.0")
+    assert requested_replay_range(explicit) == SemverRange("0.1.0", "0.3.0")
     drain = parse_config("drain: true\nsupported_replay_versions: {max: 0.3.0}")
-    assert replay_range(drain) == DRAIN_RANGE
+    assert requested_replay_range(drain) == DRAIN_RANGE
 
 
 def test_runtime_options_follow_the_file() -> None:

@@ -31,23 +31,13 @@ from pydantic import ValidationError
 from durox.core.versions import SemverRange, VersionPolicy
 from durox.errors import ConfigurationError
 from durox.runtime import Runtime, RuntimeOptions
-from durox.worker_config import WorkerConfig
+from durox.worker_config import RESTART_FIELDS, WorkerConfig
 
 log = logging.getLogger(__name__)
 
 DRAIN_RANGE: Final = SemverRange("0.0.0", "99999.0.0")
 """The replay range in drain mode: every pinned engine version is fetched. What this engine
 cannot replay faithfully is refused per execution and poisoned after `max_attempts`."""
-
-RESTART_FIELDS: Final = (
-    "pool",
-    "orchestration_concurrency",
-    "activity_concurrency",
-    "max_attempts",
-    "lock_timeout_seconds",
-    "http_port",
-)
-"""WorkerConfig fields read once at start-up. Everything else applies live."""
 
 
 class ConfigFileError(ConfigurationError):
@@ -118,7 +108,7 @@ def dump_schema() -> str:
 # -- what a config means to a runtime ---------------------------------------------------------
 
 
-def replay_range(config: WorkerConfig) -> SemverRange | None:
+def requested_replay_range(config: WorkerConfig) -> SemverRange | None:
     """The range a config asks for; None means this engine's default (0.0.0 up to itself)."""
     if config.drain:
         return DRAIN_RANGE
@@ -152,7 +142,7 @@ def runtime_options(config: WorkerConfig, node_id: str | None) -> RuntimeOptions
         max_attempts=config.max_attempts,
         worker_node_id=node_id,
         pool=config.pool,
-        supported_replay_versions=replay_range(config),
+        supported_replay_versions=requested_replay_range(config),
     )
 
 
@@ -179,7 +169,7 @@ class LiveConfig:
     def apply(self, new: WorkerConfig) -> bool:
         """Apply the live parts of `new`; False (nothing changed) if the runtime refuses it."""
         try:
-            rng = replay_range(new)
+            rng = requested_replay_range(new)
             self.runtime.reconfigure(
                 policies=version_policies(new, self.defaults),
                 supported_replay_versions=rng,
