@@ -22,8 +22,8 @@ from durox.providers._base import (
     DrainEntry,
     ExecutionInfo,
     InstanceInfo,
-    Provider,
     QueueDepths,
+    Store,
     SystemMetrics,
     WorkerRecord,
 )
@@ -54,7 +54,7 @@ def _check_id(instance_id: str) -> None:
 
 
 class Client:
-    def __init__(self, provider: Provider) -> None:
+    def __init__(self, provider: Store) -> None:
         self.provider = provider
 
     async def start_orchestration(self, instance_id: str, name: str, input: ev.JSON = None) -> None:

@@ -102,6 +102,14 @@ async def test_an_unknown_work_token_is_refused(store: Store) -> None:
         await store.p.ack_work_item("nope", ev.ActivityResult("i1", 1, 2, 1))
 
 
+async def test_a_work_token_cannot_be_renewed_after_its_ack(store: Store) -> None:
+    await _work(store)
+    wi = await _take(store)
+    await store.p.ack_work_item(wi.lock_token, ev.ActivityResult("i1", 1, 2, 1))
+    with pytest.raises(LockLostError):
+        await store.p.renew_work_item_lock(wi.lock_token, 1000)
+
+
 async def test_a_new_holder_is_not_disturbed_by_the_old_token(store: Store) -> None:
     await _work(store)
     old = await _take(store, 100)

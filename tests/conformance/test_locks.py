@@ -92,41 +92,6 @@ async def test_an_expired_lock_is_taken_by_a_second_worker(
     await other.ack_orchestration_item(new.lock_token, TurnCommit(execution_id=1))
 
 
-async def test_renewal_extends_the_lease(store: Store) -> None:
-    await store.begin("i1")
-    await store.event("i1")
-    item = await store.must_fetch(lock_ms=1000)
-    for _ in range(3):
-        store.clock.advance(900)
-        await store.p.renew_orchestration_item_lock(item.lock_token, 1000)
-        assert await store.fetch() is None
-    store.clock.advance(900)
-    await store.p.ack_orchestration_item(item.lock_token, TurnCommit(execution_id=1))
-
-
-async def test_a_lapsed_lease_cannot_be_renewed(store: Store) -> None:
-    await store.begin("i1")
-    await store.event("i1")
-    item = await store.must_fetch(lock_ms=1000)
-    store.clock.advance(1001)
-    with pytest.raises(LockLostError):
-        await store.p.renew_orchestration_item_lock(item.lock_token, 1000)
-
-
-async def test_an_unknown_token_cannot_be_renewed(store: Store) -> None:
-    with pytest.raises(LockLostError):
-        await store.p.renew_orchestration_item_lock("nope", 1000)
-
-
-async def test_a_token_cannot_be_renewed_after_its_ack(store: Store) -> None:
-    await store.begin("i1")
-    await store.event("i1")
-    item = await store.must_fetch()
-    await store.p.ack_orchestration_item(item.lock_token, TurnCommit(execution_id=1))
-    with pytest.raises(LockLostError):
-        await store.p.renew_orchestration_item_lock(item.lock_token, 1000)
-
-
 async def test_completions_arriving_while_locked_wait_for_the_next_fetch(store: Store) -> None:
     begun = await store.begin("i1", activities=2)
     assert begun.execution_id == 0

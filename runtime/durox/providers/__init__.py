@@ -1,5 +1,6 @@
 """Stores. `SqliteProvider` is embedded and needs no set-up; `PostgresProvider` serves many
-workers (install the `postgres` extra). Both implement the `Provider` seam.
+workers (install the `postgres` extra). Each is a `Store`: the `Provider` half the runtime
+drives and the `ProviderAdmin` half clients read and manage through.
 
 `PostgresProvider` is imported on first use, so `import durox.providers` works without asyncpg.
 """
@@ -13,7 +14,9 @@ from durox.providers._base import (
     InstanceUpdate,
     OrchestrationItem,
     Provider,
+    ProviderAdmin,
     QueueDepths,
+    Store,
     SystemMetrics,
     TurnCommit,
     WorkerRecord,
@@ -32,8 +35,10 @@ __all__ = [
     "OrchestrationItem",
     "PostgresProvider",
     "Provider",
+    "ProviderAdmin",
     "QueueDepths",
     "SqliteProvider",
+    "Store",
     "SystemMetrics",
     "TurnCommit",
     "WorkItem",

@@ -53,9 +53,9 @@ from durox.providers._base import (
     ExecutionInfo,
     InstanceInfo,
     OrchestrationItem,
-    Provider,
     QueueDepths,
     QueueKind,
+    Store,
     SystemMetrics,
     TurnCommit,
     WorkerRecord,
@@ -135,7 +135,7 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
     """Pool release hook: nothing to reset (no operation leaves session state behind)."""
 
 
-class PostgresProvider(Provider):
+class PostgresProvider(Store):
     """`await PostgresProvider.connect(dsn, schema="durox")`; `await provider.close()`."""
 
     batches_in_one_round_trip = True
@@ -323,12 +323,6 @@ class PostgresProvider(Provider):
         (a, b, c), (d, e, f) = replay_range.bounds()
         return [a, b, c], [d, e, f]
 
-    async def fetch_orchestration_item(
-        self, lock_timeout_ms: int, replay_range: SemverRange | None = None
-    ) -> OrchestrationItem | None:
-        items = await self.fetch_orchestration_items(lock_timeout_ms, replay_range, 1)
-        return items[0] if items else None
-
     async def fetch_orchestration_items(
         self, lock_timeout_ms: int, replay_range: SemverRange | None = None, max_items: int = 1
     ) -> list[OrchestrationItem]:
@@ -393,16 +387,6 @@ class PostgresProvider(Provider):
             item.history_error = str(exc)
         return item
 
-    async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> None:
-        await self._fetchval(
-            f"SELECT {self._q}durox_ack_orchestration($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
-            " $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26,"
-            " $27, $28)",
-            lock_token,
-            self._now(),
-            *_turn(commit),
-        )
-
     async def ack_orchestration_items(
         self, acks: Sequence[tuple[str, TurnCommit]]
     ) -> list[DuroxError | None]:
@@ -429,51 +413,7 @@ class PostgresProvider(Provider):
             self._now(),
         )
 
-    async def renew_orchestration_item_lock(self, lock_token: str, lock_timeout_ms: int) -> None:
-        ok = await self._fetchval(
-            f"SELECT {self._q}durox_renew_orchestration($1, $2, $3)",
-            lock_token,
-            lock_timeout_ms,
-            self._now(),
-        )
-        if not ok:
-            raise LockLostError("orchestration lock already lapsed")
-
     # ---- activity queue ----------------------------------------------------------------
-
-    async def fetch_work_item(
-        self,
-        lock_timeout_ms: int,
-        *,
-        worker_id: str = "",
-        session_lock_ms: int = 30_000,
-        max_sessions: int | None = None,
-    ) -> WorkItem | None:
-        token = self._token()
-        row = await self._fetchrow(
-            f"SELECT * FROM {self._q}durox_fetch_work($1, $2, $3, $4, $5, $6)",
-            self._now(),
-            lock_timeout_ms,
-            token,
-            worker_id,
-            session_lock_ms,
-            max_sessions,
-        )
-        if row is None:
-            return None
-        work = decode_message(row["data"])
-        if not isinstance(work, ev.ActivityWork):
-            raise StoreCorruptionError(f"worker queue holds a {type(work).__name__}")
-        return WorkItem(work, token, row["attempt_count"])
-
-    async def ack_work_item(self, lock_token: str, result: ev.ActivityResult) -> None:
-        await self._fetchval(
-            f"SELECT {self._q}durox_ack_work($1, $2, $3, $4)",
-            lock_token,
-            result.instance_id,
-            encode_message(result),
-            self._now(),
-        )
 
     async def fetch_work_items(
         self,

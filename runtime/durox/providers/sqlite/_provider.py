@@ -18,7 +18,7 @@ import queue
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,13 +46,14 @@ from durox.providers._base import (
     ExecutionInfo,
     InstanceInfo,
     OrchestrationItem,
-    Provider,
     QueueDepths,
     QueueKind,
+    Store,
     SystemMetrics,
     TurnCommit,
     WorkerRecord,
     WorkItem,
+    gather_outcomes,
 )
 from durox.providers._rows import (
     EXECUTION_COLUMNS,
@@ -115,7 +116,7 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_result(result)
 
 
-class SqliteProvider(Provider):
+class SqliteProvider(Store):
     """`await SqliteProvider.open(path)` or `await SqliteProvider.in_memory()`.
 
     Operations queue up for the store's thread, which runs whatever is waiting as one
@@ -328,12 +329,6 @@ class SqliteProvider(Provider):
         await self._run(tx)
         self._notify("orchestration", visible)
 
-    async def fetch_orchestration_item(
-        self, lock_timeout_ms: int, replay_range: SemverRange | None = None
-    ) -> OrchestrationItem | None:
-        items = await self.fetch_orchestration_items(lock_timeout_ms, replay_range, 1)
-        return items[0] if items else None
-
     async def fetch_orchestration_items(
         self, lock_timeout_ms: int, replay_range: SemverRange | None = None, max_items: int = 1
     ) -> list[OrchestrationItem]:
@@ -430,7 +425,14 @@ class SqliteProvider(Provider):
 
         return await self._run(tx)
 
-    async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> None:
+    async def ack_orchestration_items(
+        self, acks: Sequence[tuple[str, TurnCommit]]
+    ) -> list[DuroxError | None]:
+        # Side by side: the group commit gathers them into one transaction, each in its own
+        # savepoint, so one that fails is rolled back alone.
+        return await gather_outcomes(self._ack_turn(token, commit) for token, commit in acks)
+
+    async def _ack_turn(self, lock_token: str, commit: TurnCommit) -> None:
         now = self._clock()
         history_rows = [(e.event_id, encode_event(e)) for e in commit.new_events]
         work_rows = [
@@ -565,38 +567,7 @@ class SqliteProvider(Provider):
         await self._run(tx)
         self._notify("orchestration", visible)
 
-    async def renew_orchestration_item_lock(self, lock_token: str, lock_timeout_ms: int) -> None:
-        now = self._clock()
-
-        def tx(c: sqlite3.Connection) -> None:
-            cur = c.execute(
-                "UPDATE instance_locks SET locked_until = ? WHERE lock_token = ?"
-                " AND locked_until >= ?",
-                (now + lock_timeout_ms, lock_token, now),
-            )
-            if cur.rowcount == 0:
-                raise LockLostError("orchestration lock already lapsed")
-
-        await self._run(tx)
-
     # ---- activity queue ----------------------------------------------------------------
-
-    async def fetch_work_item(
-        self,
-        lock_timeout_ms: int,
-        *,
-        worker_id: str = "",
-        session_lock_ms: int = 30_000,
-        max_sessions: int | None = None,
-    ) -> WorkItem | None:
-        items = await self.fetch_work_items(
-            lock_timeout_ms,
-            1,
-            worker_id=worker_id,
-            session_lock_ms=session_lock_ms,
-            max_sessions=max_sessions,
-        )
-        return items[0] if items else None
 
     async def fetch_work_items(
         self,
@@ -678,7 +649,12 @@ class SqliteProvider(Provider):
 
         return await self._run(tx)
 
-    async def ack_work_item(self, lock_token: str, result: ev.ActivityResult) -> None:
+    async def ack_work_items(
+        self, acks: Sequence[tuple[str, ev.ActivityResult]]
+    ) -> list[DuroxError | None]:
+        return await gather_outcomes(self._ack_work(token, result) for token, result in acks)
+
+    async def _ack_work(self, lock_token: str, result: ev.ActivityResult) -> None:
         now = self._clock()
         data = encode_message(result)
 
