@@ -32,8 +32,8 @@ from durox import (
     RuntimeOptions,
 )
 from durox.providers import Provider, SqliteProvider, TurnCommit
+from durox.status import TERMINAL
 
-TERMINAL = {"Completed", "Failed", "Cancelled"}
 NAMES = {"seq5": "Seq5", "fanout5": "FanOut5", "single": "Single", "timer_can": "TimerCan"}
 
 

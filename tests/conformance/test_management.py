@@ -9,8 +9,9 @@ import pytest
 
 from durox.core import events as ev
 from durox.core.versions import SemverRange
-from durox.errors import InstanceRunningError, LockLostError
+from durox.errors import ConfigurationError, InstanceRunningError, LockLostError
 from durox.providers import TurnCommit, WorkerRecord
+from durox.status import InstanceStatus
 from tests.conformance.support import Store, next_turn
 from tests.conformance.test_acknowledgement import _continue_as_new
 
@@ -102,6 +103,26 @@ async def test_bulk_delete_filters_by_status_and_name(store: Store) -> None:
     assert await store.p.delete_instances(status="Running") == 0
     assert await store.p.delete_instances(name="A") == 1
     assert [i.instance_id for i in await store.p.list_instances()] == ["b"]
+
+
+async def test_status_filters_take_the_enum_and_its_exact_word(store: Store) -> None:
+    await store.begin("done", status="Completed")
+    await store.begin("busy")
+    by_enum = await store.p.list_instances(status=InstanceStatus.RUNNING)
+    by_word = await store.p.list_instances(status="Running")
+    assert [i.instance_id for i in by_enum] == [i.instance_id for i in by_word] == ["busy"]
+    assert by_enum[0].status is InstanceStatus.RUNNING
+    assert await store.p.delete_instances(status=InstanceStatus.COMPLETED) == 1
+
+
+@pytest.mark.parametrize("word", ["completed", "Done", ""])
+async def test_an_unknown_status_filter_is_refused(store: Store, word: str) -> None:
+    await store.begin("done", status="Completed")
+    with pytest.raises(ConfigurationError, match="unknown instance status"):
+        await store.p.list_instances(status=word)
+    with pytest.raises(ConfigurationError, match="unknown instance status"):
+        await store.p.delete_instances(status=word)
+    assert len(await store.p.list_instances()) == 1
 
 
 async def test_bulk_delete_filters_by_completion_time(store: Store) -> None:

@@ -20,6 +20,7 @@ from typing import Literal
 from durox.core import events as ev
 from durox.core.versions import SemverRange
 from durox.errors import DuroxError
+from durox.status import InstanceStatus
 
 JSON = ev.JSON
 
@@ -32,7 +33,7 @@ class InstanceInfo:
     orchestration_name: str
     orchestration_version: str
     current_execution_id: int
-    status: str
+    status: InstanceStatus
     output: JSON
     created_at: datetime
     updated_at: datetime
@@ -47,7 +48,7 @@ class ExecutionInfo:
     instance_id: str
     execution_id: int
     orchestration_version: str
-    status: str
+    status: InstanceStatus
     output: JSON
     event_count: int
     engine_version: str | None
@@ -71,17 +72,21 @@ class OrchestrationItem:
     attempt_count: int
     orchestration_name: str | None = None
     orchestration_version: str | None = None
-    status: str | None = None
+    status: InstanceStatus | None = None
     pinned_engine_version: str | None = None
     history_error: str | None = None
     """Set when the history (or a message) could not be decoded; history is then empty."""
+
+    def __post_init__(self) -> None:
+        if self.status is not None:
+            self.status = InstanceStatus(self.status)  # a store may hand back the plain word
 
 
 @dataclass(slots=True)
 class InstanceUpdate:
     name: str
     version: str
-    status: str
+    status: InstanceStatus
     output: JSON = None
     error: ev.ErrorDetails | None = None
     custom_status: JSON = None
@@ -170,6 +175,7 @@ class SystemMetrics:
     """Counts across the whole store, for dashboards and capacity planning."""
 
     instances_by_status: dict[str, int]
+    """Keyed by `InstanceStatus` value."""
     executions: int
     history_events: int
     instance_locks: int
@@ -375,11 +381,13 @@ class ProviderAdmin(abc.ABC):
     async def list_instances(
         self,
         *,
-        status: str | None = None,
+        status: InstanceStatus | str | None = None,
         name: str | None = None,
         version: str | None = None,
         limit: int = 1000,
-    ) -> list[InstanceInfo]: ...
+    ) -> list[InstanceInfo]:
+        """Instances matching every filter given, oldest first. A `status` string must be an
+        `InstanceStatus` value (`ConfigurationError` otherwise: see `status_filter`)."""
 
     @abc.abstractmethod
     async def list_executions(self, instance_id: str) -> list[ExecutionInfo]: ...
@@ -397,7 +405,7 @@ class ProviderAdmin(abc.ABC):
         queued messages and highest attempt count, and instances that ended in poison."""
 
     # -- management ----------------------------------------------------------------------
-    # Terminal statuses are Completed, Failed and Cancelled; anything else counts as running.
+    # Terminal means in `durox.status.TERMINAL`; anything else counts as running.
 
     @abc.abstractmethod
     async def delete_instance(self, instance_id: str, force: bool = False) -> int:
@@ -409,11 +417,12 @@ class ProviderAdmin(abc.ABC):
     async def delete_instances(
         self,
         *,
-        status: str | None = None,
+        status: InstanceStatus | str | None = None,
         name: str | None = None,
         completed_before: datetime | None = None,
     ) -> int:
         """Delete terminal instances matching every filter given (with their descendants);
+        `status` as for `list_instances`;
         an instance whose tree still has something running is left alone. Returns how many
         instances were deleted."""
 

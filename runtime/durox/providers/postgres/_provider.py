@@ -74,6 +74,7 @@ from durox.providers._rows import (
     worker_from_row,
 )
 from durox.providers._wakeups import Wakeups
+from durox.status import status_filter
 
 log = logging.getLogger(__name__)
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
@@ -597,7 +598,7 @@ class PostgresProvider(Store):
             " AND ($2::text IS NULL OR orchestration_name = $2)"
             " AND ($3::text IS NULL OR orchestration_version = $3)"
             " ORDER BY created_at, instance_id LIMIT $4",
-            status,
+            status_filter(status),
             name,
             version,
             limit,
@@ -638,7 +639,10 @@ class PostgresProvider(Store):
     ) -> int:
         before = None if completed_before is None else int(completed_before.timestamp() * 1000)
         deleted = await self._fetchval(
-            f"SELECT {self._q}durox_delete_instances($1, $2, $3)", status, name, before
+            f"SELECT {self._q}durox_delete_instances($1, $2, $3)",
+            status_filter(status),
+            name,
+            before,
         )
         return int(deleted)
 

@@ -58,7 +58,6 @@ from durox.providers._base import (
 from durox.providers._rows import (
     EXECUTION_COLUMNS,
     INSTANCE_COLUMNS,
-    TERMINAL,
     Clock,
     execution_from_row,
     instance_from_row,
@@ -68,6 +67,7 @@ from durox.providers._rows import (
     worker_from_row,
 )
 from durox.providers._wakeups import Wakeups
+from durox.status import TERMINAL, InstanceStatus, sql_list, status_filter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -386,7 +386,7 @@ class SqliteProvider(Store):
                     " WHERE instance_id = ? AND execution_id = ?",
                     (instance_id, inst[2]),
                 ).fetchone()[0]
-                if inst[3] == "Running":
+                if inst[3] == InstanceStatus.RUNNING:
                     history_rows = c.execute(
                         "SELECT data FROM history WHERE instance_id = ? AND execution_id = ? "
                         "ORDER BY event_id",
@@ -482,8 +482,15 @@ class SqliteProvider(Store):
                 if upd.started_execution:
                     c.execute(
                         "INSERT INTO executions (instance_id, execution_id, orchestration_version,"
-                        " status, engine_version, started_at) VALUES (?, ?, ?, 'Running', ?, ?)",
-                        (instance_id, commit.execution_id, upd.version, upd.engine_version, now),
+                        " status, engine_version, started_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        (
+                            instance_id,
+                            commit.execution_id,
+                            upd.version,
+                            InstanceStatus.RUNNING,
+                            upd.engine_version,
+                            now,
+                        ),
                     )
                 c.execute(
                     "INSERT INTO instances (instance_id, orchestration_name, orchestration_version,"
@@ -504,13 +511,14 @@ class SqliteProvider(Store):
                 )
                 c.execute(
                     "UPDATE executions SET status = ?, output = ?, event_count = event_count + ?,"
-                    " completed_at = CASE WHEN ? = 'Running' THEN NULL ELSE ? END"
+                    " completed_at = CASE WHEN ? = ? THEN NULL ELSE ? END"
                     " WHERE instance_id = ? AND execution_id = ?",
                     (
                         upd.status,
                         inst_args[4],
                         len(history_rows),
                         upd.status,
+                        InstanceStatus.RUNNING,
                         now,
                         instance_id,
                         commit.execution_id,
@@ -763,8 +771,8 @@ class SqliteProvider(Store):
         def tx(c: sqlite3.Connection) -> list[tuple[Any, ...]]:
             return c.execute(
                 "SELECT i.orchestration_name, i.pinned_engine_version,"
-                " sum(i.status = 'Running'), coalesce(sum(q.n), 0), coalesce(max(q.a), 0),"
-                " sum(i.status = 'Failed' AND json_extract(i.error, '$.kind') = 'poison')"
+                " sum(i.status = ?), coalesce(sum(q.n), 0), coalesce(max(q.a), 0),"
+                " sum(i.status = ? AND json_extract(i.error, '$.kind') = 'poison')"
                 " FROM instances i LEFT JOIN (SELECT instance_id, count(*) AS n,"
                 " max(attempt_count) AS a FROM orchestrator_queue GROUP BY instance_id) q"
                 " ON q.instance_id = i.instance_id"
@@ -773,7 +781,7 @@ class SqliteProvider(Store):
                 " (i.pinned_major, i.pinned_minor, i.pinned_patch) <= (?, ?, ?))"
                 " GROUP BY i.orchestration_name, i.pinned_engine_version"
                 " ORDER BY i.orchestration_name, i.pinned_engine_version",
-                (a, b, c_, d, e, f),
+                (InstanceStatus.RUNNING, InstanceStatus.FAILED, a, b, c_, d, e, f),
             ).fetchall()
 
         return [DrainEntry(r[0], r[1], r[2], r[3], r[4], r[5]) for r in await self._run(tx)]
@@ -801,14 +809,14 @@ class SqliteProvider(Store):
     async def list_instances(
         self,
         *,
-        status: str | None = None,
+        status: InstanceStatus | str | None = None,
         name: str | None = None,
         version: str | None = None,
         limit: int = 1000,
     ) -> list[InstanceInfo]:
         where, args = [], []
         for col, val in (
-            ("status", status),
+            ("status", status_filter(status)),
             ("orchestration_name", name),
             ("orchestration_version", version),
         ):
@@ -877,18 +885,19 @@ class SqliteProvider(Store):
     async def delete_instances(
         self,
         *,
-        status: str | None = None,
+        status: InstanceStatus | str | None = None,
         name: str | None = None,
         completed_before: datetime | None = None,
     ) -> int:
+        status = status_filter(status)
         before = None if completed_before is None else int(completed_before.timestamp() * 1000)
 
         def tx(c: sqlite3.Connection) -> int:
             candidates = c.execute(
-                "SELECT instance_id FROM instances WHERE status IN (?, ?, ?)"
+                f"SELECT instance_id FROM instances WHERE status IN ({sql_list(TERMINAL)})"
                 " AND (? IS NULL OR status = ?) AND (? IS NULL OR orchestration_name = ?)"
                 " AND (? IS NULL OR updated_at < ?) ORDER BY instance_id",
-                (*TERMINAL, status, status, name, name, before, before),
+                (status, status, name, name, before, before),
             ).fetchall()
             total = 0
             for (instance_id,) in candidates:
