@@ -21,6 +21,7 @@ from durox.providers._base import (
     TurnCommit,
     WorkerRecord,
     WorkItem,
+    gather_outcomes,
 )
 from durox.providers.sqlite import SqliteProvider
 
@@ -43,6 +44,7 @@ __all__ = [
     "TurnCommit",
     "WorkItem",
     "WorkerRecord",
+    "gather_outcomes",
 ]
 
 

@@ -3,9 +3,10 @@
 `Provider` is what the runtime drives: two peek-lock queues (orchestration messages, locked per
 instance; activity work, locked per item), session pins and worker records. `ProviderAdmin` is
 what clients and operators read and manage: instances, executions, histories, workers, the drain
-report, deletion, metrics. A store implements both (`Store`), and proves it with the conformance
-suite. Each acknowledgement is one atomic transaction: new history, instance
-record, outgoing work and the deletion of the consumed messages commit together or not at all.
+report, deletion, metrics. A store implements both (`Store`), and proves it with the scenarios
+in `durox.testing.conformance` (docs/providers.md). Each acknowledgement is one atomic
+transaction: new history, instance record, outgoing work and the deletion of the consumed
+messages commit together or not at all.
 """
 
 from __future__ import annotations
