@@ -18,7 +18,7 @@ from durox.core.codec import (
     encode_message,
 )
 from durox.errors import HistoryDecodeError, PayloadError
-from durox.providers.sqlite._provider import _migrate, _statements, migrations
+from durox.providers.sqlite._executor import _migrate, _statements, migrations
 
 ERR = ev.ErrorDetails("application", "ValueError", "x")
 PARENT = ev.ParentRef("p", 2, 5)
