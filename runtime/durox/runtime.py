@@ -58,6 +58,7 @@ from durox.providers._base import (
     WorkItem,
 )
 from durox.registry import ActivityContext, ActivityRegistry, OrchestrationRegistry
+from durox.status import InstanceStatus
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -490,7 +491,7 @@ class Runtime:
                     extra,
                 )
                 return
-            if item.status == "Running":
+            if item.status == InstanceStatus.RUNNING:
                 ok, why = self.engine.replays(item.pinned_engine_version)
                 if not ok:
                     await self._retry_or_poison(item, f"replay refused: {why}", extra)
@@ -607,7 +608,7 @@ class Runtime:
         log.error("poisoned: %s", reason, extra=extra)
         self.stats.poisoned += 1
         self.observer.on_poison("orchestration", reason)
-        running = item.status == "Running"
+        running = item.status == InstanceStatus.RUNNING
         start = next(
             (
                 m

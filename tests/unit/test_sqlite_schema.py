@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from importlib import resources
 
-from durox.providers.sqlite._provider import _migrate, _statements, migrations
+from durox.providers.sqlite._executor import _migrate, _statements, migrations
 
 
 def _schema(conn: sqlite3.Connection) -> set[tuple[str, str, str]]:

@@ -31,6 +31,7 @@ from durox.errors import (
     PayloadError,
     SubOrchestrationFailedError,
 )
+from durox.status import InstanceStatus
 
 JSON = ev.JSON
 T_co = TypeVar("T_co", covariant=True)
@@ -39,12 +40,11 @@ Handler: TypeAlias = Callable[[Any, JSON], Awaitable[JSON]]
 Resolver: TypeAlias = Callable[[str, "str | None"], "tuple[str, Handler] | None"]
 """(name, requested version or None) -> (chosen version, handler), or None if not here."""
 
-STATUS_RUNNING = "Running"
-STATUS_COMPLETED = "Completed"
-STATUS_FAILED = "Failed"
-STATUS_CANCELLED = "Cancelled"
-STATUS_CONTINUED = "ContinuedAsNew"
-TERMINAL_STATUSES = frozenset({STATUS_COMPLETED, STATUS_FAILED, STATUS_CANCELLED, STATUS_CONTINUED})
+STATUS_RUNNING = InstanceStatus.RUNNING
+STATUS_COMPLETED = InstanceStatus.COMPLETED
+STATUS_FAILED = InstanceStatus.FAILED
+STATUS_CANCELLED = InstanceStatus.CANCELLED
+STATUS_CONTINUED = InstanceStatus.CONTINUED_AS_NEW
 
 
 class DurableFuture(Generic[T_co]):
@@ -124,7 +124,7 @@ class TurnResult:
     engine_version: str
     parent: ev.ParentRef | None
     new_events: list[ev.Event]
-    status: str
+    status: InstanceStatus
     output: JSON = None
     error: ev.ErrorDetails | None = None
     custom_status: JSON = None
@@ -220,7 +220,7 @@ class _Turn:
         self.guid_counter = 0
         self.custom_status: JSON = None
         self.traces: list[tuple[str, str]] = []
-        self.terminal: tuple[str, JSON, ev.ErrorDetails | None] | None = None
+        self.terminal: tuple[InstanceStatus, JSON, ev.ErrorDetails | None] | None = None
         self.next_version: str | None = None
         self.pending: dict[int, DurableFuture[Any]] = {}
         self.cancelled_ids: set[int] = set()
@@ -510,7 +510,9 @@ class _Turn:
         for task in self.tasks:
             _close(task)
 
-    def _finish(self, res: TurnResult, terminal: tuple[str, JSON, ev.ErrorDetails | None]) -> None:
+    def _finish(
+        self, res: TurnResult, terminal: tuple[InstanceStatus, JSON, ev.ErrorDetails | None]
+    ) -> None:
         status, output, error = terminal
         res.status = status
         res.output = output

@@ -1,5 +1,6 @@
 """Stores. `SqliteProvider` is embedded and needs no set-up; `PostgresProvider` serves many
-workers (install the `postgres` extra). Both implement the `Provider` seam.
+workers (install the `postgres` extra). Each is a `Store`: the `Provider` half the runtime
+drives and the `ProviderAdmin` half clients read and manage through.
 
 `PostgresProvider` is imported on first use, so `import durox.providers` works without asyncpg.
 """
@@ -13,11 +14,14 @@ from durox.providers._base import (
     InstanceUpdate,
     OrchestrationItem,
     Provider,
+    ProviderAdmin,
     QueueDepths,
+    Store,
     SystemMetrics,
     TurnCommit,
     WorkerRecord,
     WorkItem,
+    gather_outcomes,
 )
 from durox.providers.sqlite import SqliteProvider
 
@@ -32,12 +36,15 @@ __all__ = [
     "OrchestrationItem",
     "PostgresProvider",
     "Provider",
+    "ProviderAdmin",
     "QueueDepths",
     "SqliteProvider",
+    "Store",
     "SystemMetrics",
     "TurnCommit",
     "WorkItem",
     "WorkerRecord",
+    "gather_outcomes",
 ]
 
 

@@ -1,17 +1,19 @@
-"""The one seam between the runtime and a store.
+"""The seam between the runtime and a store, in two halves.
 
-A `Provider` holds two peek-lock queues (orchestration messages, locked per instance; activity
-work, locked per item), the append-only histories, and the instance records. Everything the
-runtime needs is an operation here and nothing more, so a new store is one class and one run of
-the conformance suite. Each acknowledgement is one atomic transaction: new history, instance
-record, outgoing work and the deletion of the consumed messages commit together or not at all.
+`Provider` is what the runtime drives: two peek-lock queues (orchestration messages, locked per
+instance; activity work, locked per item), session pins and worker records. `ProviderAdmin` is
+what clients and operators read and manage: instances, executions, histories, workers, the drain
+report, deletion, metrics. A store implements both (`Store`), and proves it with the scenarios
+in `durox.testing.conformance` (docs/providers.md). Each acknowledgement is one atomic
+transaction: new history, instance record, outgoing work and the deletion of the consumed
+messages commit together or not at all.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -19,6 +21,7 @@ from typing import Literal
 from durox.core import events as ev
 from durox.core.versions import SemverRange
 from durox.errors import DuroxError
+from durox.status import InstanceStatus
 
 JSON = ev.JSON
 
@@ -31,7 +34,7 @@ class InstanceInfo:
     orchestration_name: str
     orchestration_version: str
     current_execution_id: int
-    status: str
+    status: InstanceStatus
     output: JSON
     created_at: datetime
     updated_at: datetime
@@ -46,7 +49,7 @@ class ExecutionInfo:
     instance_id: str
     execution_id: int
     orchestration_version: str
-    status: str
+    status: InstanceStatus
     output: JSON
     event_count: int
     engine_version: str | None
@@ -70,17 +73,21 @@ class OrchestrationItem:
     attempt_count: int
     orchestration_name: str | None = None
     orchestration_version: str | None = None
-    status: str | None = None
+    status: InstanceStatus | None = None
     pinned_engine_version: str | None = None
     history_error: str | None = None
     """Set when the history (or a message) could not be decoded; history is then empty."""
+
+    def __post_init__(self) -> None:
+        if self.status is not None:
+            self.status = InstanceStatus(self.status)  # a store may hand back the plain word
 
 
 @dataclass(slots=True)
 class InstanceUpdate:
     name: str
     version: str
-    status: str
+    status: InstanceStatus
     output: JSON = None
     error: ev.ErrorDetails | None = None
     custom_status: JSON = None
@@ -169,6 +176,7 @@ class SystemMetrics:
     """Counts across the whole store, for dashboards and capacity planning."""
 
     instances_by_status: dict[str, int]
+    """Keyed by `InstanceStatus` value."""
     executions: int
     history_events: int
     instance_locks: int
@@ -186,8 +194,12 @@ class SystemMetrics:
 QueueKind = Literal["orchestration", "activity"]
 
 
-def _outcomes(results: Sequence[BaseException | None]) -> list[DuroxError | None]:
-    """Per-item outcomes of gathered acknowledgements; anything but a store error propagates."""
+async def gather_outcomes(acks: Iterable[Awaitable[None]]) -> list[DuroxError | None]:
+    """Run acknowledgements concurrently and say per item how each went: None, or the store
+    error it alone met. Anything but a store error propagates. For a store whose batch
+    acknowledgement is its single one run side by side (SQLite, whose group commit gathers them
+    into one transaction anyway)."""
+    results = await asyncio.gather(*acks, return_exceptions=True)
     out: list[DuroxError | None] = []
     for o in results:
         if isinstance(o, DuroxError) or o is None:
@@ -198,12 +210,17 @@ def _outcomes(results: Sequence[BaseException | None]) -> list[DuroxError | None
 
 
 class Provider(abc.ABC):
-    """A durable store. Methods raise only `durox.errors` exceptions."""
+    """The half of a store the runtime drives: two peek-lock queues, sessions, worker records.
+
+    The batch operations are the contract (`fetch_*_items`, `ack_*_items`); the single forms
+    the runtime also uses are derived from them here, once, so no store builds one from the
+    other its own way. Methods raise only `durox.errors` exceptions.
+    """
 
     batches_in_one_round_trip: bool = False
-    """True when the batch operations (`fetch_*_items`, `ack_*_items`) cost one round trip, so
-    the runtime should gather work into them; the defaults here only loop or gather over the
-    single operations, which saves nothing."""
+    """True when the batch operations cost one round trip, so the runtime should gather work
+    into them; False when a store gains nothing from batches (SQLite's group commit already
+    gathers concurrent operations into one transaction), so the runtime takes one at a time."""
 
     # -- orchestration queue ----------------------------------------------------------------
 
@@ -216,48 +233,26 @@ class Provider(abc.ABC):
         """Enqueue a message for an instance (events, cancellation)."""
 
     @abc.abstractmethod
-    async def fetch_orchestration_item(
-        self, lock_timeout_ms: int, replay_range: SemverRange | None = None
-    ) -> OrchestrationItem | None:
-        """Lock the oldest instance with visible messages whose pin lies in `replay_range`."""
-
-    @abc.abstractmethod
-    async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> None:
-        """Apply a turn atomically and release the lock; `LockLostError` if the lease is gone."""
-
     async def fetch_orchestration_items(
         self, lock_timeout_ms: int, replay_range: SemverRange | None = None, max_items: int = 1
     ) -> list[OrchestrationItem]:
-        """Lock up to `max_items` instances, each as `fetch_orchestration_item` would.
+        """Lock up to `max_items` instances with visible messages whose pin lies in
+        `replay_range`, oldest message first, each with its messages and current history.
 
-        A store that can take several in one round trip overrides this. If a fetch fails after
-        some instances were locked, those are returned rather than left locked.
+        A lease of `lock_timeout_ms <= 0` is over at once, so at most one item is taken then.
+        If a fetch fails after some instances were locked, those are returned rather than left
+        locked with nobody to run them.
         """
-        items: list[OrchestrationItem] = []
-        while len(items) < max_items:
-            try:
-                item = await self.fetch_orchestration_item(lock_timeout_ms, replay_range)
-            except DuroxError:
-                if items:
-                    return items
-                raise
-            if item is None:
-                break
-            items.append(item)
-        return items
 
+    @abc.abstractmethod
     async def ack_orchestration_items(
         self, acks: Sequence[tuple[str, TurnCommit]]
     ) -> list[DuroxError | None]:
-        """Apply several turns, each atomically as `ack_orchestration_item` would, and say per
-        turn how it went: None, or the error that turn alone met (`LockLostError` for a lapsed
-        lease). Never raises `DuroxError`: one bad turn does not fail the others."""
-        return _outcomes(
-            await asyncio.gather(
-                *(self.ack_orchestration_item(token, commit) for token, commit in acks),
-                return_exceptions=True,
-            )
-        )
+        """Apply several turns, each atomically (new history, instance record, outgoing work
+        and the deletion of the consumed messages commit together or not at all), releasing
+        each lock, and say per turn how it went: None, or the error that turn alone met
+        (`LockLostError` for a lapsed lease). Never raises `DuroxError`: one bad turn does not
+        fail the others."""
 
     @abc.abstractmethod
     async def abandon_orchestration_item(
@@ -265,33 +260,22 @@ class Provider(abc.ABC):
     ) -> None:
         """Release the lock, leaving the messages for a later fetch after `delay_ms`."""
 
-    @abc.abstractmethod
-    async def renew_orchestration_item_lock(self, lock_token: str, lock_timeout_ms: int) -> None:
-        """Extend the lease; `LockLostError` if it already lapsed."""
+    async def fetch_orchestration_item(
+        self, lock_timeout_ms: int, replay_range: SemverRange | None = None
+    ) -> OrchestrationItem | None:
+        """`fetch_orchestration_items` for one item."""
+        items = await self.fetch_orchestration_items(lock_timeout_ms, replay_range, 1)
+        return items[0] if items else None
+
+    async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> None:
+        """`ack_orchestration_items` for one turn, raising the error it met."""
+        (failed,) = await self.ack_orchestration_items([(lock_token, commit)])
+        if failed is not None:
+            raise failed
 
     # -- activity queue ------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def fetch_work_item(
-        self,
-        lock_timeout_ms: int,
-        *,
-        worker_id: str = "",
-        session_lock_ms: int = 30_000,
-        max_sessions: int | None = None,
-    ) -> WorkItem | None:
-        """Lock the oldest visible work item this worker may take.
-
-        Items without a session go to anyone. A session item goes to the session's owner while
-        the session lock is alive; an unowned (or lapsed) session is claimed by the fetching
-        worker if it owns fewer than `max_sessions` live sessions (None: no cap; 0: it takes
-        no session work). Fetching or acknowledging a session item marks the session active.
-        """
-
-    @abc.abstractmethod
-    async def ack_work_item(self, lock_token: str, result: ev.ActivityResult) -> None:
-        """Delete the work item and enqueue its result in one transaction."""
-
     async def fetch_work_items(
         self,
         lock_timeout_ms: int,
@@ -301,42 +285,23 @@ class Provider(abc.ABC):
         session_lock_ms: int = 30_000,
         max_sessions: int | None = None,
     ) -> list[WorkItem]:
-        """Lock up to `max_items` work items, oldest first, under `fetch_work_item`'s rules.
+        """Lock up to `max_items` visible work items this worker may take, oldest first.
 
-        A store that can take several in one round trip overrides this. If a fetch fails after
-        some items were taken, those are returned (the next call meets the error again) rather
-        than left locked with nobody to run them.
+        Items without a session go to anyone. A session item goes to the session's owner while
+        the session lock is alive; an unowned (or lapsed) session is claimed by the fetching
+        worker if it owns fewer than `max_sessions` live sessions (None: no cap; 0: it takes
+        no session work). Fetching or acknowledging a session item marks the session active.
+        If a fetch fails after some items were taken, those are returned rather than left
+        locked with nobody to run them.
         """
-        items: list[WorkItem] = []
-        while len(items) < max_items:
-            try:
-                wi = await self.fetch_work_item(
-                    lock_timeout_ms,
-                    worker_id=worker_id,
-                    session_lock_ms=session_lock_ms,
-                    max_sessions=max_sessions,
-                )
-            except DuroxError:
-                if items:
-                    return items
-                raise
-            if wi is None:
-                break
-            items.append(wi)
-        return items
 
+    @abc.abstractmethod
     async def ack_work_items(
         self, acks: Sequence[tuple[str, ev.ActivityResult]]
     ) -> list[DuroxError | None]:
-        """Acknowledge several work items, each as `ack_work_item` would, and say per item
-        how it went: None, or the error (`LockLostError` for a lapsed or unknown token) that
-        item alone met. Never raises `DuroxError`: one bad item does not fail the others."""
-        return _outcomes(
-            await asyncio.gather(
-                *(self.ack_work_item(token, result) for token, result in acks),
-                return_exceptions=True,
-            )
-        )
+        """For each item, delete it and enqueue its result in one transaction, and say per
+        item how it went: None, or the error (`LockLostError` for a lapsed or unknown token)
+        that item alone met. Never raises `DuroxError`: one bad item does not fail the others."""
 
     @abc.abstractmethod
     async def abandon_work_item(
@@ -344,7 +309,8 @@ class Provider(abc.ABC):
     ) -> None: ...
 
     @abc.abstractmethod
-    async def renew_work_item_lock(self, lock_token: str, lock_timeout_ms: int) -> None: ...
+    async def renew_work_item_lock(self, lock_token: str, lock_timeout_ms: int) -> None:
+        """Extend the lease; `LockLostError` if it already lapsed or the item was cancelled."""
 
     @abc.abstractmethod
     async def renew_sessions(
@@ -353,6 +319,30 @@ class Provider(abc.ABC):
         """Extend the locks of this worker's sessions that are busy or were active within
         `idle_timeout_ms`; delete lapsed session rows. Returns how many were renewed."""
 
+    async def fetch_work_item(
+        self,
+        lock_timeout_ms: int,
+        *,
+        worker_id: str = "",
+        session_lock_ms: int = 30_000,
+        max_sessions: int | None = None,
+    ) -> WorkItem | None:
+        """`fetch_work_items` for one item."""
+        items = await self.fetch_work_items(
+            lock_timeout_ms,
+            1,
+            worker_id=worker_id,
+            session_lock_ms=session_lock_ms,
+            max_sessions=max_sessions,
+        )
+        return items[0] if items else None
+
+    async def ack_work_item(self, lock_token: str, result: ev.ActivityResult) -> None:
+        """`ack_work_items` for one item, raising the error it met."""
+        (failed,) = await self.ack_work_items([(lock_token, result)])
+        if failed is not None:
+            raise failed
+
     # -- worker capability records --------------------------------------------------------
 
     @abc.abstractmethod
@@ -360,40 +350,6 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     async def remove_worker(self, worker_id: str) -> None: ...
-
-    @abc.abstractmethod
-    async def list_workers(self, pool: str | None, stale_after_ms: int) -> list[WorkerRecord]:
-        """Live workers (heartbeat within `stale_after_ms`); stale rows are deleted."""
-
-    # -- reads -------------------------------------------------------------------------
-
-    @abc.abstractmethod
-    async def drain_report(self, replay_range: SemverRange) -> list[DrainEntry]:
-        """Per NAME and pinned engine version outside `replay_range`: running instances, their
-        queued messages and highest attempt count, and instances that ended in poison."""
-
-    @abc.abstractmethod
-    async def get_instance(self, instance_id: str) -> InstanceInfo | None: ...
-
-    @abc.abstractmethod
-    async def list_instances(
-        self,
-        *,
-        status: str | None = None,
-        name: str | None = None,
-        version: str | None = None,
-        limit: int = 1000,
-    ) -> list[InstanceInfo]: ...
-
-    @abc.abstractmethod
-    async def list_executions(self, instance_id: str) -> list[ExecutionInfo]: ...
-
-    @abc.abstractmethod
-    async def start_pending(self, instance_id: str) -> bool:
-        """True while a client start for `instance_id` waits in the queue (no instance row yet)."""
-
-    @abc.abstractmethod
-    async def read_history(self, instance_id: str, execution_id: int) -> list[ev.Event]: ...
 
     # -- wake-ups and lifecycle --------------------------------------------------------------
 
@@ -404,8 +360,53 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
+
+class ProviderAdmin(abc.ABC):
+    """The half of a store that clients and operators read and manage it through: instance,
+    execution, history and worker reads, the drain report, deletion and pruning, metrics.
+
+    Nothing here is on the runtime's hot path. Read-side operations a tool needs (the
+    operator's view of a store, say) belong here, not on `Provider`.
+    """
+
+    # -- reads -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def get_instance(self, instance_id: str) -> InstanceInfo | None: ...
+
+    @abc.abstractmethod
+    async def start_pending(self, instance_id: str) -> bool:
+        """True while a client start for `instance_id` waits in the queue (no instance row yet)."""
+
+    @abc.abstractmethod
+    async def list_instances(
+        self,
+        *,
+        status: InstanceStatus | str | None = None,
+        name: str | None = None,
+        version: str | None = None,
+        limit: int = 1000,
+    ) -> list[InstanceInfo]:
+        """Instances matching every filter given, oldest first. A `status` string must be an
+        `InstanceStatus` value (`ConfigurationError` otherwise: see `status_filter`)."""
+
+    @abc.abstractmethod
+    async def list_executions(self, instance_id: str) -> list[ExecutionInfo]: ...
+
+    @abc.abstractmethod
+    async def read_history(self, instance_id: str, execution_id: int) -> list[ev.Event]: ...
+
+    @abc.abstractmethod
+    async def list_workers(self, pool: str | None, stale_after_ms: int) -> list[WorkerRecord]:
+        """Live workers (heartbeat within `stale_after_ms`); stale rows are deleted."""
+
+    @abc.abstractmethod
+    async def drain_report(self, replay_range: SemverRange) -> list[DrainEntry]:
+        """Per NAME and pinned engine version outside `replay_range`: running instances, their
+        queued messages and highest attempt count, and instances that ended in poison."""
+
     # -- management ----------------------------------------------------------------------
-    # Terminal statuses are Completed, Failed and Cancelled; anything else counts as running.
+    # Terminal means in `durox.status.TERMINAL`; anything else counts as running.
 
     @abc.abstractmethod
     async def delete_instance(self, instance_id: str, force: bool = False) -> int:
@@ -417,11 +418,12 @@ class Provider(abc.ABC):
     async def delete_instances(
         self,
         *,
-        status: str | None = None,
+        status: InstanceStatus | str | None = None,
         name: str | None = None,
         completed_before: datetime | None = None,
     ) -> int:
         """Delete terminal instances matching every filter given (with their descendants);
+        `status` as for `list_instances`;
         an instance whose tree still has something running is left alone. Returns how many
         instances were deleted."""
 
@@ -435,3 +437,7 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     async def system_metrics(self) -> SystemMetrics: ...
+
+
+class Store(Provider, ProviderAdmin, abc.ABC):
+    """A whole store: what the runtime drives and what a client reads. Each store is one."""

@@ -17,11 +17,10 @@ from durox.core import events as ev
 from durox.core.codec import decode_json, encode_json
 from durox.errors import StoreCorruptionError
 from durox.providers._base import ExecutionInfo, InstanceInfo, WorkerRecord
+from durox.status import InstanceStatus
 
 Clock = Callable[[], int]
 """Milliseconds since the Unix epoch; injectable so tests can move time."""
-
-TERMINAL = ("Completed", "Failed", "Cancelled")
 
 INSTANCE_COLUMNS = (
     "instance_id, orchestration_name, orchestration_version, current_execution_id, status,"
@@ -62,7 +61,7 @@ def instance_from_row(row: Sequence[Any]) -> InstanceInfo:
             orchestration_name=row[1],
             orchestration_version=row[2],
             current_execution_id=row[3],
-            status=row[4],
+            status=InstanceStatus(row[4]),
             output=decode_json(row[5]),
             created_at=dt(row[6]),
             updated_at=dt(row[7]),
@@ -87,7 +86,7 @@ def execution_from_row(instance_id: str, row: Sequence[Any]) -> ExecutionInfo:
         instance_id=instance_id,
         execution_id=row[0],
         orchestration_version=row[1],
-        status=row[2],
+        status=InstanceStatus(row[2]),
         output=decode_json(row[3]),
         event_count=row[4],
         engine_version=row[5],

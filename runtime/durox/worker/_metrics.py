@@ -26,6 +26,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from durox.providers._base import QueueDepths
 from durox.runtime import RuntimeObserver
+from durox.status import InstanceStatus
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,11 @@ CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 _TURN_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 _ACTIVITY_BUCKETS: Final = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
-_ENDINGS: Final = {
-    "Completed": "completions",
-    "Failed": "failures",
-    "ContinuedAsNew": "continued_as_new",
-    "Cancelled": "cancellations",
+_ENDINGS: Final[dict[str, str]] = {
+    InstanceStatus.COMPLETED: "completions",
+    InstanceStatus.FAILED: "failures",
+    InstanceStatus.CONTINUED_AS_NEW: "continued_as_new",
+    InstanceStatus.CANCELLED: "cancellations",
 }
 
 

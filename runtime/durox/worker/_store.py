@@ -10,7 +10,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit, urlunsplit
 
 from durox.errors import ConfigurationError
-from durox.providers._base import Provider
+from durox.providers._base import Store
 from durox.providers.sqlite import SqliteProvider
 
 SQLITE_PREFIX = "sqlite:///"
@@ -32,7 +32,7 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-async def open_store(url: str) -> Provider:
+async def open_store(url: str) -> Store:
     """`sqlite:///relative/path.db`, `sqlite:////absolute/path.db` or `postgresql://...`.
 
     Raises `StoreUrlError` for a URL this image cannot use, and the store's own `durox.errors`

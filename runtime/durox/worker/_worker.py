@@ -21,7 +21,7 @@ from pathlib import Path
 
 from durox.core.compat import CURRENT_ENGINE
 from durox.errors import ConfigurationError, DuroxError
-from durox.providers._base import Provider
+from durox.providers._base import Store
 from durox.runtime import Runtime
 from durox.worker._app import App, load_app
 from durox.worker._config_file import (
@@ -80,7 +80,7 @@ class Worker:
         self._app = app
         self._stop = asyncio.Event()
         self._http: HttpServer | None = None
-        self._provider: Provider | None = None
+        self._provider: Store | None = None
         self._serving = False
         self._probe_at = 0.0
         self._probe_ok = False
@@ -144,7 +144,7 @@ class Worker:
             self._provider = None
             await provider.close()
 
-    async def _connect(self) -> Provider | None:
+    async def _connect(self) -> Store | None:
         delay = 0.5
         while not self._stop.is_set():
             try:
@@ -165,7 +165,7 @@ class Worker:
             delay = min(delay * 2, 30.0)
         return None
 
-    async def _serve(self, provider: Provider, config: WorkerConfig, digest: str, app: App) -> int:
+    async def _serve(self, provider: Store, config: WorkerConfig, digest: str, app: App) -> int:
         reg = app.orchestrations
         defaults = {name: reg.policy(name) for name in reg.names()}
         try:

@@ -34,9 +34,9 @@ from durox.providers._base import (
     ExecutionInfo,
     InstanceInfo,
     OrchestrationItem,
-    Provider,
     QueueDepths,
     QueueKind,
+    Store,
     SystemMetrics,
     TurnCommit,
     WorkerRecord,
@@ -52,12 +52,13 @@ from durox.providers._rows import (
 from durox.providers.postgres._driver import Database, open_pool
 from durox.providers.postgres._encoding import orchestration_item, replay_bounds, turn
 from durox.providers.postgres._errors import classify_state
+from durox.status import status_filter
 
 log = logging.getLogger(__name__)
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
 
 
-class PostgresProvider(Provider):
+class PostgresProvider(Store):
     """`await PostgresProvider.connect(dsn, schema="durox")`; `await provider.close()`."""
 
     batches_in_one_round_trip = True
@@ -122,12 +123,6 @@ class PostgresProvider(Provider):
             db.now(),
         )
 
-    async def fetch_orchestration_item(
-        self, lock_timeout_ms: int, replay_range: SemverRange | None = None
-    ) -> OrchestrationItem | None:
-        items = await self.fetch_orchestration_items(lock_timeout_ms, replay_range, 1)
-        return items[0] if items else None
-
     async def fetch_orchestration_items(
         self, lock_timeout_ms: int, replay_range: SemverRange | None = None, max_items: int = 1
     ) -> list[OrchestrationItem]:
@@ -159,10 +154,6 @@ class PostgresProvider(Provider):
             return []
         return [orchestration_item(row) for row in rows]
 
-    async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> None:
-        db = self._db
-        await db.fetchval("ack_orchestration", turn(lock_token, commit), db.now())
-
     async def ack_orchestration_items(
         self, acks: Sequence[tuple[str, TurnCommit]]
     ) -> list[DuroxError | None]:
@@ -185,42 +176,7 @@ class PostgresProvider(Provider):
         db = self._db
         await db.fetchval("abandon_orchestration", lock_token, delay_ms, ignore_attempt, db.now())
 
-    async def renew_orchestration_item_lock(self, lock_token: str, lock_timeout_ms: int) -> None:
-        db = self._db
-        ok = await db.fetchval("renew_orchestration", lock_token, lock_timeout_ms, db.now())
-        if not ok:
-            raise LockLostError("orchestration lock already lapsed")
-
     # ---- activity queue ----------------------------------------------------------------
-
-    async def fetch_work_item(
-        self,
-        lock_timeout_ms: int,
-        *,
-        worker_id: str = "",
-        session_lock_ms: int = 30_000,
-        max_sessions: int | None = None,
-    ) -> WorkItem | None:
-        db = self._db
-        token = db.token()
-        row = await db.fetchrow(
-            "fetch_work",
-            db.now(),
-            lock_timeout_ms,
-            token,
-            worker_id,
-            session_lock_ms,
-            max_sessions,
-        )
-        if row is None:
-            return None
-        return WorkItem(_activity_work(row["data"]), token, row["attempt_count"])
-
-    async def ack_work_item(self, lock_token: str, result: ev.ActivityResult) -> None:
-        db = self._db
-        await db.fetchval(
-            "ack_work", lock_token, result.instance_id, encode_message(result), db.now()
-        )
 
     async def fetch_work_items(
         self,
@@ -338,7 +294,7 @@ class PostgresProvider(Provider):
         version: str | None = None,
         limit: int = 1000,
     ) -> list[InstanceInfo]:
-        rows = await self._db.fetch("list_instances", status, name, version, limit)
+        rows = await self._db.fetch("list_instances", status_filter(status), name, version, limit)
         return [instance_from_row(r) for r in rows]
 
     async def list_executions(self, instance_id: str) -> list[ExecutionInfo]:
@@ -362,7 +318,7 @@ class PostgresProvider(Provider):
         completed_before: datetime | None = None,
     ) -> int:
         before = None if completed_before is None else int(completed_before.timestamp() * 1000)
-        return int(await self._db.fetchval("delete_instances", status, name, before))
+        return int(await self._db.fetchval("delete_instances", status_filter(status), name, before))
 
     async def prune_executions(self, instance_id: str, keep_last: int = 1) -> int:
         return int(await self._db.fetchval("prune_executions", instance_id, max(keep_last, 1)))

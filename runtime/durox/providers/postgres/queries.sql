@@ -23,10 +23,6 @@ SELECT $3::text AS lock_token, * FROM {schema}.durox_fetch_orchestration($1, $2,
 -- (clock, lease ms, one token per instance wanted, replay range low, high)
 SELECT * FROM {schema}.durox_fetch_orchestration_batch($1, $2, $3, $4, $5)
 
--- name: ack_orchestration
--- (one durox_turn, clock)
-SELECT {schema}.durox_ack_orchestration_v2($1::{schema}.durox_turn, $2)
-
 -- name: ack_orchestration_batch
 -- (durox_turn[], clock) -> one NULL (applied) or 'SQLSTATE message' per turn
 SELECT {schema}.durox_ack_orchestration_batch_v2($1::{schema}.durox_turn[], $2)
@@ -35,23 +31,11 @@ SELECT {schema}.durox_ack_orchestration_batch_v2($1::{schema}.durox_turn[], $2)
 -- (token, delay ms, give the attempt back, clock)
 SELECT {schema}.durox_abandon_orchestration($1, $2, $3, $4)
 
--- name: renew_orchestration
--- (token, lease ms, clock) -> false when the lease had lapsed
-SELECT {schema}.durox_renew_orchestration($1, $2, $3)
-
 -- ---- activity queue ----------------------------------------------------------------
-
--- name: fetch_work
--- (clock, lease ms, token, worker id, session lease ms, session cap)
-SELECT * FROM {schema}.durox_fetch_work($1, $2, $3, $4, $5, $6)
 
 -- name: fetch_work_batch
 -- (clock, lease ms, one token per item wanted, worker id, session lease ms, session cap)
 SELECT * FROM {schema}.durox_fetch_work_batch($1, $2, $3, $4, $5, $6)
-
--- name: ack_work
--- (token, instance id, ActivityResult message, clock)
-SELECT {schema}.durox_ack_work($1, $2, $3, $4)
 
 -- name: ack_work_batch
 -- (tokens, instance ids, ActivityResult messages, clock) -> one boolean per item
