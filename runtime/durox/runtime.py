@@ -34,6 +34,7 @@ from durox.core import events as ev
 from durox.core.codec import encode_json
 from durox.core.compat import CURRENT_ENGINE, EngineIdentity
 from durox.core.context import OrchestrationContext
+from durox.core.poison import poison_turn
 from durox.core.replay import (
     STATUS_FAILED,
     Dropped,
@@ -601,76 +602,40 @@ class Runtime:
         await self.provider.abandon_orchestration_item(item.lock_token, delay)
 
     async def _poison(self, item: OrchestrationItem, reason: str, extra: dict[str, Any]) -> None:
-        """Fail the instance for good, appending to (never rewriting) its history."""
-        error = ev.ErrorDetails("poison", "PoisonMessage", reason)
-        now = _now_ms()
+        """Fail the instance for good (`poison_turn` decides what its history gets)."""
         log.error("poisoned: %s", reason, extra=extra)
         self.stats.poisoned += 1
         self.observer.on_poison("orchestration", reason)
-        running = item.status == "Running"
-        start = next(
-            (
-                m
-                for m in item.messages
-                if isinstance(m, ev.StartOrchestration) and m.execution_id == item.execution_id + 1
-            ),
-            None,
+        turn = poison_turn(
+            reason,
+            running=item.status == "Running",
+            execution_id=item.execution_id,
+            history=item.history,
+            history_length=item.history_length,
+            messages=item.messages,
+            name=item.orchestration_name,
+            version=item.orchestration_version,
+            pinned_engine_version=item.pinned_engine_version,
+            engine_version=self.engine.version,
+            now_ms=_now_ms(),
         )
-        messages: list[ev.Message] = []
-        if running:
-            assert item.orchestration_name is not None
-            assert item.orchestration_version is not None
-            started = item.history[0] if item.history else None
-            parent = started.parent if isinstance(started, ev.OrchestrationStarted) else None
-            commit = TurnCommit(
-                execution_id=item.execution_id,
-                new_events=[ev.OrchestrationFailed(item.history_length + 1, now, error)],
-                instance=InstanceUpdate(
-                    name=item.orchestration_name,
-                    version=item.orchestration_version,
-                    status=STATUS_FAILED,
-                    error=error,
-                    parent_instance_id=parent.instance_id if parent else None,
-                    engine_version=item.pinned_engine_version,
-                ),
-            )
-        elif start is not None:
-            parent = start.parent
-            version = start.version or "0.0.0"
-            commit = TurnCommit(
-                execution_id=start.execution_id,
-                new_events=[
-                    ev.OrchestrationStarted(
-                        1,
-                        now,
-                        start.name,
-                        version,
-                        start.input,
-                        self.engine.version,
-                        start.parent,
-                    ),
-                    ev.OrchestrationFailed(2, now, error),
-                ],
-                instance=InstanceUpdate(
-                    name=start.name,
-                    version=version,
-                    status=STATUS_FAILED,
-                    error=error,
-                    parent_instance_id=parent.instance_id if parent else None,
-                    engine_version=self.engine.version,
-                    started_execution=True,
-                ),
-            )
-        else:
+        if turn is None:  # nothing to fail: the messages are dropped
             await self._ack_turn(item.lock_token, TurnCommit(execution_id=item.execution_id))
             return
-        if parent is not None:
-            messages.append(
-                ev.SubOrchestrationResult(
-                    parent.instance_id, parent.execution_id, parent.event_id, None, error
-                )
-            )
-        commit.messages = messages
+        commit = TurnCommit(
+            execution_id=turn.execution_id,
+            new_events=turn.new_events,
+            instance=InstanceUpdate(
+                name=turn.name,
+                version=turn.version,
+                status=turn.status,
+                error=turn.error,
+                parent_instance_id=turn.parent.instance_id if turn.parent else None,
+                engine_version=turn.engine_version,
+                started_execution=turn.started_execution,
+            ),
+            messages=turn.messages,
+        )
         await self._ack_turn(item.lock_token, commit)
 
     # ---- activities --------------------------------------------------------------------
