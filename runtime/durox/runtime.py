@@ -25,7 +25,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -142,14 +142,6 @@ class _Loop:
     idle: bool = False
 
 
-@dataclass
-class _Stats:
-    turns: int = 0
-    activities: int = 0
-    poisoned: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
-
-
 class Runtime:
     """`runtime = await Runtime.start(provider, activities, orchestrations, options)`."""
 
@@ -167,7 +159,6 @@ class Runtime:
         self.orchestrations = orchestrations
         self.options = options
         self.worker_id = options.worker_node_id or f"durox-{uuid.uuid4().hex[:12]}"
-        self.stats = _Stats()
         self._stopping = False
         self._loops: list[_Loop] = []
         self.engine = engine
@@ -578,7 +569,6 @@ class Runtime:
             cancelled_activities=r.cancelled_activities,
         )
         await self._ack_turn(item.lock_token, commit)
-        self.stats.turns += 1
         if r.status == STATUS_FAILED and r.error is not None:
             log.warning("orchestration failed: %s", r.error, extra=extra)
 
@@ -604,7 +594,6 @@ class Runtime:
     async def _poison(self, item: OrchestrationItem, reason: str, extra: dict[str, Any]) -> None:
         """Fail the instance for good (`poison_turn` decides what its history gets)."""
         log.error("poisoned: %s", reason, extra=extra)
-        self.stats.poisoned += 1
         self.observer.on_poison("orchestration", reason)
         turn = poison_turn(
             reason,
@@ -819,7 +808,6 @@ class Runtime:
                     raise failed
             else:
                 await self.provider.ack_work_item(wi.lock_token, result)
-            self.stats.activities += 1
         except LockLostError:
             log.info("activity result dropped: lease lost or activity cancelled", extra=extra)
         except DuroxError as exc:
