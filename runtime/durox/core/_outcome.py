@@ -1,0 +1,59 @@
+"""What a turn returns, and the execution statuses (part of `durox.core.replay`)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+from durox.core import events as ev
+
+JSON = ev.JSON
+Handler: TypeAlias = Callable[[Any, JSON], Awaitable[JSON]]
+"""An orchestration as the engine sees it: (context, JSON input) -> JSON output."""
+Resolver: TypeAlias = Callable[[str, "str | None"], "tuple[str, Handler] | None"]
+"""(name, requested version or None) -> (chosen version, handler), or None if not here."""
+
+STATUS_RUNNING = "Running"
+STATUS_COMPLETED = "Completed"
+STATUS_FAILED = "Failed"
+STATUS_CANCELLED = "Cancelled"
+STATUS_CONTINUED = "ContinuedAsNew"
+TERMINAL_STATUSES = frozenset({STATUS_COMPLETED, STATUS_FAILED, STATUS_CANCELLED, STATUS_CONTINUED})
+
+
+@dataclass(slots=True)
+class Unresolved:
+    """No handler here for this orchestration and version: the caller backs off and retries."""
+
+    name: str
+    version: str | None
+
+
+@dataclass(slots=True)
+class TurnResult:
+    instance_id: str
+    execution_id: int
+    name: str
+    version: str
+    engine_version: str
+    parent: ev.ParentRef | None
+    new_events: list[ev.Event]
+    status: str
+    output: JSON = None
+    error: ev.ErrorDetails | None = None
+    custom_status: JSON = None
+    activities: list[ev.ActivityWork] = field(default_factory=list)
+    timers: list[ev.TimerDue] = field(default_factory=list)
+    messages: list[ev.Message] = field(default_factory=list)
+    cancelled_activities: list[int] = field(default_factory=list)
+    traces: list[tuple[str, str]] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    started_execution: bool = False
+
+
+@dataclass(slots=True)
+class Dropped:
+    """The messages had no execution to go to (unknown, finished or duplicate); all dropped."""
+
+    reasons: list[str]
