@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from durox.core import events as ev
-from durox.core.poison import PoisonedTurn, poison_turn
+from durox.core.poison import poison_turn
+from durox.core.replay import TurnResult
 from tests.unit.histories import ENGINE, T0
 
 NOW = T0 + 1_000
@@ -13,8 +14,9 @@ PARENT = ev.ParentRef("parent-1", 3, 7)
 ERROR = ev.ErrorDetails("poison", "PoisonMessage", "gave up")
 
 
-def _poison(**overrides: Any) -> PoisonedTurn | None:
+def _poison(**overrides: Any) -> TurnResult | None:
     args: dict[str, Any] = {
+        "instance_id": "i",
         "running": False,
         "execution_id": 0,
         "history": [],
@@ -30,7 +32,7 @@ def _poison(**overrides: Any) -> PoisonedTurn | None:
     return poison_turn("gave up", **args)
 
 
-def _running(parent: ev.ParentRef | None = None, length: int = 4) -> PoisonedTurn | None:
+def _running(parent: ev.ParentRef | None = None, length: int = 4) -> TurnResult | None:
     started = ev.OrchestrationStarted(1, T0, "O", "1.2.0", None, ENGINE, parent)
     timer = ev.TimerCreated(2, T0 + 2, T0 + 60_000)
     return _poison(
@@ -47,15 +49,16 @@ def _running(parent: ev.ParentRef | None = None, length: int = 4) -> PoisonedTur
 
 def test_a_running_execution_fails_after_its_last_event_pinned_as_it_was() -> None:
     turn = _running(length=4)
-    assert turn == PoisonedTurn(
+    assert turn == TurnResult(
+        instance_id="i",
         execution_id=2,
         name="O",
         version="1.2.0",
-        error=ERROR,
-        new_events=[ev.OrchestrationFailed(5, NOW, ERROR)],
-        parent=None,
         engine_version=ENGINE,
+        parent=None,
+        new_events=[ev.OrchestrationFailed(5, NOW, ERROR)],
         status="Failed",
+        error=ERROR,
     )
 
 
@@ -64,6 +67,12 @@ def test_a_running_sub_orchestration_tells_its_parent() -> None:
     assert turn is not None
     assert turn.parent == PARENT
     assert turn.messages == [ev.SubOrchestrationResult("parent-1", 3, 7, None, ERROR)]
+
+
+def test_an_execution_written_before_pinning_stays_unpinned() -> None:
+    turn = _poison(running=True, execution_id=1, history_length=2, name="O", version="1.0.0")
+    assert turn is not None
+    assert turn.engine_version is None  # not this engine's: the store keeps the pin it had
 
 
 def test_an_unreadable_history_still_numbers_after_the_stored_length() -> None:
@@ -78,19 +87,21 @@ def test_an_unreadable_history_still_numbers_after_the_stored_length() -> None:
 def test_a_start_that_never_ran_becomes_an_execution_that_starts_and_fails() -> None:
     start = ev.StartOrchestration("i", "O", None, {"x": 1}, execution_id=1, parent=PARENT)
     turn = _poison(messages=[start])
-    assert turn == PoisonedTurn(
+    assert turn == TurnResult(
+        instance_id="i",
         execution_id=1,
         name="O",
         version="0.0.0",
-        error=ERROR,
+        engine_version="9.9.9",
+        parent=PARENT,
         new_events=[
             ev.OrchestrationStarted(1, NOW, "O", "0.0.0", {"x": 1}, "9.9.9", PARENT),
             ev.OrchestrationFailed(2, NOW, ERROR),
         ],
-        parent=PARENT,
-        engine_version="9.9.9",
-        started_execution=True,
+        status="Failed",
+        error=ERROR,
         messages=[ev.SubOrchestrationResult("parent-1", 3, 7, None, ERROR)],
+        started_execution=True,
     )
 
 

@@ -32,11 +32,15 @@ class Unresolved:
 
 @dataclass(slots=True)
 class TurnResult:
+    """What one turn decided: new events, outgoing work, the status, and what to log."""
+
     instance_id: str
     execution_id: int
     name: str
     version: str
-    engine_version: str
+    engine_version: str | None
+    """The engine version the execution is pinned to; None only for a poisoned execution
+    written before pinning existed (`durox.core.poison`)."""
     parent: ev.ParentRef | None
     new_events: list[ev.Event]
     status: str

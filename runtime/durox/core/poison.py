@@ -10,34 +10,15 @@ It is decided here, purely; the runtime only logs it and acknowledges it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from durox.core import events as ev
-from durox.core.replay import STATUS_FAILED
-
-
-@dataclass(slots=True)
-class PoisonedTurn:
-    """What failing an instance appends: its execution's last events and the parent's result."""
-
-    execution_id: int
-    name: str
-    version: str
-    error: ev.ErrorDetails
-    new_events: list[ev.Event]
-    parent: ev.ParentRef | None
-    engine_version: str | None
-    """The engine version pinned on the execution: its own, or this engine's if it starts here."""
-    started_execution: bool = False
-    """True when the failure is the whole of an execution that never started."""
-    messages: list[ev.Message] = field(default_factory=list)
-    """The parent's `SubOrchestrationResult`, when the instance is a sub-orchestration."""
-    status: str = STATUS_FAILED
+from durox.core.replay import STATUS_FAILED, TurnResult
 
 
 def poison_turn(
     reason: str,
     *,
+    instance_id: str,
     running: bool,
     execution_id: int,
     history: Sequence[ev.Event],
@@ -48,7 +29,7 @@ def poison_turn(
     pinned_engine_version: str | None,
     engine_version: str,
     now_ms: int,
-) -> PoisonedTurn | None:
+) -> TurnResult | None:
     """Fail the instance for good, appending to (never rewriting) its history.
 
     A running execution (`running`, with `name`, `version` and its pinned engine from the
@@ -57,22 +38,28 @@ def poison_turn(
     `StartOrchestration` for the next execution among `messages` becomes an execution that
     starts and fails at once, pinned to `engine_version`. With neither there is nothing to fail:
     None, and the messages are only to be dropped. Either way a sub-orchestration's parent is
-    told of the failure.
+    told of the failure (in the result's `messages`).
+
+    The result is a `TurnResult` like any turn's, failed, with no output or work. Its
+    `engine_version` is the execution's pin, which is None for an execution written before
+    pinning existed.
     """
     error = ev.ErrorDetails("poison", "PoisonMessage", reason)
-    turn: PoisonedTurn
+    turn: TurnResult
     if running:
         assert name is not None
         assert version is not None
         started = history[0] if history else None
-        turn = PoisonedTurn(
+        turn = TurnResult(
+            instance_id=instance_id,
             execution_id=execution_id,
             name=name,
             version=version,
-            error=error,
-            new_events=[ev.OrchestrationFailed(history_length + 1, now_ms, error)],
-            parent=started.parent if isinstance(started, ev.OrchestrationStarted) else None,
             engine_version=pinned_engine_version,
+            parent=started.parent if isinstance(started, ev.OrchestrationStarted) else None,
+            new_events=[ev.OrchestrationFailed(history_length + 1, now_ms, error)],
+            status=STATUS_FAILED,
+            error=error,
         )
     else:
         start = next(
@@ -86,19 +73,21 @@ def poison_turn(
         if start is None:
             return None
         start_version = start.version or "0.0.0"
-        turn = PoisonedTurn(
+        turn = TurnResult(
+            instance_id=instance_id,
             execution_id=start.execution_id,
             name=start.name,
             version=start_version,
-            error=error,
+            engine_version=engine_version,
+            parent=start.parent,
             new_events=[
                 ev.OrchestrationStarted(
                     1, now_ms, start.name, start_version, start.input, engine_version, start.parent
                 ),
                 ev.OrchestrationFailed(2, now_ms, error),
             ],
-            parent=start.parent,
-            engine_version=engine_version,
+            status=STATUS_FAILED,
+            error=error,
             started_execution=True,
         )
     if turn.parent is not None:

@@ -149,26 +149,7 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
             trace_log.log(logging.getLevelName(level.upper()), message, extra=extra)
         for reason in r.dropped:
             log.debug("dropped message: %s", reason, extra=extra)
-        commit = TurnCommit(
-            execution_id=r.execution_id,
-            new_events=r.new_events,
-            instance=InstanceUpdate(
-                name=r.name,
-                version=r.version,
-                status=r.status,
-                output=r.output,
-                error=r.error,
-                custom_status=r.custom_status,
-                parent_instance_id=r.parent.instance_id if r.parent else None,
-                engine_version=r.engine_version,
-                started_execution=r.started_execution,
-            ),
-            activities=r.activities,
-            timers=r.timers,
-            messages=r.messages,
-            cancelled_activities=r.cancelled_activities,
-        )
-        await self._ack(item.lock_token, commit)
+        await self._ack(item.lock_token, _turn_commit(r))
         if r.status == STATUS_FAILED and r.error is not None:
             log.warning("orchestration failed: %s", r.error, extra=extra)
 
@@ -191,6 +172,7 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
         self.observer.on_poison("orchestration", reason)
         turn = poison_turn(
             reason,
+            instance_id=item.instance_id,
             running=item.status == "Running",
             execution_id=item.execution_id,
             history=item.history,
@@ -205,18 +187,27 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
         if turn is None:  # nothing to fail: the messages are dropped
             await self._ack(item.lock_token, TurnCommit(execution_id=item.execution_id))
             return
-        commit = TurnCommit(
-            execution_id=turn.execution_id,
-            new_events=turn.new_events,
-            instance=InstanceUpdate(
-                name=turn.name,
-                version=turn.version,
-                status=turn.status,
-                error=turn.error,
-                parent_instance_id=turn.parent.instance_id if turn.parent else None,
-                engine_version=turn.engine_version,
-                started_execution=turn.started_execution,
-            ),
-            messages=turn.messages,
-        )
-        await self._ack(item.lock_token, commit)
+        await self._ack(item.lock_token, _turn_commit(turn))
+
+
+def _turn_commit(r: TurnResult) -> TurnCommit:
+    """What a turn decided, as the store applies it in one transaction."""
+    return TurnCommit(
+        execution_id=r.execution_id,
+        new_events=r.new_events,
+        instance=InstanceUpdate(
+            name=r.name,
+            version=r.version,
+            status=r.status,
+            output=r.output,
+            error=r.error,
+            custom_status=r.custom_status,
+            parent_instance_id=r.parent.instance_id if r.parent else None,
+            engine_version=r.engine_version,
+            started_execution=r.started_execution,
+        ),
+        activities=r.activities,
+        timers=r.timers,
+        messages=r.messages,
+        cancelled_activities=r.cancelled_activities,
+    )
