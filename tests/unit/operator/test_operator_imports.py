@@ -12,8 +12,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 
 def _loaded_after(statement: str, modules: list[str]) -> dict[str, bool]:
     probe = (
@@ -48,12 +46,6 @@ def test_the_probe_sees_what_the_worker_loads() -> None:
     assert loaded == {"durox.worker": True, "prometheus_client": True}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="durox/__init__.py re-exports the runtime and the SQLite store eagerly, so any "
-    "`durox.*` import (the worker config model included) loads them; lazy re-exports there "
-    "belong to the runtime refactor of issue 19 (part 1). Strict: remove this mark then.",
-)
 def test_importing_the_planner_loads_no_runtime_and_no_sqlite() -> None:
     loaded = _loaded_after(
         "import durox_operator.planner", ["durox.runtime", "durox.providers", "sqlite3"]
