@@ -18,7 +18,7 @@ from tests.conformance.pg import fresh_schema, pg_dsn
 
 __all__ = ["live", "store"]  # fixtures, for the scenarios
 
-STORES = ["sqlite-file", "sqlite-memory", "postgres"]
+STORES = ["sqlite-file", "sqlite-memory", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture(params=STORES)

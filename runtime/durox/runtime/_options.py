@@ -53,7 +53,10 @@ class RuntimeOptions:
                 "would lapse between heartbeats"
             )
 
-    def replay_range(self, engine_version: str = __version__) -> SemverRange:
+    def initial_replay_range(self, engine_version: str = __version__) -> SemverRange:
+        """The range a runtime starts with: `supported_replay_versions`, else every engine
+        version up to its own. `Runtime.replay_range` is the one in force, which `reconfigure`
+        may change; a store's `replay_range` argument is that same range, passed to a fetch."""
         return self.supported_replay_versions or SemverRange("0.0.0", engine_version)
 
 

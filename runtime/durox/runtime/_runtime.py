@@ -51,7 +51,7 @@ class Runtime:
             self.observer,
             self.worker_id,
             orchestrations,
-            options.replay_range(engine.version),
+            options.initial_replay_range(engine.version),
             batch=batch,
         )
         self._activity_runs = ActivityRunner(
