@@ -3,8 +3,9 @@
 "Previous" is the commit just before the one that added the newest PostgreSQL migration: the
 code whose workers are running when an upgrade applies that migration (the working tree's
 HEAD while the newest migration is not committed yet). `DUROX_PREVIOUS_RELEASE` names another
-commit. The virtualenv is built once per commit under `.cache/previous-release/<commit>/`
-(gitignored), from `git archive` of that commit, so it needs the clone's history.
+commit. The virtualenv is built once per commit under `~/.cache/durox/previous-release/<commit>/`
+(or `$DUROX_CACHE_DIR`, as the Kubernetes binaries are), from `git archive` of that commit, so
+it needs the clone's history; being keyed by commit, it is shared by every clone, CI's included.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from pathlib import Path
 from durox.providers.postgres._driver import migrations
 
 ROOT = Path(__file__).resolve().parents[2]
-CACHE = ROOT / ".cache" / "previous-release"
+CACHE = (
+    Path(os.environ.get("DUROX_CACHE_DIR") or Path.home() / ".cache" / "durox") / "previous-release"
+)
 MIGRATIONS = "runtime/durox/providers/postgres/migrations"
 
 
