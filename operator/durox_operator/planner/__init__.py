@@ -19,7 +19,8 @@ The decisions are split by subject into private modules; import them from here, 
 surface: `_spec` (typed views of the registry's spec), `_names` (children's names, labels,
 digest), `_versions` (which versions to activate or hold), `_config` (the worker file),
 `_children` (the ConfigMap and Deployment), `_rollout` (reading a Deployment's progress),
-`_status` (conditions, status, Events), and `_plan`, which puts them together:
+`_failures` (pods that cannot be created or cannot run), `_status` (conditions, kstatus'
+among them, status, Events), and `_plan`, which puts them together:
 `plan(registry, observed) -> Plan`, the one call the reconciler makes.
 """
 
@@ -30,6 +31,7 @@ from durox_operator.planner._children import (
     plan_deployment,
 )
 from durox_operator.planner._config import render_worker_config, startup_digest, worker_config
+from durox_operator.planner._failures import pod_failure, pod_failures, replica_failure
 from durox_operator.planner._names import (
     CONTAINER,
     DEFAULT_HTTP_PORT,
@@ -68,6 +70,7 @@ from durox_operator.planner._status import (
     observe_conditions,
     plan_status,
     status_changed,
+    with_kstatus,
 )
 from durox_operator.planner._versions import (
     Versions,
@@ -119,12 +122,16 @@ __all__ = [
     "plan_deployment",
     "plan_status",
     "plan_versions",
+    "pod_failure",
+    "pod_failures",
     "published_versions",
     "render_worker_config",
+    "replica_failure",
     "rollout_pending",
     "selector_labels",
     "spec_of",
     "startup_digest",
     "status_changed",
+    "with_kstatus",
     "worker_config",
 ]

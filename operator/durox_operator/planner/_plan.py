@@ -14,7 +14,7 @@ walk got. `Plan.report` is therefore a pure function of those facts, called at t
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -62,6 +62,9 @@ class Observed:
     drain_configmap: Obj | None = None
     drain_deployment: Obj | None = None
     unreadable: str | None = None
+    pods: tuple[Obj, ...] = ()
+    """The main pool's pods (its Deployment's selector), for failures the Deployment hides."""
+    drain_pods: tuple[Obj, ...] = ()
 
     def with_child(self, slot: Slot, obj: Obj | None) -> Observed:
         change: dict[str, Any] = {slot: obj}
@@ -69,6 +72,11 @@ class Observed:
 
     def with_unreadable(self, error: str) -> Observed:
         return dataclasses.replace(self, unreadable=error)
+
+    def with_pods(self, pods: Sequence[Obj], drain: bool = False) -> Observed:
+        if drain:
+            return dataclasses.replace(self, drain_pods=tuple(pods))
+        return dataclasses.replace(self, pods=tuple(pods))
 
 
 @dataclass(frozen=True)
@@ -171,6 +179,8 @@ class Plan:
                 apply_error=failure,
                 versions=self.versions if published else None,
                 drain=after.drain_deployment if self.drain else None,
+                pods=after.pods,
+                drain_pods=after.drain_pods if self.drain else (),
             )
         if not status_changed(self.registry, status):
             return Report(None, ())

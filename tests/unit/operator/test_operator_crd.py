@@ -76,6 +76,7 @@ def test_printer_columns_answer_health_versions_and_workers() -> None:
     assert paths["Available"] == '.status.conditions[?(@.type=="Available")].status'
     assert paths["Versions"] == ".status.activeVersions"
     assert paths["Workers"] == ".status.workers"
+    assert paths["Ready"] == '.status.conditions[?(@.type=="Ready")].status'
     assert version["subresources"] == {"status": {}}
 
 
