@@ -16,6 +16,7 @@ from durox_operator.model import (
     Obj,
 )
 from durox_operator.planner._config import render_worker_config, startup_digest
+from durox_operator.planner._drift import drift
 from durox_operator.planner._names import (
     CONTAINER,
     RUN_AS_USER,
@@ -199,14 +200,13 @@ def controlled_by(observed: Obj, registry: Obj) -> bool:
 
 
 def needs_apply(desired: Obj, observed: Obj | None) -> bool:
-    """Whether the observed child differs from the plan.
+    """Whether the observed child differs from the plan: absent, planned differently (its
+    planned-content hash, which the apiserver's defaulting cannot disturb), or edited since
+    (a field the operator applies holds something else: see `drift`)."""
+    return observed is None or planned_anew(desired, observed) or bool(drift(desired, observed))
 
-    Judged by the planned-content hash, which the apiserver's defaulting cannot disturb, plus
-    the ConfigMap's data, which nobody else defaults: a hand edit of the worker file is drift
-    the next pass undoes even if the editor left the annotation alone."""
-    if observed is None:
-        return True
+
+def planned_anew(desired: Obj, observed: Obj) -> bool:
+    """Whether the plan for this child changed since it was last applied."""
     have = observed.get("metadata", {}).get("annotations", {}).get(HASH_ANNOTATION)
-    if have != desired["metadata"]["annotations"][HASH_ANNOTATION]:
-        return True
-    return bool(desired["kind"] == "ConfigMap" and observed.get("data") != desired["data"])
+    return bool(have != desired["metadata"]["annotations"][HASH_ANNOTATION])

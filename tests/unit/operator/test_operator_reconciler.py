@@ -474,6 +474,26 @@ def test_a_child_that_cannot_be_read_is_reported_and_nothing_is_written() -> Non
     assert ("Warning", "ApplyFailed") in events.posted
 
 
+def test_a_hand_edit_is_restored_with_an_event_naming_the_fields() -> None:
+    kube = FakeKube()
+    reconciler, events = _setup(kube)
+    reconciler.reconcile_by_name("shop", "orders")
+    dep = kube.objects[("Deployment", "shop", "orders")]
+    dep["spec"]["replicas"] = 1  # kubectl scale
+    dep["spec"]["template"]["spec"]["containers"][0]["image"] = "evil:1"  # kubectl set image
+    kube.writes.clear()
+    events.posted.clear()
+    reconciler.reconcile_by_name("shop", "orders")
+    assert kube.writes == [("apply", "Deployment")]
+    assert events.posted == [("Normal", "RestoredDeployment")]
+    restored = kube.objects[("Deployment", "shop", "orders")]
+    assert restored["spec"]["replicas"] == 2
+    assert restored["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.0.0")
+    kube.writes.clear()
+    reconciler.reconcile_by_name("shop", "orders")
+    assert kube.writes == []
+
+
 def test_pods_of_the_pool_are_read_and_their_failures_reported() -> None:
     kube = FakeKube()
     reconciler, events = _setup(kube)
