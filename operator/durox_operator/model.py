@@ -41,7 +41,7 @@ STALL_REASONS: Final = frozenset(
 )
 """Why a registry cannot move on without someone's help (Degraded and Stalled are True)."""
 
-PROGRESS_REASONS: Final = frozenset({"Creating", "RollingOut", "HoldingVersions"})
+PROGRESS_REASONS: Final = frozenset({"Creating", "RollingOut", "RolloutPaused", "HoldingVersions"})
 
 REASONS: Final[Mapping[str, frozenset[str]]] = {
     "Available": frozenset({"WorkersAvailable", "WorkersUnavailable", "Creating", "InvalidSpec"}),

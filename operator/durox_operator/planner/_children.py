@@ -26,7 +26,7 @@ from durox_operator.planner._names import (
     owner_reference,
     selector_labels,
 )
-from durox_operator.planner._spec import drain_replicas, pod_of, secret_key, spec_of
+from durox_operator.planner._spec import drain_replicas, paused, pod_of, secret_key, spec_of
 from durox_operator.planner._versions import Versions, desired_versions, format_versions
 
 
@@ -170,6 +170,8 @@ def plan_deployment(registry: Obj, config: WorkerConfig, drain: bool = False) ->
         "revisionHistoryLimit": 5,
         "template": {"metadata": template_meta, "spec": pod_spec},
     }
+    if paused(spec):  # left out when false, so resuming removes the field we set
+        deployment_spec["paused"] = True
     if drain:
         deployment_spec["replicas"] = drain_replicas(spec)
     elif "replicas" in spec:  # unset: an autoscaler owns the count, so we must not write it

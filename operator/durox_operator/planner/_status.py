@@ -16,7 +16,13 @@ from durox_operator.planner._rollout import (
     rollout_counts,
     stall_message,
 )
-from durox_operator.planner._spec import RegistrySpec, drain_enabled, drain_replicas, spec_of
+from durox_operator.planner._spec import (
+    RegistrySpec,
+    drain_enabled,
+    drain_replicas,
+    paused,
+    spec_of,
+)
 from durox_operator.planner._versions import Versions, format_versions, plan_versions
 
 
@@ -120,7 +126,12 @@ def _observe(
     draining = drain_progress(spec, drain)
     counts = rollout_counts(deployment, wanted)
     drain_note = f"; {draining}" if draining else ""
-    if versions is not None and versions.held:
+    pending = (versions is not None and bool(versions.held)) or not rolled_out(deployment, wanted)
+    if paused(spec) and (pending or draining):
+        held_note = f"{holding}; " if holding else ""
+        message = f"rollout paused (spec.paused): {held_note}{counts}{drain_note}"
+        prog = Condition("Progressing", "True", "RolloutPaused", message)
+    elif versions is not None and versions.held:
         prog = Condition(
             "Progressing", "True", "HoldingVersions", f"{holding}; {counts}{drain_note}"
         )

@@ -199,3 +199,32 @@ def test_kstatus_flips_post_no_events_of_their_own() -> None:
     after = planner.plan_status(body, deployment(available=0, ready=0, conditions=[QUOTA]), NOW)
     flipped = {(c.type, c.status) for c in planner.condition_events(body, after)}
     assert flipped == {("Available", "False"), ("Progressing", "True"), ("Degraded", "True")}
+
+
+def test_a_paused_registry_pauses_its_deployments_and_says_so() -> None:
+    body = registry(paused=True, drain={"enabled": True})
+    config = planner.worker_config(body)
+    assert planner.plan_deployment(body, config)["spec"]["paused"] is True
+    assert planner.plan_deployment(body, config, drain=True)["spec"]["paused"] is True
+    resumed = registry()
+    assert "paused" not in planner.plan_deployment(resumed, planner.worker_config(resumed))["spec"]
+
+    rolling = deployment(generation=2, observed=2, updated=0)
+    status = planner.plan_status(registry(paused=True), rolling, NOW, versions=HELD)
+    progressing = next(c for c in status["conditions"] if c["type"] == "Progressing")
+    assert (progressing["reason"], progressing["message"]) == (
+        "RolloutPaused",
+        "rollout paused (spec.paused): holding checkout@1.9.0 (wants 1.10.0) until every worker "
+        "runs the new pod template; 0 of 2 workers updated, 2 ready",
+    )
+    assert _kstatus(status)[1] == ("True", "RolloutPaused")  # kstatus: InProgress
+    # nothing to roll: pausing changes nothing
+    status = planner.plan_status(registry(paused=True), deployment(), NOW)
+    assert _conds(status)["Progressing"] == ("False", "RolloutComplete")
+
+
+def test_a_resumed_deployment_is_drift_while_the_registry_is_paused() -> None:
+    body = registry(paused=True)
+    planned = planner.plan_deployment(body, planner.worker_config(body))
+    observed = dict(planned, spec=dict(planned["spec"], paused=False))  # kubectl rollout resume
+    assert planner.drift(planned, observed) == ["spec.paused (was False)"]
