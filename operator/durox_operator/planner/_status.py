@@ -52,7 +52,7 @@ def observe_conditions(
 def with_kstatus(conditions: list[Condition]) -> list[Condition]:
     """`conditions` (Available, Progressing, Degraded) followed by kstatus' three.
 
-    kstatus (what Flux, Argo CD's kstatus users and kpt read) takes Reconciling=True as "in
+    kstatus (what Flux, kpt and cli-utils' waiters read) takes Reconciling=True as "in
     progress" and Stalled=True as "failed", Reconciling first; so a stalled registry must not
     be Reconciling. Ready is the one normal-true condition: True only when the workers are
     available, the rollout is complete and nothing is wrong."""

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds (or reuses) kstatus-check, a small Go program around sigs.k8s.io/cli-utils'
-# kstatus library (the status logic Flux, Argo CD's kstatus users and kpt share), and prints
+# kstatus library (the status logic Flux and kpt share), and prints
 # its path. The k8s tier feeds it objects read from the real control plane, so the operator's
 # conditions are judged by the library itself, not by our reading of its rules.
 #

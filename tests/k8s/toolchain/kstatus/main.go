@@ -1,7 +1,7 @@
 // kstatus-check reads Kubernetes objects as JSON (one object, a List, or a JSON array) on stdin
 // and prints, for each, the status the kstatus library computes: one JSON object per line,
 // {"kind", "name", "status", "message"}. The k8s tier uses it to hold the operator's
-// conditions to what Flux, Argo CD and kpt conclude from them.
+// conditions to what Flux and kpt conclude from them.
 package main
 
 import (
