@@ -1,14 +1,18 @@
-"""Run the shipped GitOps health checks the way Argo CD and Flux run them.
+"""Run the shipped GitOps health checks the way Argo CD and Flux run them, and kstatus.
 
 Argo CD runs a resource's health check and actions as Lua 5.1 with the object as the global
 `obj` (converted from JSON: objects and arrays become tables); Flux evaluates its
 healthCheckExprs as CEL with the object's top-level fields as variables, after comparing
 `status.observedGeneration` with `metadata.generation`, in the order inProgress, failed,
-current (none true: in progress). Both files live in docs/gitops/.
+current (none true: in progress). Both files live in docs/gitops/. kstatus (Flux's default
+and kpt's) is the real library, through the checker build-kstatus.sh builds.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +20,9 @@ import celpy
 import yaml
 from lupa import lua51
 
-GITOPS = Path(__file__).resolve().parents[2] / "docs" / "gitops"
+REPO = Path(__file__).resolve().parents[2]
+GITOPS = REPO / "docs" / "gitops"
+KSTATUS_BUILD = "tests/k8s/toolchain/build-kstatus.sh"
 KIND = "durox.dev_OrchestrationRegistry"
 
 
@@ -99,3 +105,31 @@ def flux_status(obj: dict[str, Any]) -> str:
             if bool(program.evaluate(activation)):
                 return verdict
     return "InProgress"
+
+
+def kstatus_checker() -> Path:
+    """The kstatus checker: DUROX_KSTATUS_CHECK (scripts/test.sh builds it), or a build found
+    by build-kstatus.sh --check; FileNotFoundError with the command that builds it."""
+    configured = os.environ.get("DUROX_KSTATUS_CHECK")
+    if configured:
+        return Path(configured)
+    proc = subprocess.run(
+        ["bash", str(REPO / KSTATUS_BUILD), "--check"], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise FileNotFoundError(
+            f"the kstatus checker is not built; build it with: bash {KSTATUS_BUILD}"
+        )
+    return Path(proc.stdout.strip())
+
+
+def kstatus(checker: Path, obj: dict[str, Any]) -> tuple[str, str]:
+    """(status, message) as sigs.k8s.io/cli-utils' kstatus computes them for `obj`."""
+    proc = subprocess.run(
+        [str(checker)], input=json.dumps(obj), capture_output=True, text=True, check=False,
+        timeout=30,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise AssertionError(f"kstatus-check failed: {proc.stderr}")
+    verdict = json.loads(proc.stdout)
+    return verdict["status"], verdict["message"]

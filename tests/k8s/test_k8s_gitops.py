@@ -13,10 +13,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gitops_checks import argocd_action, argocd_available_actions, argocd_health, flux_status
+from gitops_checks import (
+    argocd_action,
+    argocd_available_actions,
+    argocd_health,
+    flux_status,
+    kstatus,
+    kstatus_checker,
+)
 from k8s_control_plane import ControlPlane, operator_process, tail, wait_for
 
 pytestmark = [pytest.mark.k8s, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module")
+def kstatus_check() -> Path:
+    try:
+        return kstatus_checker()
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +61,11 @@ def _registry(name: str = "orders", **spec: Any) -> dict[str, Any]:
 
 
 class Registry:
-    def __init__(self, plane: ControlPlane, namespace: str, log: Path, name: str) -> None:
+    def __init__(
+        self, plane: ControlPlane, namespace: str, log: Path, name: str, kstatus: Path
+    ) -> None:
         self.plane, self.ns, self.log, self.name = plane, namespace, log, name
+        self.kstatus = kstatus
 
     def body(self) -> dict[str, Any]:
         found: dict[str, Any] = self.plane.get_json("oreg", self.name, "-n", self.ns)
@@ -81,13 +99,14 @@ class Registry:
             "-p", json.dumps({"spec": changed["spec"]}),
         )  # fmt: skip
 
-    def verdicts(self) -> tuple[str, str]:
+    def verdicts(self) -> tuple[str, str, str]:
+        """What Argo CD (our Lua), Flux (our CEL) and kstatus (Flux's default) conclude."""
         body = self.body()
-        return argocd_health(body)["status"], flux_status(body)
+        return argocd_health(body)["status"], flux_status(body), kstatus(self.kstatus, body)[0]
 
 
 @pytest.fixture
-def make(control_plane: ControlPlane, namespace: str, operator: Path) -> Any:
+def make(control_plane: ControlPlane, namespace: str, operator: Path, kstatus_check: Path) -> Any:
     control_plane.kubectl(
         "create", "secret", "generic", "store", "-n", namespace,
         "--from-literal=url=postgresql://durox@db/durox",
@@ -95,13 +114,14 @@ def make(control_plane: ControlPlane, namespace: str, operator: Path) -> Any:
 
     def create(body: dict[str, Any]) -> Registry:
         control_plane.apply(body, "-n", namespace)
-        return Registry(control_plane, namespace, operator, body["metadata"]["name"])
+        name = body["metadata"]["name"]
+        return Registry(control_plane, namespace, operator, name, kstatus_check)
 
     return create
 
 
 def test_health_and_actions_through_a_registry_s_life(make: Any) -> None:
-    seen: dict[str, tuple[str, str]] = {}
+    seen: dict[str, tuple[str, ...]] = {}
     reg: Registry = make(_registry())
     reg.wait("Ready", lambda: reg.settled(1))
     seen["healthy"] = reg.verdicts()
@@ -110,7 +130,11 @@ def test_health_and_actions_through_a_registry_s_life(make: Any) -> None:
     # a spec the operator has not observed yet: Progressing for both, whatever the conditions
     ahead = reg.body()
     ahead["metadata"]["generation"] += 1
-    seen["unobserved"] = (argocd_health(ahead)["status"], flux_status(ahead))
+    seen["unobserved"] = (
+        argocd_health(ahead)["status"],
+        flux_status(ahead),
+        kstatus(reg.kstatus, ahead)[0],
+    )
 
     reg.act("enable-drain")
     reg.wait(
@@ -166,12 +190,12 @@ def test_health_and_actions_through_a_registry_s_life(make: Any) -> None:
     stalled.wait("Stalled", lambda: stalled.condition("Stalled").get("status") == "True")
     seen["stalled"] = stalled.verdicts()
     print(json.dumps(seen))
-    assert seen == {
-        "healthy": ("Healthy", "Current"),
-        "unobserved": ("Progressing", "InProgress"),
-        "paused": ("Suspended", "InProgress"),
-        "resumed": ("Healthy", "Current"),
-        "held": ("Progressing", "InProgress"),
-        "stalled": ("Degraded", "Failed"),
+    assert seen == {  # Argo CD, Flux healthCheckExprs, kstatus
+        "healthy": ("Healthy", "Current", "Current"),
+        "unobserved": ("Progressing", "InProgress", "InProgress"),
+        "paused": ("Suspended", "InProgress", "InProgress"),
+        "resumed": ("Healthy", "Current", "Current"),
+        "held": ("Progressing", "InProgress", "InProgress"),
+        "stalled": ("Degraded", "Failed", "Failed"),
     }
     assert "ReplicaFailure" in argocd_health(stalled.body())["message"]

@@ -10,14 +10,13 @@ the Deployment hides until its progress deadline, the /scale subresource, and th
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from gitops_checks import kstatus, kstatus_checker
 from k8s_control_plane import ControlPlane, operator_process, tail, wait_for
 
 pytestmark = [pytest.mark.k8s, pytest.mark.timeout(300)]
@@ -38,21 +37,10 @@ def operator(
 
 @pytest.fixture(scope="module")
 def kstatus_check() -> Path:
-    """The kstatus checker: DUROX_KSTATUS_CHECK (scripts/test.sh builds it), or a build
-    found by build-kstatus.sh --check; missing is a failure with the command that builds it."""
-    configured = os.environ.get("DUROX_KSTATUS_CHECK")
-    if configured:
-        return Path(configured)
-    script = REPO / "tests/k8s/toolchain/build-kstatus.sh"
-    proc = subprocess.run(
-        ["bash", str(script), "--check"], capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        pytest.fail(
-            f"the kstatus checker is not built; build it with: bash {script.relative_to(REPO)}",
-            pytrace=False,
-        )
-    return Path(proc.stdout.strip())
+    try:
+        return kstatus_checker()
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def _registry(name: str = "orders", **spec: Any) -> dict[str, Any]:
@@ -218,13 +206,7 @@ def test_the_scale_subresource_scales_the_workers(cluster: Cluster) -> None:
 
 
 def _kstatus(cluster: Cluster, check: Path) -> tuple[str, str]:
-    body = json.dumps(cluster.get("orchestrationregistry"))
-    proc = subprocess.run(
-        [str(check)], input=body, capture_output=True, text=True, check=False, timeout=30
-    )
-    assert proc.returncode == 0, proc.stderr
-    verdict = json.loads(proc.stdout)
-    return verdict["status"], verdict["message"]
+    return kstatus(check, cluster.get("orchestrationregistry"))
 
 
 def test_kstatus_reads_held_stalled_and_healthy_registries(
