@@ -209,9 +209,7 @@ def _kstatus(cluster: Cluster, check: Path) -> tuple[str, str]:
     return kstatus(check, cluster.get("orchestrationregistry"))
 
 
-def test_kstatus_reads_held_stalled_and_healthy_registries(
-    cluster: Cluster, kstatus_check: Path
-) -> None:
+def test_kstatus_reads_healthy_and_held_registries(cluster: Cluster, kstatus_check: Path) -> None:
     results: dict[str, tuple[str, str]] = {}
 
     # healthy -> Current
