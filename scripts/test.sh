@@ -23,6 +23,11 @@ if [ -f "$ROOT/tests/k8s/toolchain/build.sh" ]; then
   DUROX_K8S_BIN="$(bash "$ROOT/tests/k8s/toolchain/build.sh")"
   export DUROX_K8S_BIN
 fi
+# The kstatus checker (sigs.k8s.io/cli-utils, a small Go module, cached the same way).
+if [ -f "$ROOT/tests/k8s/toolchain/build-kstatus.sh" ]; then
+  DUROX_KSTATUS_CHECK="$(bash "$ROOT/tests/k8s/toolchain/build-kstatus.sh")"
+  export DUROX_KSTATUS_CHECK
+fi
 # -------------------------------------------------------------------------------------------
 
 echo "==> pytest"

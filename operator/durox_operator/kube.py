@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -100,6 +101,14 @@ class Kube:
         for item in items:  # list items omit these; the reconciler and Events need them
             item.setdefault("apiVersion", f"{GROUP}/{VERSION}")
             item.setdefault("kind", "OrchestrationRegistry")
+        return items
+
+    def list_pods(self, namespace: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
+        """The pods in `namespace` whose labels match every pair of `selector`."""
+        query = [("labelSelector", ",".join(f"{k}={v}" for k, v in sorted(selector.items())))]
+        path = f"/api/v1/namespaces/{quote(namespace, safe='')}/pods"
+        result = self._call("GET", path, query=query)
+        items: list[dict[str, Any]] = (result or {}).get("items", [])
         return items
 
     def apply(self, obj: Obj) -> dict[str, Any]:

@@ -82,7 +82,7 @@ class Reconciler:
     def _reconcile_locked(self, registry: Obj) -> None:
         """Read, plan, walk the plan's steps in order (stopping at the first failed call),
         report. Every decision is the plan's; this only sequences the calls."""
-        observed = self._read(registry, planner.SLOTS)
+        observed = self._read_pods(registry, self._read(registry, planner.SLOTS))
         plan = planner.plan(registry, observed)
         if plan.refused is not None:
             logger.warning("not writing the children of %s: %s", _name(registry), plan.refused)
@@ -97,7 +97,8 @@ class Reconciler:
         if failure is not None or plan.refused is not None:
             # The Deployments may be anywhere between old and new: the status reads them afresh.
             deployments = [s for s in planner.SLOTS if s[1] == "Deployment"]
-            after = self._read(registry, deployments, tolerant=False)
+            fresh = self._read(registry, deployments, tolerant=False)
+            after = fresh.with_pods(observed.pods).with_pods(observed.drain_pods, drain=True)
         report = plan.report(after, utc_now(), completed, failure)
         if report.status is not None:
             meta = registry["metadata"]
@@ -123,6 +124,23 @@ class Reconciler:
                     raise
                 return observed.with_unreadable(str(exc)[:1000])
             observed = observed.with_child(slot, found)
+        return observed
+
+    def _read_pods(self, registry: Obj, observed: planner.Observed) -> planner.Observed:
+        """The pods of each pool whose Deployment exists (what they say is only reported, so
+        a failed read is logged and the pass goes on without them)."""
+        meta = registry["metadata"]
+        for drain, deployment in ((False, observed.deployment), (True, observed.drain_deployment)):
+            if deployment is None:
+                continue
+            try:
+                pods = self._kube.list_pods(
+                    meta["namespace"], planner.selector_labels(registry, drain)
+                )
+            except KubeError as exc:
+                logger.warning("listing the pods of %s failed: %s", _name(registry), exc)
+                continue
+            observed = observed.with_pods(pods, drain=drain)
         return observed
 
     def _take(self, registry: Obj, step: planner.Step, after: planner.Observed) -> planner.Observed:

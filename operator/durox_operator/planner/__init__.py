@@ -18,9 +18,10 @@ version's handlers.
 The decisions are split by subject into private modules; import them from here, the stable
 surface: `_spec` (typed views of the registry's spec), `_names` (children's names, labels,
 digest), `_versions` (which versions to activate or hold), `_config` (the worker file),
-`_children` (the ConfigMap and Deployment), `_rollout` (reading a Deployment's progress),
-`_status` (conditions, status, Events), and `_plan`, which puts them together:
-`plan(registry, observed) -> Plan`, the one call the reconciler makes.
+`_children` (the ConfigMap and Deployment), `_drift` (which applied fields a child no longer
+holds), `_rollout` (reading a Deployment's progress), `_failures` (pods that cannot be created
+or cannot run), `_status` (conditions, kstatus' among them, status, Events), and `_plan`,
+which puts them together: `plan(registry, observed) -> Plan`, the one call the reconciler makes.
 """
 
 from durox_operator.planner._children import (
@@ -28,8 +29,11 @@ from durox_operator.planner._children import (
     needs_apply,
     plan_configmap,
     plan_deployment,
+    planned_anew,
 )
 from durox_operator.planner._config import render_worker_config, startup_digest, worker_config
+from durox_operator.planner._drift import differences, drift, quantity
+from durox_operator.planner._failures import pod_failure, pod_failures, replica_failure
 from durox_operator.planner._names import (
     CONTAINER,
     DEFAULT_HTTP_PORT,
@@ -68,6 +72,7 @@ from durox_operator.planner._status import (
     observe_conditions,
     plan_status,
     status_changed,
+    with_kstatus,
 )
 from durox_operator.planner._versions import (
     Versions,
@@ -106,8 +111,10 @@ __all__ = [
     "content_hash",
     "controlled_by",
     "desired_versions",
+    "differences",
     "drain_enabled",
     "drain_replicas",
+    "drift",
     "format_versions",
     "labels",
     "needs_apply",
@@ -119,12 +126,18 @@ __all__ = [
     "plan_deployment",
     "plan_status",
     "plan_versions",
+    "planned_anew",
+    "pod_failure",
+    "pod_failures",
     "published_versions",
+    "quantity",
     "render_worker_config",
+    "replica_failure",
     "rollout_pending",
     "selector_labels",
     "spec_of",
     "startup_digest",
     "status_changed",
+    "with_kstatus",
     "worker_config",
 ]

@@ -16,6 +16,7 @@ from durox_operator.model import (
     Obj,
 )
 from durox_operator.planner._config import render_worker_config, startup_digest
+from durox_operator.planner._drift import drift
 from durox_operator.planner._names import (
     CONTAINER,
     RUN_AS_USER,
@@ -25,7 +26,7 @@ from durox_operator.planner._names import (
     owner_reference,
     selector_labels,
 )
-from durox_operator.planner._spec import drain_replicas, pod_of, secret_key, spec_of
+from durox_operator.planner._spec import drain_replicas, paused, pod_of, secret_key, spec_of
 from durox_operator.planner._versions import Versions, desired_versions, format_versions
 
 
@@ -169,6 +170,8 @@ def plan_deployment(registry: Obj, config: WorkerConfig, drain: bool = False) ->
         "revisionHistoryLimit": 5,
         "template": {"metadata": template_meta, "spec": pod_spec},
     }
+    if paused(spec):  # left out when false, so resuming removes the field we set
+        deployment_spec["paused"] = True
     if drain:
         deployment_spec["replicas"] = drain_replicas(spec)
     elif "replicas" in spec:  # unset: an autoscaler owns the count, so we must not write it
@@ -199,14 +202,13 @@ def controlled_by(observed: Obj, registry: Obj) -> bool:
 
 
 def needs_apply(desired: Obj, observed: Obj | None) -> bool:
-    """Whether the observed child differs from the plan.
+    """Whether the observed child differs from the plan: absent, planned differently (its
+    planned-content hash, which the apiserver's defaulting cannot disturb), or edited since
+    (a field the operator applies holds something else: see `drift`)."""
+    return observed is None or planned_anew(desired, observed) or bool(drift(desired, observed))
 
-    Judged by the planned-content hash, which the apiserver's defaulting cannot disturb, plus
-    the ConfigMap's data, which nobody else defaults: a hand edit of the worker file is drift
-    the next pass undoes even if the editor left the annotation alone."""
-    if observed is None:
-        return True
+
+def planned_anew(desired: Obj, observed: Obj) -> bool:
+    """Whether the plan for this child changed since it was last applied."""
     have = observed.get("metadata", {}).get("annotations", {}).get(HASH_ANNOTATION)
-    if have != desired["metadata"]["annotations"][HASH_ANNOTATION]:
-        return True
-    return bool(desired["kind"] == "ConfigMap" and observed.get("data") != desired["data"])
+    return bool(have != desired["metadata"]["annotations"][HASH_ANNOTATION])

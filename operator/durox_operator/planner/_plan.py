@@ -14,7 +14,7 @@ walk got. `Plan.report` is therefore a pure function of those facts, called at t
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,11 +22,12 @@ from durox.worker_config import WorkerConfig
 from durox_operator.model import BLOCKING, Obj
 from durox_operator.planner._children import (
     controlled_by,
-    needs_apply,
     plan_configmap,
     plan_deployment,
+    planned_anew,
 )
 from durox_operator.planner._config import worker_config
+from durox_operator.planner._drift import drift
 from durox_operator.planner._names import InvalidSpec, child_name
 from durox_operator.planner._rollout import rollout_pending
 from durox_operator.planner._spec import drain_enabled, spec_of
@@ -62,6 +63,9 @@ class Observed:
     drain_configmap: Obj | None = None
     drain_deployment: Obj | None = None
     unreadable: str | None = None
+    pods: tuple[Obj, ...] = ()
+    """The main pool's pods (its Deployment's selector), for failures the Deployment hides."""
+    drain_pods: tuple[Obj, ...] = ()
 
     def with_child(self, slot: Slot, obj: Obj | None) -> Observed:
         change: dict[str, Any] = {slot: obj}
@@ -69,6 +73,11 @@ class Observed:
 
     def with_unreadable(self, error: str) -> Observed:
         return dataclasses.replace(self, unreadable=error)
+
+    def with_pods(self, pods: Sequence[Obj], drain: bool = False) -> Observed:
+        if drain:
+            return dataclasses.replace(self, drain_pods=tuple(pods))
+        return dataclasses.replace(self, pods=tuple(pods))
 
 
 @dataclass(frozen=True)
@@ -171,6 +180,8 @@ class Plan:
                 apply_error=failure,
                 versions=self.versions if published else None,
                 drain=after.drain_deployment if self.drain else None,
+                pods=after.pods,
+                drain_pods=after.drain_pods if self.drain else (),
             )
         if not status_changed(self.registry, status):
             return Report(None, ())
@@ -257,13 +268,21 @@ def _foreign(registry: Obj, observed: Observed, drain: bool) -> str | None:
 
 
 def _ensure(slot: Slot, desired: dict[str, Any], observed: Observed) -> list[Step]:
-    """Apply `desired` when the cluster's copy differs from it."""
+    """Apply `desired` when the cluster's copy differs from it: absent (Created), planned
+    differently (Updated), or edited by someone else since (Restored, naming each field put
+    back and what it held)."""
     have: Obj | None = getattr(observed, slot)
-    if not needs_apply(desired, have):
-        return []
-    verb = "Created" if have is None else "Updated"
     kind, name = desired["kind"], desired["metadata"]["name"]
-    event = Event("Normal", f"{verb}{kind}", f"{verb.lower()} {kind} {name}")
+    if have is None:
+        event = Event("Normal", f"Created{kind}", f"created {kind} {name}")
+    elif planned_anew(desired, have):
+        event = Event("Normal", f"Updated{kind}", f"updated {kind} {name}")
+    else:
+        drifted = drift(desired, have)
+        if not drifted:
+            return []
+        restored = ", ".join(drifted)
+        event = Event("Normal", f"Restored{kind}", f"restored {kind} {name}: {restored}"[:1000])
     return [Apply(slot, desired, event)]
 
 

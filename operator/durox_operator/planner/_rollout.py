@@ -54,10 +54,12 @@ def rolled_out(deployment: Obj, wanted: int | None) -> bool:
 
 
 def rollout_counts(deployment: Obj, wanted: int | None) -> str:
+    """Updated workers out of desired, and how many workers (of any template) are Ready: a
+    created pod is not a worker until its readiness probe passes."""
     status = deployment.get("status", {})
-    updated, total = int(status.get("updatedReplicas", 0)), int(status.get("replicas", 0))
+    updated, ready = int(status.get("updatedReplicas", 0)), int(status.get("readyReplicas", 0))
     desired = desired_replicas(deployment, wanted)
-    return f"{updated} of {desired} workers updated, {total} running"
+    return f"{updated} of {desired} workers updated, {ready} ready"
 
 
 def stall_message(deployment: Obj) -> str | None:

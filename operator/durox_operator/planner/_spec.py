@@ -68,6 +68,7 @@ class RegistrySpec(TypedDict):
     store: StoreSpec
     orchestrations: list[OrchestrationSpec]
     imagePullPolicy: NotRequired[str]
+    paused: NotRequired[bool]
     replicas: NotRequired[int]
     pool: NotRequired[str]
     replay: NotRequired[ReplaySpec]
@@ -91,6 +92,11 @@ def pod_of(spec: RegistrySpec) -> PodSpec:
 
 def worker_of(spec: RegistrySpec) -> WorkerSpec:
     return spec.get("worker", {})
+
+
+def paused(spec: RegistrySpec) -> bool:
+    """Whether rollouts are paused (the Deployments' own `paused`)."""
+    return bool(spec.get("paused", False))
 
 
 def drain_enabled(spec: RegistrySpec) -> bool:

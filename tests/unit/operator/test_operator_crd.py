@@ -76,7 +76,45 @@ def test_printer_columns_answer_health_versions_and_workers() -> None:
     assert paths["Available"] == '.status.conditions[?(@.type=="Available")].status'
     assert paths["Versions"] == ".status.activeVersions"
     assert paths["Workers"] == ".status.workers"
-    assert version["subresources"] == {"status": {}}
+    assert paths["Ready"] == '.status.conditions[?(@.type=="Ready")].status'
+    assert version["subresources"]["status"] == {}
+
+
+def test_the_scale_subresource_points_at_fields_the_planner_writes() -> None:
+    # an HPA or KEDA scales through /scale: spec.replicas in, status.replicas and the pods'
+    # selector out; a path to a field nobody writes would leave the autoscaler blind
+    crd = yaml.safe_load(CRD.read_text())
+    [version] = crd["spec"]["versions"]
+    assert version["subresources"]["scale"] == {
+        "specReplicasPath": ".spec.replicas",
+        "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector",
+    }
+    body = registry()
+    status = planner.plan_status(body, deployment(), "2026-01-01T00:00:00Z")
+    assert status["replicas"] == body["spec"]["replicas"]
+    assert status["selector"] == (
+        "app.kubernetes.io/instance=orders,app.kubernetes.io/name=durox-worker"
+    )
+    assert {"replicas", "selector"} <= set(_schema()["properties"]["status"]["properties"])
+
+
+def test_images_need_a_tag_or_a_digest() -> None:
+    # The apiserver runs these rules (tests/k8s); here, that they say what they mean.
+    import re
+
+    rules = _schema()["properties"]["spec"]["properties"]["image"]["x-kubernetes-validations"]
+    reference = re.fullmatch(r'self\.matches\(r"(.*)"\)', rules[0]["rule"])
+    assert reference is not None
+    valid = re.compile(reference.group(1))
+    tagged = re.compile(r":[^/]+$")
+    for image in ("example.invalid/orders:1.0.0", "localhost:5000/a/b:1", "o@sha256:" + "a" * 64):
+        assert valid.match(image) and ("@" in image or tagged.search(image)), image
+    assert valid.match("registry.example.com/orders") and not tagged.search(
+        "registry.example.com/orders"
+    )
+    for image in ("not an image", "Orders:1", "a:b:c", "orders:"):
+        assert not valid.match(image), image
 
 
 def _view_matches(view: Any, node: dict[str, Any], path: str) -> list[str]:

@@ -143,13 +143,16 @@ def test_the_plan_is_frozen() -> None:
         result.steps = ()  # type: ignore[misc]
 
 
-def test_an_existing_child_is_updated_not_created() -> None:
+def test_an_existing_child_is_rewritten_not_created() -> None:
     body = registry()
     observed = _converge(body)
     tampered = copy.deepcopy(dict(observed.configmap or {}))
     tampered["data"]["worker.yaml"] = "tampered"
     result = planner.plan(body, observed.with_child("configmap", tampered))
-    assert _shape(result) == [("apply", "configmap", "UpdatedConfigMap")]
+    assert _shape(result) == [("apply", "configmap", "RestoredConfigMap")]
+    body["spec"]["worker"] = {"httpPort": 9090}
+    result = planner.plan(body, observed)
+    assert [s[2] for s in _shape(result)] == ["UpdatedConfigMap", "UpdatedDeployment"]
 
 
 # -- versions: activated at once, or held for a rollout --------------------------------------

@@ -259,6 +259,9 @@ def test_status_before_the_deployment_exists() -> None:
     body = registry()
     status = planner.plan_status(body, None, NOW, config=_config(body))
     assert _conditions(status) == {
+        "Ready": ("False", "Creating"),
+        "Reconciling": ("True", "Creating"),
+        "Stalled": ("False", "AsExpected"),
         "Available": ("False", "Creating"),
         "Progressing": ("True", "Creating"),
         "Degraded": ("False", "AsExpected"),
@@ -272,6 +275,9 @@ def test_status_of_a_finished_rollout() -> None:
     body = registry()
     status = planner.plan_status(body, deployment(), NOW, config=_config(body))
     assert _conditions(status) == {
+        "Ready": ("True", "WorkersAvailable"),
+        "Reconciling": ("False", "RolloutComplete"),
+        "Stalled": ("False", "AsExpected"),
         "Available": ("True", "WorkersAvailable"),
         "Progressing": ("False", "RolloutComplete"),
         "Degraded": ("False", "AsExpected"),
@@ -336,7 +342,14 @@ def test_transition_time_moves_only_when_status_flips() -> None:
     body["status"] = planner.plan_status(body, deployment(available=0, ready=0), NOW)
     after = planner.plan_status(body, deployment(), LATER)
     times = {c["type"]: c["lastTransitionTime"] for c in after["conditions"]}
-    assert times == {"Available": LATER, "Progressing": LATER, "Degraded": NOW}
+    assert times == {
+        "Ready": LATER,
+        "Reconciling": LATER,
+        "Stalled": NOW,
+        "Available": LATER,
+        "Progressing": LATER,
+        "Degraded": NOW,
+    }
     assert planner.status_changed(body, after)
     flipped = planner.condition_events(body, after)
     assert {(c.type, c.status) for c in flipped} == {
@@ -716,7 +729,7 @@ def test_drain_status_and_conditions() -> None:
     progressing = next(c for c in status["conditions"] if c["type"] == "Progressing")
     assert (progressing["reason"], progressing["message"]) == (
         "RollingOut",
-        "drain pool: 0 of 1 workers updated, 1 running",
+        "drain pool: 0 of 1 workers updated, 0 ready",  # one pod exists, none is Ready
     )
     assert _conditions(status)["Available"] == ("True", "WorkersAvailable")  # the main pool's
 
@@ -749,5 +762,5 @@ def test_a_rolling_drain_pool_holds_versions_too() -> None:
     assert planner.rollout_pending(new["spec"], desired_drain, None, drain=True) is None
     waiting = _drain_observed(new, updated=0)
     assert planner.rollout_pending(new["spec"], desired_drain, waiting, drain=True) == (
-        "drain pool: rollout under way: 0 of 1 workers updated, 1 running"
+        "drain pool: rollout under way: 0 of 1 workers updated, 1 ready"
     )

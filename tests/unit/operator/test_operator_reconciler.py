@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -35,6 +36,15 @@ class FakeKube(Kube):
             copy.deepcopy(o)
             for (kind, ns, _), o in sorted(self.objects.items())
             if kind == "OrchestrationRegistry" and namespace in (None, ns)
+        ]
+
+    def list_pods(self, namespace: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
+        return [
+            copy.deepcopy(o)
+            for (kind, ns, _), o in sorted(self.objects.items())
+            if kind == "Pod"
+            and ns == namespace
+            and selector.items() <= o["metadata"].get("labels", {}).items()
         ]
 
     def apply(self, obj: Obj) -> dict[str, Any]:
@@ -462,3 +472,51 @@ def test_a_child_that_cannot_be_read_is_reported_and_nothing_is_written() -> Non
     degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
     assert degraded["reason"] == "ApplyFailed" and "forbidden" in degraded["message"]
     assert ("Warning", "ApplyFailed") in events.posted
+
+
+def test_a_hand_edit_is_restored_with_an_event_naming_the_fields() -> None:
+    kube = FakeKube()
+    reconciler, events = _setup(kube)
+    reconciler.reconcile_by_name("shop", "orders")
+    dep = kube.objects[("Deployment", "shop", "orders")]
+    dep["spec"]["replicas"] = 1  # kubectl scale
+    dep["spec"]["template"]["spec"]["containers"][0]["image"] = "evil:1"  # kubectl set image
+    kube.writes.clear()
+    events.posted.clear()
+    reconciler.reconcile_by_name("shop", "orders")
+    assert kube.writes == [("apply", "Deployment")]
+    assert events.posted == [("Normal", "RestoredDeployment")]
+    restored = kube.objects[("Deployment", "shop", "orders")]
+    assert restored["spec"]["replicas"] == 2
+    assert restored["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.0.0")
+    kube.writes.clear()
+    reconciler.reconcile_by_name("shop", "orders")
+    assert kube.writes == []
+
+
+def test_pods_of_the_pool_are_read_and_their_failures_reported() -> None:
+    kube = FakeKube()
+    reconciler, events = _setup(kube)
+    reconciler.reconcile_by_name("shop", "orders")
+    dep = kube.objects[("Deployment", "shop", "orders")]
+    dep["status"] = {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2,
+                     "readyReplicas": 1, "availableReplicas": 1}  # fmt: skip
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    waiting = {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting"}
+    kube.put({
+        "kind": "Pod",
+        "metadata": {"name": "orders-abc", "namespace": "shop", "labels": labels},
+        "status": {"containerStatuses": [{"name": "worker", "state": {"waiting": waiting}}]},
+    })  # fmt: skip
+    kube.put({"kind": "Pod", "metadata": {"name": "other", "namespace": "shop"},
+              "status": {"phase": "Failed"}})  # fmt: skip
+    events.posted.clear()
+    reconciler.reconcile_by_name("shop", "orders")
+    status = kube.objects[("OrchestrationRegistry", "shop", "orders")]["status"]
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert degraded["reason"] == "PodsFailing"
+    assert degraded["message"] == (
+        "1 of 1 pods failing; pod orders-abc: container worker: CrashLoopBackOff: "
+        "back-off 40s restarting"
+    )
+    assert ("Warning", "PodsFailing") in events.posted
