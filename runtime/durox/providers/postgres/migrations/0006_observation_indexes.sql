@@ -1,0 +1,12 @@
+-- Schema version 6: what `observe` reads, indexed so its cost follows the instances that have
+-- not ended and the recent failures, not every instance the store keeps (docs/postgres.md,
+-- "Reading the store at scale"). Indexes only: nothing the previous release calls changes.
+
+-- Instances that have not ended, by NAME@version, oldest first; the pin rides along so the
+-- counts per pin are an index-only scan.
+CREATE INDEX instances_not_ended ON instances
+    (orchestration_name, orchestration_version, created_at, instance_id, pinned_engine_version)
+    WHERE status NOT IN ('Cancelled', 'Completed', 'Failed');
+
+-- Failed instances by when they failed (the last update of a failed instance is its failure).
+CREATE INDEX instances_failed_by_time ON instances (updated_at) WHERE status = 'Failed';
