@@ -104,7 +104,10 @@ ORDER BY i.orchestration_name, i.pinned_engine_version
 -- poisonings since then ([name, version, failed, poisoned]); the pool's capability records,
 -- stale ones too (observing writes nothing, so a read-only role may call it). The counts and
 -- the oldest walk instances_not_ended (their WHERE repeats its predicate), the failures
--- instances_failed_by_time.
+-- executions_failed_by_time (a failed instance's current execution failed with it), each
+-- looked up by key: the LIMIT keeps that a per-row lookup even in a generic plan (asyncpg
+-- prepares statements, and a generic plan guessing a third of all failures in the window
+-- would hash-join the whole instances table instead).
 WITH t AS (SELECT coalesce($1, {schema}.durox_now_ms()) AS now),
 counts AS (
     SELECT orchestration_name AS n, orchestration_version AS v, pinned_engine_version AS p,
@@ -124,10 +127,14 @@ SELECT t.now,
         FROM counts c JOIN oldest o ON o.n = c.n AND o.v = c.v),
     (SELECT coalesce(json_agg(json_build_array(f.orchestration_name,
         f.orchestration_version, f.failed, f.poisoned)), '[]')::text
-        FROM (SELECT orchestration_name, orchestration_version, count(*) AS failed,
-            count(*) FILTER (WHERE (error::json ->> 'kind') = 'poison') AS poisoned
-            FROM {schema}.instances WHERE status = {failed} AND updated_at >= $2
-            GROUP BY orchestration_name, orchestration_version) f),
+        FROM (SELECT i.orchestration_name, x.orchestration_version, count(*) AS failed,
+            count(*) FILTER (WHERE (i.error::json ->> 'kind') = 'poison') AS poisoned
+            FROM {schema}.executions x CROSS JOIN LATERAL (
+                SELECT orchestration_name, error FROM {schema}.instances
+                WHERE instance_id = x.instance_id AND current_execution_id = x.execution_id
+                LIMIT 1) i
+            WHERE x.status = {failed} AND x.completed_at >= $2
+            GROUP BY i.orchestration_name, x.orchestration_version) f),
     (SELECT coalesce(json_agg(json_build_array(w.worker_id, w.node_id, w.pool,
         w.engine_version, w.record, w.config_revision, w.started_at, w.heartbeat_at)
         ORDER BY w.worker_id), '[]')::text

@@ -223,14 +223,16 @@ JOIN oldest o ON o.n = c.n AND o.v = c.v
 JOIN instances i ON i.instance_id = o.id;
 
 -- name: observe_failures
--- (failed since): per NAME@version, instances that failed since then, and how many of them
--- were poisoned. Named index: without statistics SQLite would rather read every failed
--- instance through instances_by_status than the window through this one.
-SELECT orchestration_name, orchestration_version, count(*),
-  sum(json_extract(error, '$.kind') = 'poison')
-FROM instances INDEXED BY instances_failed_by_time
-WHERE status = {FAILED} AND updated_at >= ?
-GROUP BY orchestration_name, orchestration_version;
+-- (failed since): per NAME@version, instances whose current execution failed since then, and
+-- how many of them were poisoned. Named index: without statistics SQLite would rather walk
+-- every failed execution some other way than the window through this one.
+SELECT i.orchestration_name, x.orchestration_version, count(*),
+  sum(json_extract(i.error, '$.kind') = 'poison')
+FROM executions x INDEXED BY executions_failed_by_time
+JOIN instances i ON i.instance_id = x.instance_id
+  AND i.current_execution_id = x.execution_id
+WHERE x.status = {FAILED} AND x.completed_at >= ?
+GROUP BY i.orchestration_name, x.orchestration_version;
 
 -- name: observe_workers
 -- (pool or NULL for every pool, the same again): every record, stale ones too (nothing is
