@@ -157,19 +157,22 @@ def observation_from(
     - `failures`: (name, version, failed, poisoned);
     - `workers`: the `worker_from_row` columns.
     """
-    versions: dict[tuple[str, str], VersionUsage] = {}
+    pins: dict[tuple[str, str], dict[str | None, int]] = {}
+    oldest: dict[tuple[str, str], tuple[str, int]] = {}
     for name, version, pin, n, oldest_id, oldest_ms in usage:
-        seen = versions.get((name, version))
-        by_pin = {} if seen is None else dict(seen.by_pin)
-        by_pin[pin] = by_pin.get(pin, 0) + int(n)
-        versions[(name, version)] = VersionUsage(
+        pins.setdefault((name, version), {})[pin] = int(n)
+        oldest[(name, version)] = (oldest_id, int(oldest_ms))
+    versions = tuple(
+        VersionUsage(
             orchestration_name=name,
             orchestration_version=version,
-            instances=sum(by_pin.values()),
-            by_pin=by_pin,
-            oldest_instance_id=oldest_id,
-            oldest_created_at=dt(int(oldest_ms)),
+            instances=sum(pins[name, version].values()),
+            by_pin=pins[name, version],
+            oldest_instance_id=oldest[name, version][0],
+            oldest_created_at=dt(oldest[name, version][1]),
         )
+        for name, version in sorted(pins, key=_version_order)
+    )
     observed = []
     for row in workers:
         record = worker_from_row(row)
@@ -180,7 +183,7 @@ def observation_from(
     return StoreObservation(
         observed_at=dt(now_ms),
         pool=pool,
-        versions=tuple(versions[k] for k in sorted(versions, key=_version_order)),
+        versions=versions,
         failed_since=failed_since,
         failures=tuple(
             FailureCount(n, v, int(f), int(p))
