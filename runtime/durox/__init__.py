@@ -35,7 +35,16 @@ if TYPE_CHECKING:
         RetryableError,
         SubOrchestrationFailedError,
     )
-    from durox.providers._base import DrainEntry, ExecutionInfo, InstanceInfo, WorkerRecord
+    from durox.providers._base import (
+        DrainEntry,
+        ExecutionInfo,
+        FailureCount,
+        InstanceInfo,
+        ObservedWorker,
+        StoreObservation,
+        VersionUsage,
+        WorkerRecord,
+    )
     from durox.registry import ActivityContext, ActivityRegistry, OrchestrationRegistry
     from durox.runtime import Runtime, RuntimeObserver, RuntimeOptions
     from durox.status import InstanceStatus
@@ -64,7 +73,17 @@ _HOME: dict[str, str] = {
         "durox.errors",
     ),
     **dict.fromkeys(
-        ("DrainEntry", "ExecutionInfo", "InstanceInfo", "WorkerRecord"), "durox.providers._base"
+        (
+            "DrainEntry",
+            "ExecutionInfo",
+            "FailureCount",
+            "InstanceInfo",
+            "ObservedWorker",
+            "StoreObservation",
+            "VersionUsage",
+            "WorkerRecord",
+        ),
+        "durox.providers._base",
     ),
     **dict.fromkeys(
         ("ActivityContext", "ActivityRegistry", "OrchestrationRegistry"), "durox.registry"
@@ -101,11 +120,13 @@ __all__ = [
     "DuroxError",
     "ErrorDetails",
     "ExecutionInfo",
+    "FailureCount",
     "InstanceAlreadyExistsError",
     "InstanceInfo",
     "InstanceNotFoundError",
     "InstanceStatus",
     "NondeterminismError",
+    "ObservedWorker",
     "OrchestrationContext",
     "OrchestrationFailedError",
     "OrchestrationRegistry",
@@ -117,8 +138,10 @@ __all__ = [
     "RuntimeObserver",
     "RuntimeOptions",
     "SemverRange",
+    "StoreObservation",
     "SubOrchestrationFailedError",
     "VersionPolicy",
+    "VersionUsage",
     "WorkerRecord",
     "__version__",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from durox._version import __version__
 from durox.core import events as ev
@@ -23,6 +23,7 @@ from durox.providers._base import (
     InstanceInfo,
     QueueDepths,
     Store,
+    StoreObservation,
     SystemMetrics,
     WorkerRecord,
 )
@@ -151,6 +152,27 @@ class Client:
         `all(w.has_session_handler(H) for w in await client.list_workers(P))`.
         """
         return await self.provider.list_workers(pool, int(stale_after.total_seconds() * 1000))
+
+    async def observe_store(
+        self,
+        pool: str | None = None,
+        *,
+        failed_since: datetime | None = None,
+        stale_after: timedelta = timedelta(seconds=30),
+    ) -> StoreObservation:
+        """The store as a rollout is decided from, in one consistent read: which versions and
+        engine pins still have instances (and since when), what failed or was poisoned since
+        `failed_since` (default: the last hour), and `pool`'s workers, live or stale.
+
+        One call rather than several, so the counts, the failures and the workers agree with
+        each other. It writes nothing: an operator may use a read-only database role.
+        """
+        since = failed_since or datetime.now(UTC) - timedelta(hours=1)
+        return await self.provider.observe(
+            pool=pool,
+            failed_since=since,
+            stale_after_ms=int(stale_after.total_seconds() * 1000),
+        )
 
     async def get_drain_report(self, range: SemverRange | None = None) -> DrainReport:
         """Executions pinned to engine versions outside `range` (default: 0.0.0 up to this

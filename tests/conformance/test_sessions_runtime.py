@@ -237,6 +237,49 @@ async def test_capability_records_say_what_each_live_worker_can_do(
     assert await client.list_workers() == []  # clean shutdown removes the rows
 
 
+async def test_an_observation_shows_real_workers_and_what_their_instances_run(
+    store: tuple[Store, Client],
+) -> None:
+    """`Client.observe_store` over a real runtime: its own capability record, and the instances
+    it started, counted by the version and engine pin the runtime wrote."""
+    provider, client = store
+    reg = (
+        OrchestrationRegistry.builder()
+        .register("Gated", gated)
+        .register_versioned("Gated", "1.1.0", gated)
+        .set_policy("Gated", VersionPolicy.exact("1.0.0"))
+        .build()
+    )
+    async with running(
+        provider, acts("NewHandler"), reg, worker_node_id="pod-1", pool="blue", **SESSIONS
+    ) as rt:
+        await client.start_orchestration("g1", "Gated")
+        await client.start_orchestration_versioned("g2", "Gated", "1.1.0")
+
+        async def both_waiting() -> bool:
+            seen = await client.observe_store("blue")
+            return seen.instances == 2 and len(seen.live_workers) == 1
+
+        await eventually(both_waiting, what="two instances running, one live worker")
+        seen = await client.observe_store("blue", stale_after=timedelta(seconds=5))
+        assert [(v.key, v.instances) for v in seen.versions] == [
+            ("Gated@1.0.0", 1),
+            ("Gated@1.1.0", 1),
+        ]
+        assert seen.by_pin == {rt.engine.version: 2}
+        (w,) = seen.workers
+        assert w.live and w.heartbeat_age < timedelta(seconds=5)
+        assert (w.record.node_id, w.record.config_revision) == ("pod-1", "0")
+        assert w.record.has_version("Gated", "1.1.0")
+        assert w.record.session_activities == ["NewHandler", "Where"]
+        assert (await client.observe_store("green")).workers == ()
+        await client.raise_event("g1", "deployed")
+        await client.wait_for_orchestration("g1", 10)
+        seen = await client.observe_store()
+        assert [(v.key, v.instances) for v in seen.versions] == [("Gated@1.1.0", 1)]
+        assert seen.failures == ()
+
+
 async def test_stale_capability_records_are_ignored_and_removed(
     open_store: Callable[[FakeClock | None], Awaitable[Store]],
 ) -> None:

@@ -15,7 +15,7 @@ import abc
 import asyncio
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from durox.core import events as ev
@@ -189,6 +189,117 @@ class SystemMetrics:
     @property
     def instances(self) -> int:
         return sum(self.instances_by_status.values())
+
+
+@dataclass(frozen=True, slots=True)
+class VersionUsage:
+    """The instances of one `NAME@version` that have not ended, as one observation saw them.
+
+    Old version code may be removed only once this is gone; an operator holds a rollout back
+    while an image lacks a version listed here, and calls the instances stranded when no live
+    worker serves the version or the pins in `by_pin`.
+    """
+
+    orchestration_name: str
+    orchestration_version: str
+    instances: int
+    """Instances not in `durox.status.TERMINAL` (Running, or ContinuedAsNew between executions)."""
+    by_pin: dict[str | None, int]
+    """The same instances by the engine version their execution is pinned to (None: written
+    before pinning, fetched by every worker)."""
+    oldest_instance_id: str
+    """The earliest created of them (ties broken by id): how long this version has been
+    needed, and the instance to look at first."""
+    oldest_created_at: datetime
+
+    @property
+    def key(self) -> str:
+        """`NAME@version`, as worker records and the operator's status spell it."""
+        return f"{self.orchestration_name}@{self.orchestration_version}"
+
+
+@dataclass(frozen=True, slots=True)
+class FailureCount:
+    """Instances of one `NAME@version` that failed within an observation's window."""
+
+    orchestration_name: str
+    orchestration_version: str
+    failed: int
+    """Every instance that ended Failed in the window, the poisoned ones included."""
+    poisoned: int
+    """Those that failed because no worker could take them (`ErrorDetails.kind == "poison"`):
+    a missing version or handler, an unreadable history, an engine pin nobody serves."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedWorker:
+    """A capability record with its age by the store's clock, so a reader on another host
+    (the operator's pod) judges liveness by the same clock the workers' heartbeats use."""
+
+    record: WorkerRecord
+    heartbeat_age: timedelta
+    live: bool
+    """The heartbeat is no older than the observation's `stale_after`. A stale record is a
+    worker that died without removing it, or one too busy or cut off to beat: the reader
+    decides what that means (an operator counts a terminating pod until its record goes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreObservation:
+    """What a store holds, read at one moment in one transaction (one round trip on
+    PostgreSQL), for an operator's reconcile pass or a dashboard. Nothing is written: a
+    read-only database role can take it, and stale worker records are reported, not reaped.
+
+    A store (a SQLite file, a PostgreSQL schema) serves one registry: its instances belong to
+    every pool of it (a main pool and its drain pool share them), so the instance counts are
+    the whole store's and only `workers` is narrowed to a pool.
+    """
+
+    observed_at: datetime
+    """The store's clock when it was read (the database's, on PostgreSQL)."""
+    pool: str | None
+    """The pool `workers` was narrowed to (None: every pool)."""
+    versions: tuple[VersionUsage, ...]
+    """Per `NAME@version` with instances that have not ended, ordered by name and version."""
+    failed_since: datetime
+    failures: tuple[FailureCount, ...]
+    """Per `NAME@version` with instances that failed at or after `failed_since`."""
+    stale_after: timedelta
+    workers: tuple[ObservedWorker, ...]
+    """Every capability record of the pool, live or stale, by worker id."""
+
+    @property
+    def instances(self) -> int:
+        """Instances that have not ended, across versions."""
+        return sum(v.instances for v in self.versions)
+
+    @property
+    def by_pin(self) -> dict[str | None, int]:
+        """Instances that have not ended, per engine pin, across versions."""
+        out: dict[str | None, int] = {}
+        for v in self.versions:
+            for pin, n in v.by_pin.items():
+                out[pin] = out.get(pin, 0) + n
+        return out
+
+    @property
+    def live_workers(self) -> list[WorkerRecord]:
+        return [w.record for w in self.workers if w.live]
+
+    @property
+    def stale_workers(self) -> list[WorkerRecord]:
+        return [w.record for w in self.workers if not w.live]
+
+    def usage(self, name: str, version: str) -> VersionUsage | None:
+        """The usage of `NAME@version`, or None when none of its instances is left."""
+        return next(
+            (
+                v
+                for v in self.versions
+                if v.orchestration_name == name and v.orchestration_version == version
+            ),
+            None,
+        )
 
 
 QueueKind = Literal["orchestration", "activity"]
@@ -399,6 +510,22 @@ class ProviderAdmin(abc.ABC):
     @abc.abstractmethod
     async def list_workers(self, pool: str | None, stale_after_ms: int) -> list[WorkerRecord]:
         """Live workers (heartbeat within `stale_after_ms`); stale rows are deleted."""
+
+    @abc.abstractmethod
+    async def observe(
+        self, *, pool: str | None, failed_since: datetime, stale_after_ms: int
+    ) -> StoreObservation:
+        """Everything an operator decides a rollout from, in one consistent read: instances
+        that have not ended per `NAME@version` (per engine pin, and the oldest of them),
+        failures and poisonings since `failed_since` per `NAME@version`, and the capability
+        records of `pool` (None: every pool) with their heartbeat ages, live within
+        `stale_after_ms` or stale.
+
+        Read-only, so a role without write grants can call it: stale records stay (the
+        runtime's `list_workers` reaps them). Its cost follows the instances that have not
+        ended and the failures in the window, not the instances the store keeps, so it stays
+        cheap on a store with millions of finished ones (docs/postgres.md).
+        """
 
     @abc.abstractmethod
     async def drain_report(self, replay_range: SemverRange) -> list[DrainEntry]:

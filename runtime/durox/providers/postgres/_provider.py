@@ -37,6 +37,7 @@ from durox.providers._base import (
     QueueDepths,
     QueueKind,
     Store,
+    StoreObservation,
     SystemMetrics,
     TurnCommit,
     WorkerRecord,
@@ -46,6 +47,7 @@ from durox.providers._rows import (
     Clock,
     execution_from_row,
     instance_from_row,
+    observation_from,
     worker_body,
     worker_from_row,
 )
@@ -271,6 +273,22 @@ class PostgresProvider(Store):
         db = self._db
         rows = await db.fetch("list_workers", db.now(), stale_after_ms, pool)
         return [worker_from_row(r) for r in rows]
+
+    async def observe(
+        self, *, pool: str | None, failed_since: datetime, stale_after_ms: int
+    ) -> StoreObservation:
+        db = self._db
+        since = int(failed_since.timestamp() * 1000)
+        row = await db.fetchrow("observe", db.now(), since, pool)
+        return observation_from(
+            int(row[0]),
+            pool=pool,
+            failed_since=failed_since,
+            stale_after_ms=stale_after_ms,
+            usage=decode_json(row[1]),
+            failures=decode_json(row[2]),
+            workers=decode_json(row[3]),
+        )
 
     async def drain_report(self, replay_range: SemverRange) -> list[DrainEntry]:
         (a, b, c), (d, e, f) = replay_range.bounds()

@@ -11,6 +11,7 @@ from functools import cache
 from importlib import resources
 
 from durox.providers._rows import EXECUTION_COLUMNS, INSTANCE_COLUMNS
+from durox.status import TERMINAL, InstanceStatus, sql_list
 
 _NAME = re.compile(r"^-- name: ([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
@@ -34,6 +35,8 @@ def queries(schema: str) -> dict[str, str]:
         "{schema}": f'"{schema}"',
         "{instance_columns}": INSTANCE_COLUMNS,
         "{execution_columns}": EXECUTION_COLUMNS,
+        "{terminal}": sql_list(TERMINAL),
+        "{failed}": f"'{InstanceStatus.FAILED.value}'",
     }
     out = {}
     for name, sql in raw_queries().items():

@@ -1,8 +1,9 @@
 -- Every statement the PostgreSQL store sends, by name (`-- name: <name>` starts one; the lines
 -- up to the next name are its SQL, comments included). `_queries.py` loads them and fills in
--- three placeholders: {schema} (the deployment's quoted schema, so a statement never depends
+-- the placeholders: {schema} (the deployment's quoted schema, so a statement never depends
 -- on the connection's search_path), {instance_columns} and {execution_columns} (the columns
--- the shared row readers in `durox.providers._rows` expect, in their order).
+-- the shared row readers in `durox.providers._rows` expect, in their order), {terminal} and
+-- {failed} (`durox.status`'s words, for statements written since).
 -- A statement that calls a function names the version it means (`_v2`): see docs/postgres.md.
 
 -- ---- orchestration queue -------------------------------------------------------------
@@ -95,6 +96,50 @@ WHERE i.pinned_major IS NOT NULL AND NOT (
     (i.pinned_major, i.pinned_minor, i.pinned_patch) <= ($4, $5, $6))
 GROUP BY i.orchestration_name, i.pinned_engine_version
 ORDER BY i.orchestration_name, i.pinned_engine_version
+
+-- name: observe
+-- (clock, failed since ms, pool or NULL): one row, one snapshot. The clock; per NAME@version
+-- and pin, the instances that have not ended with the version's oldest (a JSON array of
+-- [name, version, pin, count, oldest id, oldest created]); per NAME@version, failures and
+-- poisonings since then ([name, version, failed, poisoned]); the pool's capability records,
+-- stale ones too (observing writes nothing, so a read-only role may call it). The counts and
+-- the oldest walk instances_not_ended (their WHERE repeats its predicate), the failures
+-- executions_failed_by_time (a failed instance's current execution failed with it), each
+-- looked up by key: the LIMIT keeps that a per-row lookup even in a generic plan (asyncpg
+-- prepares statements, and a generic plan guessing a third of all failures in the window
+-- would hash-join the whole instances table instead).
+WITH t AS (SELECT coalesce($1, {schema}.durox_now_ms()) AS now),
+counts AS (
+    SELECT orchestration_name AS n, orchestration_version AS v, pinned_engine_version AS p,
+        count(*) AS c
+    FROM {schema}.instances WHERE status NOT IN ({terminal})
+    GROUP BY orchestration_name, orchestration_version, pinned_engine_version),
+oldest AS (
+    SELECT k.n, k.v, o.instance_id, o.created_at
+    FROM (SELECT DISTINCT n, v FROM counts) k
+    CROSS JOIN LATERAL (SELECT i.instance_id, i.created_at FROM {schema}.instances i
+        WHERE i.orchestration_name = k.n AND i.orchestration_version = k.v
+            AND i.status NOT IN ({terminal})
+        ORDER BY i.created_at, i.instance_id LIMIT 1) o)
+SELECT t.now,
+    (SELECT coalesce(json_agg(json_build_array(c.n, c.v, c.p, c.c, o.instance_id,
+        o.created_at)), '[]')::text
+        FROM counts c JOIN oldest o ON o.n = c.n AND o.v = c.v),
+    (SELECT coalesce(json_agg(json_build_array(f.orchestration_name,
+        f.orchestration_version, f.failed, f.poisoned)), '[]')::text
+        FROM (SELECT i.orchestration_name, x.orchestration_version, count(*) AS failed,
+            count(*) FILTER (WHERE (i.error::json ->> 'kind') = 'poison') AS poisoned
+            FROM {schema}.executions x CROSS JOIN LATERAL (
+                SELECT orchestration_name, error FROM {schema}.instances
+                WHERE instance_id = x.instance_id AND current_execution_id = x.execution_id
+                LIMIT 1) i
+            WHERE x.status = {failed} AND x.completed_at >= $2
+            GROUP BY i.orchestration_name, x.orchestration_version) f),
+    (SELECT coalesce(json_agg(json_build_array(w.worker_id, w.node_id, w.pool,
+        w.engine_version, w.record, w.config_revision, w.started_at, w.heartbeat_at)
+        ORDER BY w.worker_id), '[]')::text
+        FROM {schema}.workers w WHERE $3::text IS NULL OR w.pool = $3)
+FROM t
 
 -- ---- reads -------------------------------------------------------------------------
 

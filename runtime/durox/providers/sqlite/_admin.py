@@ -1,5 +1,5 @@
-"""The SQLite store's `ProviderAdmin` half: reads, the drain report, deletion and pruning,
-queue depths and metrics. Each operation is one transaction on the store's group-commit
+"""The SQLite store's `ProviderAdmin` half: reads, the observation, the drain report, deletion
+and pruning, queue depths and metrics. Each operation is one transaction on the store's group-commit
 executor; its SQL is in `queries.sql`."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from durox.providers._base import (
     InstanceInfo,
     ProviderAdmin,
     QueueDepths,
+    StoreObservation,
     SystemMetrics,
     WorkerRecord,
 )
@@ -25,6 +26,7 @@ from durox.providers._rows import (
     Clock,
     execution_from_row,
     instance_from_row,
+    observation_from,
     worker_from_row,
 )
 from durox.providers.sqlite._executor import GroupCommit
@@ -92,6 +94,31 @@ class SqliteAdmin(ProviderAdmin):
             return c.execute(q["list_workers"], (pool, pool)).fetchall()
 
         return [worker_from_row(r) for r in await self._db.run(tx)]
+
+    async def observe(
+        self, *, pool: str | None, failed_since: datetime, stale_after_ms: int
+    ) -> StoreObservation:
+        now = self._clock()
+        since = int(failed_since.timestamp() * 1000)
+        q = self._sql
+
+        def tx(c: sqlite3.Connection) -> tuple[list[Any], list[Any], list[Any]]:
+            return (
+                c.execute(q["observe_usage"]).fetchall(),
+                c.execute(q["observe_failures"], (since,)).fetchall(),
+                c.execute(q["observe_workers"], (pool, pool)).fetchall(),
+            )
+
+        usage, failures, workers = await self._db.run(tx)
+        return observation_from(
+            now,
+            pool=pool,
+            failed_since=failed_since,
+            stale_after_ms=stale_after_ms,
+            usage=usage,
+            failures=failures,
+            workers=workers,
+        )
 
     async def drain_report(self, replay_range: SemverRange) -> list[DrainEntry]:
         (a, b, c_), (d, e, f) = replay_range.bounds()

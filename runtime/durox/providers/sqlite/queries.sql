@@ -202,6 +202,45 @@ WHERE i.pinned_major IS NOT NULL AND NOT (
 GROUP BY i.orchestration_name, i.pinned_engine_version
 ORDER BY i.orchestration_name, i.pinned_engine_version;
 
+-- name: observe_usage
+-- Per NAME@version and pin, the instances that have not ended, with the version's oldest
+-- (created first, then by id). Both parts walk instances_not_ended, whose WHERE this repeats.
+WITH counts AS (
+  SELECT orchestration_name AS n, orchestration_version AS v, pinned_engine_version AS p,
+    count(*) AS c
+  FROM instances WHERE status NOT IN ({TERMINAL})
+  GROUP BY orchestration_name, orchestration_version, pinned_engine_version),
+oldest AS (
+  SELECT k.n, k.v, (
+    SELECT i.instance_id FROM instances i
+    WHERE i.orchestration_name = k.n AND i.orchestration_version = k.v
+      AND i.status NOT IN ({TERMINAL})
+    ORDER BY i.created_at, i.instance_id LIMIT 1) AS id
+  FROM (SELECT DISTINCT n, v FROM counts) k)
+SELECT c.n, c.v, c.p, c.c, o.id, i.created_at
+FROM counts c
+JOIN oldest o ON o.n = c.n AND o.v = c.v
+JOIN instances i ON i.instance_id = o.id;
+
+-- name: observe_failures
+-- (failed since): per NAME@version, instances whose current execution failed since then, and
+-- how many of them were poisoned. Named index: without statistics SQLite would rather walk
+-- every failed execution some other way than the window through this one.
+SELECT i.orchestration_name, x.orchestration_version, count(*),
+  sum(json_extract(i.error, '$.kind') = 'poison')
+FROM executions x INDEXED BY executions_failed_by_time
+JOIN instances i ON i.instance_id = x.instance_id
+  AND i.current_execution_id = x.execution_id
+WHERE x.status = {FAILED} AND x.completed_at >= ?
+GROUP BY i.orchestration_name, x.orchestration_version;
+
+-- name: observe_workers
+-- (pool or NULL for every pool, the same again): every record, stale ones too (nothing is
+-- reaped: observing writes nothing).
+SELECT worker_id, node_id, pool, engine_version, record, config_revision, started_at,
+  heartbeat_at
+FROM workers WHERE (? IS NULL OR pool = ?) ORDER BY worker_id;
+
 -- name: start_pending
 SELECT 1 FROM orchestrator_queue
 WHERE instance_id = ? AND kind = 'StartOrchestration' LIMIT 1;

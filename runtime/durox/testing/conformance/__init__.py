@@ -3,7 +3,7 @@
 Each module is one area of the contract; this package gathers them, so one star import brings
 them all into a test module (see `durox.testing` for the fixtures they need):
 
-`acknowledgement`, `activity_batches`, `activity_queue`, `locks`, `management`,
+`acknowledgement`, `activity_batches`, `activity_queue`, `locks`, `management`, `observation`,
 `orchestration_batches`, `queue_and_visibility`, `replay_range`. A store that passes them all
 keeps every promise the runtime and the client rely on.
 """
@@ -13,6 +13,7 @@ from durox.testing.conformance.activity_batches import *  # noqa: F403
 from durox.testing.conformance.activity_queue import *  # noqa: F403
 from durox.testing.conformance.locks import *  # noqa: F403
 from durox.testing.conformance.management import *  # noqa: F403
+from durox.testing.conformance.observation import *  # noqa: F403
 from durox.testing.conformance.orchestration_batches import *  # noqa: F403
 from durox.testing.conformance.queue_and_visibility import *  # noqa: F403
 from durox.testing.conformance.replay_range import *  # noqa: F403
@@ -23,6 +24,7 @@ MODULES = (
     "activity_queue",
     "locks",
     "management",
+    "observation",
     "orchestration_batches",
     "queue_and_visibility",
     "replay_range",
