@@ -22,6 +22,19 @@ STATUS_CANCELLED = InstanceStatus.CANCELLED
 STATUS_CONTINUED = InstanceStatus.CONTINUED_AS_NEW
 
 
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """Where code and history first parted, each side named (what a nondeterminism error says,
+    in parts a tool can show): `event_id` is the history event at stake, None when the
+    history has nothing there."""
+
+    event_id: int | None
+    code: str
+    """What the code did there, e.g. "scheduled activity 'B'"."""
+    history: str
+    """What the history holds there, e.g. "activity 'A'"."""
+
+
 @dataclass(slots=True)
 class Unresolved:
     """No handler here for this orchestration and version: the caller backs off and retries."""
@@ -54,6 +67,8 @@ class TurnResult:
     traces: list[tuple[str, str]] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     started_execution: bool = False
+    mismatch: Mismatch | None = None
+    """Set when the turn failed with nondeterminism: the first point of divergence."""
 
 
 @dataclass(slots=True)
