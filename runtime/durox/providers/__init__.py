@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from durox.providers._base import (
     DrainEntry,
     ExecutionInfo,
+    ExecutionRef,
     InstanceInfo,
     InstanceUpdate,
     OrchestrationItem,
@@ -19,6 +20,7 @@ from durox.providers._base import (
     Store,
     SystemMetrics,
     TurnCommit,
+    VersionExecutions,
     WorkerRecord,
     WorkItem,
     gather_outcomes,
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DrainEntry",
     "ExecutionInfo",
+    "ExecutionRef",
     "InstanceInfo",
     "InstanceUpdate",
     "OrchestrationItem",
@@ -42,6 +45,7 @@ __all__ = [
     "Store",
     "SystemMetrics",
     "TurnCommit",
+    "VersionExecutions",
     "WorkItem",
     "WorkerRecord",
     "gather_outcomes",

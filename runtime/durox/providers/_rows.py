@@ -16,7 +16,7 @@ from typing import Any
 from durox.core import events as ev
 from durox.core.codec import decode_json, encode_json
 from durox.errors import StoreCorruptionError
-from durox.providers._base import ExecutionInfo, InstanceInfo, WorkerRecord
+from durox.providers._base import ExecutionInfo, ExecutionRef, InstanceInfo, WorkerRecord
 from durox.status import InstanceStatus
 
 Clock = Callable[[], int]
@@ -92,6 +92,17 @@ def execution_from_row(instance_id: str, row: Sequence[Any]) -> ExecutionInfo:
         engine_version=row[5],
         started_at=dt(row[6]),
         completed_at=None if row[7] is None else dt(row[7]),
+    )
+
+
+def execution_ref_from_row(row: Sequence[Any]) -> ExecutionRef:
+    """An `ExecutionRef` from (instance_id, execution_id, status, event_count, last active ms)."""
+    return ExecutionRef(
+        instance_id=row[0],
+        execution_id=int(row[1]),
+        status=InstanceStatus(row[2]),
+        event_count=int(row[3]),
+        last_active_at=dt(int(row[4])),
     )
 
 

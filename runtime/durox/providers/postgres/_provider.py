@@ -30,21 +30,26 @@ from durox.core.codec import decode_events, decode_json, decode_message, encode_
 from durox.core.versions import SemverRange
 from durox.errors import DuroxError, LockLostError, StoreCorruptionError
 from durox.providers._base import (
+    ENDED_WELL,
     DrainEntry,
     ExecutionInfo,
+    ExecutionRef,
     InstanceInfo,
     OrchestrationItem,
     QueueDepths,
     QueueKind,
+    SampleOrder,
     Store,
     SystemMetrics,
     TurnCommit,
+    VersionExecutions,
     WorkerRecord,
     WorkItem,
 )
 from durox.providers._rows import (
     Clock,
     execution_from_row,
+    execution_ref_from_row,
     instance_from_row,
     worker_body,
     worker_from_row,
@@ -340,6 +345,35 @@ class PostgresProvider(Store):
             int(row[4]),
             int(row[5]),
         )
+
+    # ---- replay-check reads ------------------------------------------------------------
+
+    async def execution_versions(
+        self, *, ended_since: datetime | None = None
+    ) -> list[VersionExecutions]:
+        words = [s.value for s in ENDED_WELL]
+        rows = await self._db.fetch("execution_versions", _ms(ended_since), words)
+        return sorted(VersionExecutions(r[0], r[1], int(r[2]), int(r[3])) for r in rows)
+
+    async def sample_executions(
+        self,
+        name: str,
+        version: str,
+        *,
+        order: SampleOrder,
+        limit: int,
+        ended_since: datetime | None = None,
+    ) -> list[ExecutionRef]:
+        args = (name, version, _ms(ended_since), [s.value for s in ENDED_WELL], max(limit, 0))
+        if order == "longest":
+            rows = await self._db.fetch("sample_executions_longest", *args)
+        else:
+            rows = await self._db.fetch("sample_executions_recent", *args)
+        return [execution_ref_from_row(r) for r in rows]
+
+
+def _ms(when: datetime | None) -> int | None:
+    return None if when is None else int(when.timestamp() * 1000)
 
 
 def _activity_work(data: str) -> ev.ActivityWork:
