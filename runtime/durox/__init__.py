@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     )
     from durox.providers._base import DrainEntry, ExecutionInfo, InstanceInfo, WorkerRecord
     from durox.registry import ActivityContext, ActivityRegistry, OrchestrationRegistry
+    from durox.replaycheck import ReplayCheckReport, replay_check
     from durox.runtime import Runtime, RuntimeObserver, RuntimeOptions
     from durox.status import InstanceStatus
 
@@ -69,6 +70,7 @@ _HOME: dict[str, str] = {
     **dict.fromkeys(
         ("ActivityContext", "ActivityRegistry", "OrchestrationRegistry"), "durox.registry"
     ),
+    **dict.fromkeys(("ReplayCheckReport", "replay_check"), "durox.replaycheck"),
     **dict.fromkeys(("Runtime", "RuntimeObserver", "RuntimeOptions"), "durox.runtime"),
     "InstanceStatus": "durox.status",
 }
@@ -111,6 +113,7 @@ __all__ = [
     "OrchestrationRegistry",
     "OrchestrationStatus",
     "PermanentError",
+    "ReplayCheckReport",
     "RetryPolicy",
     "RetryableError",
     "Runtime",
@@ -121,4 +124,5 @@ __all__ = [
     "VersionPolicy",
     "WorkerRecord",
     "__version__",
+    "replay_check",
 ]

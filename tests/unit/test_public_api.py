@@ -35,6 +35,7 @@ def test_public_surface_is_pinned() -> None:
         "OrchestrationRegistry",
         "OrchestrationStatus",
         "PermanentError",
+        "ReplayCheckReport",
         "RetryPolicy",
         "RetryableError",
         "Runtime",
@@ -45,6 +46,7 @@ def test_public_surface_is_pinned() -> None:
         "VersionPolicy",
         "WorkerRecord",
         "__version__",
+        "replay_check",
     ]
     for name in durox.__all__:
         assert hasattr(durox, name), name
