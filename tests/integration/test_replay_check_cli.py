@@ -220,3 +220,37 @@ async def test_a_database_without_a_durox_store_is_refused_not_created(dsn: str)
             assert await conn.fetchval("SELECT to_regnamespace('durox')") is None
         finally:
             await conn.close()
+
+
+@pytest.mark.postgres
+async def test_a_role_that_may_only_read_is_enough(dsn: str) -> None:
+    """The check needs SELECT on the store's tables and nothing more: no CREATE, no LISTEN."""
+    import asyncpg
+
+    role = f"durox_reader_{uuid.uuid4().hex[:8]}"
+    async for target in _postgres_store(dsn):
+        store = await open_store(target.url)
+        try:
+            await populate(store)
+        finally:
+            await store.close()
+        owner = await asyncpg.connect(target.url)
+        try:
+            await owner.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'r3ader'")
+            database = urlsplit(target.url).path.lstrip("/")
+            await owner.execute(f'GRANT CONNECT ON DATABASE "{database}" TO {role}')
+            await owner.execute(f"GRANT USAGE ON SCHEMA durox TO {role}")
+            await owner.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA durox TO {role}")
+            await owner.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+            parts = urlsplit(target.url)
+            reader = urlunsplit(
+                parts._replace(netloc=f"{role}:r3ader@{parts.hostname}:{parts.port}")
+            )
+            code, out, err = replay_check("--app", f"{APPS}:added_timer", store=reader)
+            assert code == 1, err
+            assert "code scheduled a timer; history has activity 'Charge'" in out
+            assert "r3ader" not in out and f"{role}:***@" in out
+        finally:
+            await owner.execute(f"DROP OWNED BY {role}")
+            await owner.execute(f"DROP ROLE IF EXISTS {role}")
+            await owner.close()

@@ -74,14 +74,16 @@ async def open_store(url: str) -> Store:
 
 async def open_existing_store(url: str, *, timeout: float = 30.0) -> Store:
     """`open_store` for a tool that only reads (`durox replay-check`): the store must exist
-    and be migrated by this release already, so opening it creates and changes nothing.
-    `StoreUrlError` says what is missing (no file, no durox store there, migrations behind)."""
+    and be migrated by this release already, so opening it creates and changes nothing (on
+    PostgreSQL a role with SELECT on the schema's tables is enough). `StoreUrlError` says what
+    is missing (no file, no durox store there, migrations behind)."""
     if url.startswith(SQLITE_PREFIX):
         path = url[len(SQLITE_PREFIX) :]
         if path and path != ":memory:":
             await asyncio.to_thread(_sqlite_up_to_date, path)
     elif url.partition("://")[0].lower() in ("postgresql", "postgres"):
         try:
+            from durox.providers.postgres import PostgresProvider
             from durox.providers.postgres._driver import applied_migrations as pg_applied
             from durox.providers.postgres._driver import migrations as pg_migrations
         except ImportError as exc:
@@ -91,6 +93,9 @@ async def open_existing_store(url: str, *, timeout: float = 30.0) -> Store:
             ) from exc
         applied = await pg_applied(url, "durox", timeout)
         _up_to_date(applied, pg_migrations(), f"{redacted(url)} (schema durox)")
+        return await PostgresProvider.connect(
+            url, pool_size=2, command_timeout=timeout, listen=False, migrate=False
+        )
     return await open_store(url)
 
 

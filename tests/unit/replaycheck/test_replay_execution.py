@@ -124,3 +124,27 @@ def test_endings_the_code_did_not_choose_and_unreadable_histories_are_skipped() 
     unreadable = check(apps.unchanged, events[1:])
     assert isinstance(unreadable, Skipped) and unreadable.reason == "unreadable"
     assert check(apps.unchanged, []) == Skipped("unreadable", "the history starts with nothing")
+
+
+def test_the_public_surface_is_pinned() -> None:
+    import durox.replaycheck
+
+    assert sorted(durox.replaycheck.__all__) == [
+        "DEFAULT_ENDED_WITHIN",
+        "DEFAULT_MAX_HISTORIES",
+        "DEFAULT_TIMEOUT",
+        "Divergence",
+        "DivergenceKind",
+        "EXIT_CLEAN",
+        "EXIT_DIVERGED",
+        "EXIT_INCOMPLETE",
+        "HasOrchestrations",
+        "REPORT_FORMAT",
+        "ReplayCheckError",
+        "ReplayCheckReport",
+        "SkipReason",
+        "Skipped",
+        "VersionReport",
+        "replay_check",
+        "replay_execution",
+    ]

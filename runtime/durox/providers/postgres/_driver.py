@@ -52,14 +52,18 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
     """Pool release hook: nothing to reset (no operation leaves session state behind)."""
 
 
-async def open_pool(dsn: str, schema: str, pool_size: int, command_timeout: float) -> Any:
-    """Create or migrate `schema`, then open the pool the operations run on."""
+async def open_pool(
+    dsn: str, schema: str, pool_size: int, command_timeout: float, *, migrating: bool = True
+) -> Any:
+    """Create or migrate `schema` (unless `migrating` is False: a reader that has checked the
+    schema itself), then open the pool the operations run on."""
     try:
-        conn = await asyncpg.connect(dsn, timeout=command_timeout)
-        try:
-            await migrate(conn, schema)
-        finally:
-            await conn.close()
+        if migrating:
+            conn = await asyncpg.connect(dsn, timeout=command_timeout)
+            try:
+                await migrate(conn, schema)
+            finally:
+                await conn.close()
         return await asyncpg.create_pool(
             dsn,
             min_size=1,

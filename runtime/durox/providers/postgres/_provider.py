@@ -86,17 +86,20 @@ class PostgresProvider(Store):
         clock: Clock | None = None,
         command_timeout: float = 30.0,
         listen: bool = True,
+        migrate: bool = True,
     ) -> PostgresProvider:
         """Connect, create or migrate `schema`, and start listening for wake-ups.
 
         Several deployments can share one database through separate schemas. `clock` (ms since
         the epoch) replaces the database's clock for tests; `listen=False` relies on polling.
+        `migrate=False` leaves the schema alone (a reader that checked it is up to date: its
+        role then needs no right to create anything).
         """
         if not _SCHEMA_NAME.match(schema):
             raise ValueError(f"schema must be a lower-case identifier, not {schema!r}")
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
-        pool = await open_pool(dsn, schema, pool_size, command_timeout)
+        pool = await open_pool(dsn, schema, pool_size, command_timeout, migrating=migrate)
         provider = cls(dsn, schema, pool, clock)
         if listen:
             await provider._db.listen(f"durox-pg-listen-{schema}", command_timeout)
