@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from durox.core import events as ev
 from durox.status import InstanceStatus
@@ -12,8 +12,17 @@ from durox.status import InstanceStatus
 JSON = ev.JSON
 Handler: TypeAlias = Callable[[Any, JSON], Awaitable[JSON]]
 """An orchestration as the engine sees it: (context, JSON input) -> JSON output."""
-Resolver: TypeAlias = Callable[[str, "str | None"], "tuple[str, Handler] | None"]
-"""(name, requested version or None) -> (chosen version, handler), or None if not here."""
+
+
+class Resolver(Protocol):
+    """(name, requested version or None, the instance starting) -> (chosen version, handler),
+    or None if not here. The instance id lets a policy's ramp pick the same side for it every
+    time (`durox.core.versions.choose_version`)."""
+
+    def __call__(
+        self, name: str, requested: str | None, /, instance_id: str = ""
+    ) -> tuple[str, Handler] | None: ...
+
 
 STATUS_RUNNING = InstanceStatus.RUNNING
 STATUS_COMPLETED = InstanceStatus.COMPLETED

@@ -164,7 +164,7 @@ class _Turn(Operations):
                         for m in self.messages
                     ]
                 )
-            found = self.resolve(start.name, start.version)
+            found = self.resolve(start.name, start.version, self.instance_id)
             if found is None:
                 return Unresolved(start.name, start.version)
             version, handler = found
@@ -186,7 +186,7 @@ class _Turn(Operations):
         else:
             first = history[0]
             assert isinstance(first, ev.OrchestrationStarted)
-            found = self.resolve(first.name, first.version)
+            found = self.resolve(first.name, first.version, self.instance_id)
             if found is None:
                 return Unresolved(first.name, first.version)
             version, handler = found

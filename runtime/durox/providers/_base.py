@@ -128,7 +128,8 @@ class WorkerRecord:
     replay_min: str
     replay_max: str
     orchestrations: dict[str, dict[str, JSON]]
-    """NAME -> {"versions": [...], "policy": "latest" | "exact X.Y.Z"}."""
+    """NAME -> {"versions": [...], "policy": "latest" | "exact X.Y.Z"}, the policy followed by
+    ", ramp X.Y.Z at P%" while a ramp is on."""
     activities: list[str]
     session_activities: list[str]
     config_revision: str
