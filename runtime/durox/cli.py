@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -220,6 +221,7 @@ async def _replay_check_store(args: argparse.Namespace, app: App) -> int:
         return _cannot_run(f"{where}: {scrubbed(str(exc), url)}")
     finally:
         await store.close()
+    report = dataclasses.replace(report, timeout_seconds=args.timeout)  # opening included
     if args.json:
         print(json.dumps(report.to_json(store=where), indent=2))
     else:

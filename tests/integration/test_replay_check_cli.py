@@ -139,6 +139,12 @@ async def test_each_candidate_is_judged_and_the_store_is_left_as_it_was(
     assert code == 0 and err == [], err
     doc = json.loads(out)
     assert (doc["ok"], doc["exit_code"], doc["totals"]["histories_checked"]) == (True, 0, 5)
+    assert doc["limits"] == {
+        "max_histories": 50,
+        "timeout_seconds": 300.0,
+        "ended_within_seconds": 86400.0,
+    }
+    assert doc["store"] == filled.url  # no password here to redact
 
     code, out, err = replay_check("--app", f"{APPS}:changed_order", "--json", store=filled.url)
     assert code == 1 and len(err) == 1 and err[0].startswith("durox replay-check: DIVERGED"), err
