@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         WorkerRecord,
     )
     from durox.registry import ActivityContext, ActivityRegistry, OrchestrationRegistry
+    from durox.replaycheck import ReplayCheckReport, replay_check
     from durox.runtime import Runtime, RuntimeObserver, RuntimeOptions
     from durox.status import InstanceStatus
 
@@ -88,6 +89,7 @@ _HOME: dict[str, str] = {
     **dict.fromkeys(
         ("ActivityContext", "ActivityRegistry", "OrchestrationRegistry"), "durox.registry"
     ),
+    **dict.fromkeys(("ReplayCheckReport", "replay_check"), "durox.replaycheck"),
     **dict.fromkeys(("Runtime", "RuntimeObserver", "RuntimeOptions"), "durox.runtime"),
     "InstanceStatus": "durox.status",
 }
@@ -132,6 +134,7 @@ __all__ = [
     "OrchestrationRegistry",
     "OrchestrationStatus",
     "PermanentError",
+    "ReplayCheckReport",
     "RetryPolicy",
     "RetryableError",
     "Runtime",
@@ -144,4 +147,5 @@ __all__ = [
     "VersionUsage",
     "WorkerRecord",
     "__version__",
+    "replay_check",
 ]

@@ -30,7 +30,9 @@ class History:
 
 
 def resolver(table: Mapping[tuple[str, str], Handler], latest: bool = True) -> Any:
-    def resolve(name: str, version: str | None) -> tuple[str, Handler] | None:
+    def resolve(
+        name: str, version: str | None, instance_id: str = ""
+    ) -> tuple[str, Handler] | None:
         versions = sorted(v for (n, v) in table if n == name)
         if not versions:
             return None

@@ -37,6 +37,7 @@ def test_public_surface_is_pinned() -> None:
         "OrchestrationRegistry",
         "OrchestrationStatus",
         "PermanentError",
+        "ReplayCheckReport",
         "RetryPolicy",
         "RetryableError",
         "Runtime",
@@ -49,6 +50,7 @@ def test_public_surface_is_pinned() -> None:
         "VersionUsage",
         "WorkerRecord",
         "__version__",
+        "replay_check",
     ]
     for name in durox.__all__:
         assert hasattr(durox, name), name

@@ -14,7 +14,7 @@ from typing import Any, Never
 from durox.core import events as ev
 from durox.core._futures import DurableFuture, StopTurn, TurnTask, close_task
 from durox.core._messages import describe
-from durox.core._outcome import JSON, STATUS_CONTINUED, TurnResult
+from durox.core._outcome import JSON, STATUS_CONTINUED, Mismatch, TurnResult
 from durox.core.codec import encode_json
 from durox.errors import NondeterminismError, OrchestrationFailedError
 from durox.status import InstanceStatus
@@ -35,6 +35,7 @@ class Operations:
     terminal: tuple[InstanceStatus, JSON, ev.ErrorDetails | None] | None
     next_version: str | None
     fatal: NondeterminismError | None
+    mismatch: Mismatch | None
     ready: deque[TurnTask]
     tasks: list[TurnTask]
     pending: dict[int, DurableFuture[Any]]
@@ -51,7 +52,8 @@ class Operations:
         self.ready.append(task)
         return task
 
-    def _nondeterministic(self, message: str) -> None:
+    def _nondeterministic(self, message: str, mismatch: Mismatch) -> None:
+        self.mismatch = mismatch
         self.fatal = NondeterminismError(
             ev.ErrorDetails("nondeterminism", "NondeterminismError", message)
         )
@@ -66,16 +68,19 @@ class Operations:
         if self.cursor < len(self.sched):
             h = self.sched[self.cursor]
             if type(h) is not kind or not matches(h):
+                made = describe(make())
                 self._nondeterministic(
-                    f"code scheduled {describe(make())} but the history has {describe(h)} at "
-                    f"event {h.event_id}"
+                    f"code scheduled {made} but the history has {describe(h)} at "
+                    f"event {h.event_id}",
+                    Mismatch(h.event_id, f"scheduled {made}", describe(h)),
                 )
             self.cursor += 1
             return h, False
         new = make()
         if self.replaying:
             self._nondeterministic(
-                f"code scheduled {describe(new)} which the history does not have"
+                f"code scheduled {describe(new)} which the history does not have",
+                Mismatch(None, f"scheduled {describe(new)}", "nothing scheduled there"),
             )
         self.created.append(new)
         self.next_id += 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from durox.core import events as ev
 from durox.status import InstanceStatus
@@ -12,14 +12,36 @@ from durox.status import InstanceStatus
 JSON = ev.JSON
 Handler: TypeAlias = Callable[[Any, JSON], Awaitable[JSON]]
 """An orchestration as the engine sees it: (context, JSON input) -> JSON output."""
-Resolver: TypeAlias = Callable[[str, "str | None"], "tuple[str, Handler] | None"]
-"""(name, requested version or None) -> (chosen version, handler), or None if not here."""
+
+
+class Resolver(Protocol):
+    """(name, requested version or None, the instance starting) -> (chosen version, handler),
+    or None if not here. The instance id lets a policy's ramp pick the same side for it every
+    time (`durox.core.versions.choose_version`)."""
+
+    def __call__(
+        self, name: str, requested: str | None, /, instance_id: str = ""
+    ) -> tuple[str, Handler] | None: ...
+
 
 STATUS_RUNNING = InstanceStatus.RUNNING
 STATUS_COMPLETED = InstanceStatus.COMPLETED
 STATUS_FAILED = InstanceStatus.FAILED
 STATUS_CANCELLED = InstanceStatus.CANCELLED
 STATUS_CONTINUED = InstanceStatus.CONTINUED_AS_NEW
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """Where code and history first parted, each side named (what a nondeterminism error says,
+    in parts a tool can show): `event_id` is the history event at stake, None when the
+    history has nothing there."""
+
+    event_id: int | None
+    code: str
+    """What the code did there, e.g. "scheduled activity 'B'"."""
+    history: str
+    """What the history holds there, e.g. "activity 'A'"."""
 
 
 @dataclass(slots=True)
@@ -54,6 +76,8 @@ class TurnResult:
     traces: list[tuple[str, str]] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     started_execution: bool = False
+    mismatch: Mismatch | None = None
+    """Set when the turn failed with nondeterminism: the first point of divergence."""
 
 
 @dataclass(slots=True)

@@ -37,6 +37,7 @@ from durox.core._outcome import (
     STATUS_RUNNING,
     Dropped,
     Handler,
+    Mismatch,
     Resolver,
     TurnResult,
     Unresolved,
@@ -62,6 +63,7 @@ __all__ = [
     "Dropped",
     "DurableFuture",
     "Handler",
+    "Mismatch",
     "Resolver",
     "TurnResult",
     "Unresolved",
@@ -131,6 +133,7 @@ class _Turn(Operations):
         self.created: list[ev.Event] = []
         self.result: TurnResult | None = None
         self.fatal: NondeterminismError | None = None
+        self.mismatch: Mismatch | None = None
 
     # ---- set-up -----------------------------------------------------------------------
 
@@ -161,7 +164,7 @@ class _Turn(Operations):
                         for m in self.messages
                     ]
                 )
-            found = self.resolve(start.name, start.version)
+            found = self.resolve(start.name, start.version, self.instance_id)
             if found is None:
                 return Unresolved(start.name, start.version)
             version, handler = found
@@ -183,7 +186,7 @@ class _Turn(Operations):
         else:
             first = history[0]
             assert isinstance(first, ev.OrchestrationStarted)
-            found = self.resolve(first.name, first.version)
+            found = self.resolve(first.name, first.version, self.instance_id)
             if found is None:
                 return Unresolved(first.name, first.version)
             version, handler = found
@@ -230,6 +233,8 @@ class _Turn(Operations):
                 f"history has {describe(extra)} at event {extra.event_id} which the code "
                 "no longer schedules"
             )
+            self.mismatch = Mismatch(extra.event_id, "schedules nothing there", describe(extra))
+        res.mismatch = self.mismatch if problem is not None else None
         if problem is not None:
             # Nothing the diverging code decided may leave this turn: only the failure does.
             self.terminal = (
@@ -397,7 +402,12 @@ class _Turn(Operations):
                 return
             self._nondeterministic(
                 f"history has {type(e).__name__} for event {source}, which the code has not "
-                "scheduled"
+                "scheduled",
+                Mismatch(
+                    e.event_id,
+                    f"has not scheduled event {source}",
+                    f"{type(e).__name__} for event {source}",
+                ),
             )
             return
         if isinstance(e, ev.ActivityCompleted | ev.SubOrchestrationCompleted):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from durox.providers._base import (
     DrainEntry,
     ExecutionInfo,
+    ExecutionRef,
     FailureCount,
     InstanceInfo,
     InstanceUpdate,
@@ -22,6 +23,7 @@ from durox.providers._base import (
     StoreObservation,
     SystemMetrics,
     TurnCommit,
+    VersionExecutions,
     VersionUsage,
     WorkerRecord,
     WorkItem,
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DrainEntry",
     "ExecutionInfo",
+    "ExecutionRef",
     "FailureCount",
     "InstanceInfo",
     "InstanceUpdate",
@@ -49,6 +52,7 @@ __all__ = [
     "StoreObservation",
     "SystemMetrics",
     "TurnCommit",
+    "VersionExecutions",
     "VersionUsage",
     "WorkItem",
     "WorkerRecord",

@@ -128,7 +128,8 @@ class WorkerRecord:
     replay_min: str
     replay_max: str
     orchestrations: dict[str, dict[str, JSON]]
-    """NAME -> {"versions": [...], "policy": "latest" | "exact X.Y.Z"}."""
+    """NAME -> {"versions": [...], "policy": "latest" | "exact X.Y.Z"}, the policy followed by
+    ", ramp X.Y.Z at P%" while a ramp is on."""
     activities: list[str]
     session_activities: list[str]
     config_revision: str
@@ -301,6 +302,39 @@ class StoreObservation:
             None,
         )
 
+
+@dataclass(frozen=True, slots=True, order=True)
+class VersionExecutions:
+    """Executions of one orchestration NAME at one version that a replay check looks at."""
+
+    orchestration_name: str
+    orchestration_version: str
+    running: int
+    """Executions still running at this version."""
+    ended: int
+    """Executions that ended well (completed, or continued as new) since the time asked for."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRef:
+    """One execution a replay check may read the history of."""
+
+    instance_id: str
+    execution_id: int
+    status: InstanceStatus
+    event_count: int
+    last_active_at: datetime
+    """The last turn of a running execution; the end of an ended one."""
+
+
+SampleOrder = Literal["longest", "recent"]
+ENDED_WELL: tuple[InstanceStatus, InstanceStatus] = (
+    InstanceStatus.COMPLETED,
+    InstanceStatus.CONTINUED_AS_NEW,
+)
+"""The endings of executions a replay check samples besides running ones: they replay to a
+recorded end the code must reach again (failures and cancellations are left out: a poisoned
+or nondeterministic failure was never the code's own ending)."""
 
 QueueKind = Literal["orchestration", "activity"]
 
@@ -564,6 +598,33 @@ class ProviderAdmin(abc.ABC):
 
     @abc.abstractmethod
     async def system_metrics(self) -> SystemMetrics: ...
+
+    # -- replay-check reads (`durox.replaycheck`) -----------------------------------------
+    # Executions are counted and sampled by their own version (an instance's earlier
+    # executions may have run another one), joined to their instance for the NAME.
+
+    @abc.abstractmethod
+    async def execution_versions(
+        self, *, ended_since: datetime | None = None
+    ) -> list[VersionExecutions]:
+        """Per orchestration NAME and execution version: running executions, and executions
+        that ended well (`ENDED_WELL`) at or after `ended_since` (None: none counted). Only
+        versions with at least one of either, by NAME then version text."""
+
+    @abc.abstractmethod
+    async def sample_executions(
+        self,
+        name: str,
+        version: str,
+        *,
+        order: SampleOrder,
+        limit: int,
+        ended_since: datetime | None = None,
+    ) -> list[ExecutionRef]:
+        """Up to `limit` of the executions `execution_versions` counts for NAME at `version`:
+        running ones first, then by `order`: "longest" (most history events first, then most
+        recently active) or "recent" (most recently active first, then longest); ties by
+        instance id and execution id."""
 
 
 class Store(Provider, ProviderAdmin, abc.ABC):

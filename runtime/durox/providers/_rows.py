@@ -19,6 +19,7 @@ from durox.core.versions import parse_version
 from durox.errors import ConfigurationError, StoreCorruptionError
 from durox.providers._base import (
     ExecutionInfo,
+    ExecutionRef,
     FailureCount,
     InstanceInfo,
     ObservedWorker,
@@ -101,6 +102,17 @@ def execution_from_row(instance_id: str, row: Sequence[Any]) -> ExecutionInfo:
         engine_version=row[5],
         started_at=dt(row[6]),
         completed_at=None if row[7] is None else dt(row[7]),
+    )
+
+
+def execution_ref_from_row(row: Sequence[Any]) -> ExecutionRef:
+    """An `ExecutionRef` from (instance_id, execution_id, status, event_count, last active ms)."""
+    return ExecutionRef(
+        instance_id=row[0],
+        execution_id=int(row[1]),
+        status=InstanceStatus(row[2]),
+        event_count=int(row[3]),
+        last_active_at=dt(int(row[4])),
     )
 
 

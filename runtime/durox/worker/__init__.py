@@ -22,7 +22,13 @@ from durox.worker._config_file import (
 )
 from durox.worker._logging import JsonFormatter, TextFormatter, configure_logging
 from durox.worker._metrics import WorkerMetrics
-from durox.worker._store import StoreUrlError, open_store, redacted
+from durox.worker._store import (
+    StoreUrlError,
+    open_existing_store,
+    open_store,
+    redacted,
+    scrubbed,
+)
 from durox.worker._worker import Worker, WorkerSettings, serve
 from durox.worker_config import RESTART_FIELDS
 
@@ -44,12 +50,14 @@ __all__ = [
     "configure_logging",
     "load_app",
     "needs_restart",
+    "open_existing_store",
     "open_store",
     "parse_config",
     "read_config",
     "redacted",
     "requested_replay_range",
     "runtime_options",
+    "scrubbed",
     "serve",
     "version_policies",
 ]

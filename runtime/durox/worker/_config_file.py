@@ -126,9 +126,10 @@ def version_policies(
     """
     policies = dict(defaults)
     for p in config.orchestrations:
-        policies[p.name] = (
-            VersionPolicy.latest() if p.version is None else VersionPolicy.exact(p.version)
-        )
+        policy = VersionPolicy.latest() if p.version is None else VersionPolicy.exact(p.version)
+        if p.ramp is not None:
+            policy = policy.with_ramp(p.ramp.version, p.ramp.percent)
+        policies[p.name] = policy
     return policies
 
 

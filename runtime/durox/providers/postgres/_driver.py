@@ -31,18 +31,39 @@ def migrations() -> list[tuple[int, str, str]]:
     return load_migrations("durox.providers.postgres")
 
 
+async def applied_migrations(dsn: str, schema: str, timeout: float) -> set[int] | None:
+    """The migrations applied to `schema`, read without creating or changing anything; None
+    when the schema holds no durox store."""
+    try:
+        conn = await asyncpg.connect(dsn, timeout=timeout)
+        try:
+            table = await conn.fetchval("SELECT to_regclass($1)", f'"{schema}".durox_migrations')
+            if table is None:
+                return None
+            rows = await conn.fetch(f'SELECT version FROM "{schema}".durox_migrations')
+            return {int(r[0]) for r in rows}
+        finally:
+            await conn.close()
+    except Exception as exc:
+        raise classify(exc) from exc
+
+
 async def _no_reset(conn: asyncpg.Connection) -> None:
     """Pool release hook: nothing to reset (no operation leaves session state behind)."""
 
 
-async def open_pool(dsn: str, schema: str, pool_size: int, command_timeout: float) -> Any:
-    """Create or migrate `schema`, then open the pool the operations run on."""
+async def open_pool(
+    dsn: str, schema: str, pool_size: int, command_timeout: float, *, migrating: bool = True
+) -> Any:
+    """Create or migrate `schema` (unless `migrating` is False: a reader that has checked the
+    schema itself), then open the pool the operations run on."""
     try:
-        conn = await asyncpg.connect(dsn, timeout=command_timeout)
-        try:
-            await migrate(conn, schema)
-        finally:
-            await conn.close()
+        if migrating:
+            conn = await asyncpg.connect(dsn, timeout=command_timeout)
+            try:
+                await migrate(conn, schema)
+            finally:
+                await conn.close()
         return await asyncpg.create_pool(
             dsn,
             min_size=1,

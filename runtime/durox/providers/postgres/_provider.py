@@ -30,22 +30,27 @@ from durox.core.codec import decode_events, decode_json, decode_message, encode_
 from durox.core.versions import SemverRange
 from durox.errors import DuroxError, LockLostError, StoreCorruptionError
 from durox.providers._base import (
+    ENDED_WELL,
     DrainEntry,
     ExecutionInfo,
+    ExecutionRef,
     InstanceInfo,
     OrchestrationItem,
     QueueDepths,
     QueueKind,
+    SampleOrder,
     Store,
     StoreObservation,
     SystemMetrics,
     TurnCommit,
+    VersionExecutions,
     WorkerRecord,
     WorkItem,
 )
 from durox.providers._rows import (
     Clock,
     execution_from_row,
+    execution_ref_from_row,
     instance_from_row,
     observation_from,
     worker_body,
@@ -83,17 +88,20 @@ class PostgresProvider(Store):
         clock: Clock | None = None,
         command_timeout: float = 30.0,
         listen: bool = True,
+        migrate: bool = True,
     ) -> PostgresProvider:
         """Connect, create or migrate `schema`, and start listening for wake-ups.
 
         Several deployments can share one database through separate schemas. `clock` (ms since
         the epoch) replaces the database's clock for tests; `listen=False` relies on polling.
+        `migrate=False` leaves the schema alone (a reader that checked it is up to date: its
+        role then needs no right to create anything).
         """
         if not _SCHEMA_NAME.match(schema):
             raise ValueError(f"schema must be a lower-case identifier, not {schema!r}")
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
-        pool = await open_pool(dsn, schema, pool_size, command_timeout)
+        pool = await open_pool(dsn, schema, pool_size, command_timeout, migrating=migrate)
         provider = cls(dsn, schema, pool, clock)
         if listen:
             await provider._db.listen(f"durox-pg-listen-{schema}", command_timeout)
@@ -358,6 +366,35 @@ class PostgresProvider(Store):
             int(row[4]),
             int(row[5]),
         )
+
+    # ---- replay-check reads ------------------------------------------------------------
+
+    async def execution_versions(
+        self, *, ended_since: datetime | None = None
+    ) -> list[VersionExecutions]:
+        words = [s.value for s in ENDED_WELL]
+        rows = await self._db.fetch("execution_versions", _ms(ended_since), words)
+        return sorted(VersionExecutions(r[0], r[1], int(r[2]), int(r[3])) for r in rows)
+
+    async def sample_executions(
+        self,
+        name: str,
+        version: str,
+        *,
+        order: SampleOrder,
+        limit: int,
+        ended_since: datetime | None = None,
+    ) -> list[ExecutionRef]:
+        args = (name, version, _ms(ended_since), [s.value for s in ENDED_WELL], max(limit, 0))
+        if order == "longest":
+            rows = await self._db.fetch("sample_executions_longest", *args)
+        else:
+            rows = await self._db.fetch("sample_executions_recent", *args)
+        return [execution_ref_from_row(r) for r in rows]
+
+
+def _ms(when: datetime | None) -> int | None:
+    return None if when is None else int(when.timestamp() * 1000)
 
 
 def _activity_work(data: str) -> ev.ActivityWork:

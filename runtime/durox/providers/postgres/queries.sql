@@ -216,3 +216,41 @@ SELECT
     (SELECT count(*) FROM {schema}.sessions s WHERE s.locked_until > t.now),
     (SELECT count(*) FROM {schema}.workers)
 FROM t
+
+-- ---- replay-check reads ----------------------------------------------------------------------
+-- Executions running, or ended well (completed, continued as new: the words in $2) since a
+-- time ($1, NULL: none); an execution's NAME is its instance's.
+
+-- name: execution_versions
+-- (ended since ms, ended-well words)
+SELECT i.orchestration_name, e.orchestration_version,
+    count(*) FILTER (WHERE e.status = 'Running'), count(*) FILTER (WHERE e.status <> 'Running')
+FROM {schema}.executions e JOIN {schema}.instances i ON i.instance_id = e.instance_id
+WHERE e.status = 'Running'
+    OR ($1::bigint IS NOT NULL AND e.completed_at >= $1 AND e.status = ANY($2::text[]))
+GROUP BY i.orchestration_name, e.orchestration_version
+ORDER BY i.orchestration_name, e.orchestration_version
+
+-- name: sample_executions_longest
+-- (name, version, ended since ms, ended-well words, limit)
+SELECT e.instance_id, e.execution_id, e.status, e.event_count,
+    coalesce(e.completed_at, i.updated_at) AS last_active
+FROM {schema}.executions e JOIN {schema}.instances i ON i.instance_id = e.instance_id
+WHERE i.orchestration_name = $1 AND e.orchestration_version = $2
+    AND (e.status = 'Running'
+        OR ($3::bigint IS NOT NULL AND e.completed_at >= $3 AND e.status = ANY($4::text[])))
+ORDER BY (e.status = 'Running') DESC, e.event_count DESC, last_active DESC, e.instance_id,
+    e.execution_id
+LIMIT $5
+
+-- name: sample_executions_recent
+-- (name, version, ended since ms, ended-well words, limit)
+SELECT e.instance_id, e.execution_id, e.status, e.event_count,
+    coalesce(e.completed_at, i.updated_at) AS last_active
+FROM {schema}.executions e JOIN {schema}.instances i ON i.instance_id = e.instance_id
+WHERE i.orchestration_name = $1 AND e.orchestration_version = $2
+    AND (e.status = 'Running'
+        OR ($3::bigint IS NOT NULL AND e.completed_at >= $3 AND e.status = ANY($4::text[])))
+ORDER BY (e.status = 'Running') DESC, last_active DESC, e.event_count DESC, e.instance_id,
+    e.execution_id
+LIMIT $5

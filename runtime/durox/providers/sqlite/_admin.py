@@ -13,18 +13,23 @@ from durox.core.codec import decode_events, encode_json
 from durox.core.versions import SemverRange
 from durox.errors import InstanceRunningError
 from durox.providers._base import (
+    ENDED_WELL,
     DrainEntry,
     ExecutionInfo,
+    ExecutionRef,
     InstanceInfo,
     ProviderAdmin,
     QueueDepths,
+    SampleOrder,
     StoreObservation,
     SystemMetrics,
+    VersionExecutions,
     WorkerRecord,
 )
 from durox.providers._rows import (
     Clock,
     execution_from_row,
+    execution_ref_from_row,
     instance_from_row,
     observation_from,
     worker_from_row,
@@ -211,3 +216,36 @@ class SqliteAdmin(ProviderAdmin):
 
         by_status, counts = await self._db.run(tx)
         return SystemMetrics(dict(by_status), *counts)
+
+    # ---- replay-check reads --------------------------------------------------------------
+
+    async def execution_versions(
+        self, *, ended_since: datetime | None = None
+    ) -> list[VersionExecutions]:
+        since = _ms(ended_since)
+        args = (since, since, *ENDED_WELL)
+        sql = self._sql["execution_versions"]
+        rows = await self._db.run(lambda c: c.execute(sql, args).fetchall())
+        return sorted(VersionExecutions(r[0], r[1], int(r[2]), int(r[3])) for r in rows)
+
+    async def sample_executions(
+        self,
+        name: str,
+        version: str,
+        *,
+        order: SampleOrder,
+        limit: int,
+        ended_since: datetime | None = None,
+    ) -> list[ExecutionRef]:
+        since = _ms(ended_since)
+        args = (name, version, since, since, *ENDED_WELL, max(limit, 0))
+        q = self._sql
+        sql = (
+            q["sample_executions_longest"] if order == "longest" else q["sample_executions_recent"]
+        )
+        rows = await self._db.run(lambda c: c.execute(sql, args).fetchall())
+        return [execution_ref_from_row(r) for r in rows]
+
+
+def _ms(when: datetime | None) -> int | None:
+    return None if when is None else int(when.timestamp() * 1000)

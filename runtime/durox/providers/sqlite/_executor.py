@@ -21,6 +21,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -37,6 +38,25 @@ Tx = Callable[[sqlite3.Connection], T]
 def migrations() -> list[tuple[int, str, str]]:
     """(version, file name, SQL) for every migration, in order."""
     return load_migrations("durox.providers.sqlite")
+
+
+def applied_migrations(path: str) -> set[int] | None:
+    """The migrations applied to the store file at `path`, read through a read-only connection
+    (nothing is created or changed); None when the file holds no durox store."""
+    uri = f"file:{urllib.parse.quote(path)}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+        try:
+            rows = conn.execute("SELECT version FROM durox_migrations").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return None
+        raise _classify(exc) from exc
+    except sqlite3.Error as exc:
+        raise _classify(exc) from exc
+    return {int(r[0]) for r in rows}
 
 
 def _classify(exc: sqlite3.Error) -> DuroxError:

@@ -332,3 +332,38 @@ SELECT (SELECT count(*) FROM executions), (SELECT count(*) FROM history),
   (SELECT count(*) FROM instance_locks WHERE locked_until > ?),
   (SELECT count(*) FROM sessions WHERE locked_until > ?),
   (SELECT count(*) FROM workers);
+
+-- ---- replay-check reads ----------------------------------------------------------------------
+-- Executions running, or ended well (completed, continued as new: the two words given) since a
+-- time (NULL: none); an execution's NAME is its instance's.
+
+-- name: execution_versions
+-- (ended since ms, the same, completed word, continued word)
+SELECT i.orchestration_name, e.orchestration_version,
+  SUM(e.status = {RUNNING}), SUM(e.status <> {RUNNING})
+FROM executions e JOIN instances i ON i.instance_id = e.instance_id
+WHERE e.status = {RUNNING} OR (? IS NOT NULL AND e.completed_at >= ? AND e.status IN (?, ?))
+GROUP BY i.orchestration_name, e.orchestration_version
+ORDER BY i.orchestration_name, e.orchestration_version;
+
+-- name: sample_executions_longest
+-- (name, version, ended since ms, the same, completed word, continued word, limit)
+SELECT e.instance_id, e.execution_id, e.status, e.event_count,
+  COALESCE(e.completed_at, i.updated_at) AS last_active
+FROM executions e JOIN instances i ON i.instance_id = e.instance_id
+WHERE i.orchestration_name = ? AND e.orchestration_version = ?
+  AND (e.status = {RUNNING} OR (? IS NOT NULL AND e.completed_at >= ? AND e.status IN (?, ?)))
+ORDER BY e.status = {RUNNING} DESC, e.event_count DESC, last_active DESC, e.instance_id,
+  e.execution_id
+LIMIT ?;
+
+-- name: sample_executions_recent
+-- (name, version, ended since ms, the same, completed word, continued word, limit)
+SELECT e.instance_id, e.execution_id, e.status, e.event_count,
+  COALESCE(e.completed_at, i.updated_at) AS last_active
+FROM executions e JOIN instances i ON i.instance_id = e.instance_id
+WHERE i.orchestration_name = ? AND e.orchestration_version = ?
+  AND (e.status = {RUNNING} OR (? IS NOT NULL AND e.completed_at >= ? AND e.status IN (?, ?)))
+ORDER BY e.status = {RUNNING} DESC, last_active DESC, e.event_count DESC, e.instance_id,
+  e.execution_id
+LIMIT ?;
