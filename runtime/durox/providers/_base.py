@@ -134,6 +134,9 @@ class WorkerRecord:
     config_revision: str
     started_at: datetime
     heartbeat_at: datetime
+    config_rejected: str | None = None
+    """Why the newest config file was rejected (the revision above stays in force), or None
+    once a config applies."""
 
     def has_session_handler(self, name: str) -> bool:
         return name in self.session_activities
