@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import socket
 import uuid
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 
@@ -31,6 +32,62 @@ def migrations() -> list[tuple[int, str, str]]:
     return load_migrations("durox.providers.postgres")
 
 
+KEEPALIVE_IDLE: Final = 10
+"""Seconds a connection may sit idle before TCP keepalive probes start (both ends)."""
+KEEPALIVE_INTERVAL: Final = 3
+KEEPALIVE_COUNT: Final = 3
+"""Unanswered probes after which a silent peer is declared gone: an idle connection across a
+partition is noticed within about 10 + 3 x 3 = 19 s."""
+USER_TIMEOUT_MS: Final = 20_000
+"""How long data the worker sent may stay unacknowledged before the kernel drops the
+connection (Linux `TCP_USER_TIMEOUT`): a request into a partition fails in 20 s rather than
+hanging for the kernel's 15 minutes of retransmissions. `command_timeout` bounds it as well."""
+
+SERVER_KEEPALIVES: Final = {
+    "tcp_keepalives_idle": str(KEEPALIVE_IDLE),
+    "tcp_keepalives_interval": str(KEEPALIVE_INTERVAL),
+    "tcp_keepalives_count": str(KEEPALIVE_COUNT),
+}
+"""The server's side of the same rule, so a backend whose worker vanished is ended too."""
+
+
+def set_keepalive(sock: socket.socket | None) -> None:
+    """Turn on TCP keepalives and a send timeout on one connection's socket (not on Unix
+    sockets, and only the options this platform has)."""
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+        ("TCP_USER_TIMEOUT", USER_TIMEOUT_MS),
+    ):
+        option = getattr(socket, name, None)
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
+class KeepaliveConnection(asyncpg.Connection):  # type: ignore[misc]
+    """An asyncpg connection whose socket has keepalives and a send timeout (asyncpg has no
+    option for them; `connection_class` is its documented hook)."""
+
+    def __init__(self, protocol: Any, transport: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(protocol, transport, *args, **kwargs)
+        set_keepalive(transport.get_extra_info("socket"))
+
+
+async def connect(dsn: str, timeout: float, **kwargs: Any) -> asyncpg.Connection:
+    """One connection with keepalives on both ends (migrations, the listener)."""
+    return await asyncpg.connect(
+        dsn,
+        timeout=timeout,
+        connection_class=KeepaliveConnection,
+        server_settings=SERVER_KEEPALIVES,
+        **kwargs,
+    )
+
+
 async def _no_reset(conn: asyncpg.Connection) -> None:
     """Pool release hook: nothing to reset (no operation leaves session state behind)."""
 
@@ -38,7 +95,7 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
 async def open_pool(dsn: str, schema: str, pool_size: int, command_timeout: float) -> Any:
     """Create or migrate `schema`, then open the pool the operations run on."""
     try:
-        conn = await asyncpg.connect(dsn, timeout=command_timeout)
+        conn = await connect(dsn, command_timeout)
         try:
             await migrate(conn, schema)
         finally:
@@ -49,7 +106,12 @@ async def open_pool(dsn: str, schema: str, pool_size: int, command_timeout: floa
             max_size=pool_size,
             command_timeout=command_timeout,
             reset=_no_reset,
-            server_settings={"search_path": schema, "application_name": "durox"},
+            connection_class=KeepaliveConnection,
+            server_settings={
+                "search_path": schema,
+                "application_name": "durox",
+                **SERVER_KEEPALIVES,
+            },
         )
     except Exception as exc:
         raise classify(exc) from exc
@@ -169,7 +231,7 @@ class Database:
         while not self.closed:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self._dsn, timeout=10)
+                conn = await connect(self._dsn, 10)
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(self._channel, self._on_notify)
