@@ -273,7 +273,8 @@ class Worker:
             await asyncio.wait_for(provider.get_instance(PROBE_ID), PROBE_TIMEOUT)
             ok = True
         except (DuroxError, TimeoutError) as exc:
-            log.warning("readiness probe: the store does not answer: %s", exc)
+            why = str(exc) or f"no answer within {PROBE_TIMEOUT:.0f} s"
+            log.warning("readiness probe: the store does not answer: %s", why)
             ok = False
         self._probe_at, self._probe_ok = time.monotonic(), ok
         return ok
