@@ -151,7 +151,9 @@ class Database:
         self._clock = clock
         self._sql = queries(schema)
         self._channel = f"durox.{schema}"
-        self.wakeups = Wakeups(self.local_now)
+        self.wakeups = Wakeups(self.store_now)
+        self._offset_ms = 0
+        """The database's clock minus this host's, as last measured (`sync_clock`)."""
         self.closed = False
         self.listening = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
@@ -182,8 +184,35 @@ class Database:
         """The injected clock, or None: the functions then read the database's clock."""
         return None if self._clock is None else self._clock()
 
-    def local_now(self) -> int:
-        return self._clock() if self._clock is not None else wall_ms()
+    def store_now(self) -> int:
+        """The injected clock, or the database's clock as this host can tell it (its own wall
+        clock plus the offset last measured): for the times a worker writes (a timer's due
+        time) and the local timers that wait for the database's `visible_at`."""
+        return self._clock() if self._clock is not None else wall_ms() + self._offset_ms
+
+    async def first_clock_sync(self) -> None:
+        try:
+            async with self._pool.acquire() as conn:
+                await self.sync_clock(conn)
+        except Exception as exc:
+            raise classify(exc) from exc
+
+    async def sync_clock(self, conn: Any) -> None:
+        """Measure the database's clock against this host's over one round trip."""
+        before = wall_ms()
+        theirs = await conn.fetchval(
+            "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint", timeout=5
+        )
+        after = wall_ms()
+        offset = int(theirs) - (before + after) // 2
+        if abs(offset - self._offset_ms) > 1000:
+            log.warning(
+                "this host's clock is %.1f s %s the database's; times are taken from the "
+                "database's",
+                abs(offset) / 1000,
+                "behind" if offset > 0 else "ahead of",
+            )
+        self._offset_ms = offset
 
     @property
     def database_clock(self) -> bool:
@@ -235,6 +264,7 @@ class Database:
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(self._channel, self._on_notify)
+                await self.sync_clock(conn)
                 self.listening.set()
                 self.wakeups.wake_everyone()  # whatever was sent while we were not listening
                 delay = 0.1
@@ -242,7 +272,7 @@ class Database:
                     try:
                         await asyncio.wait_for(lost.wait(), 5.0)
                     except TimeoutError:
-                        await conn.fetchval("SELECT 1", timeout=5)  # detect a silent drop
+                        await self.sync_clock(conn)  # and so detect a silent drop
                 log.warning("postgres listener connection lost; reconnecting")
             except asyncio.CancelledError:
                 raise
