@@ -132,7 +132,9 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
         except DuroxError as exc:
             log.warning("turn failed (%s): %s", kind_of(exc), exc, extra=extra)
             with contextlib.suppress(DuroxError):
-                await self._retry_later(item, backoff_ms(self.options, item.attempt_count))
+                await self._retry_later(
+                    item, backoff_ms(self.options, item.attempt_count), exc.retryable
+                )
         except Exception:
             log.exception("turn crashed; the messages will be retried", extra=extra)
             with contextlib.suppress(DuroxError):
