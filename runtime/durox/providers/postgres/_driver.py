@@ -263,8 +263,8 @@ class Database:
                 conn = await connect(self._dsn, 10)
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await conn.add_listener(self._channel, self._on_notify)
                 await self.sync_clock(conn)
+                await conn.add_listener(self._channel, self._on_notify)
                 self.listening.set()
                 self.wakeups.wake_everyone()  # whatever was sent while we were not listening
                 delay = 0.1
