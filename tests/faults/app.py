@@ -14,7 +14,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from durox import ActivityContext, ActivityRegistry, OrchestrationContext, OrchestrationRegistry
+from durox import (
+    ActivityContext,
+    ActivityRegistry,
+    OrchestrationContext,
+    OrchestrationRegistry,
+    RetryPolicy,
+)
 from durox.worker import App
 
 STEPS = 3
@@ -57,9 +63,20 @@ async def broken(ctx: OrchestrationContext, x: int) -> int:
     raise RuntimeError(f"broken on every turn ({x})")
 
 
-async def hang(ctx: ActivityContext, x: int) -> int:
-    await asyncio.sleep(3600)
-    return x
+async def dawdle(ctx: ActivityContext, seconds: float) -> float:
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+async def times_out(ctx: OrchestrationContext, seconds: float) -> Any:
+    """Its activity outlives its timeout every time: the execution fails with `timeout`."""
+    policy = RetryPolicy(1, timeout=timedelta(seconds=seconds / 4))
+    return await ctx.schedule_activity_with_retry("Dawdle", seconds, policy)
+
+
+async def orphan(ctx: OrchestrationContext, x: int) -> Any:
+    """Schedules an activity no worker registers: poisoned after `max_attempts` fetches."""
+    return await ctx.schedule_activity("Missing", x)
 
 
 app = App(
@@ -68,10 +85,12 @@ app = App(
     .register("Slow", slow)
     .register("Wait", wait)
     .register("Broken", broken)
+    .register("TimesOut", times_out)
+    .register("Orphan", orphan)
     .build(),
     activities=ActivityRegistry.builder()
     .register("Step", step)
     .register("Nap", nap)
-    .register("Hang", hang)
+    .register("Dawdle", dawdle)
     .build(),
 )
