@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.pg import AS_ROOT, BIN, scratch_dir
+from tests.faults.pg import AS_ROOT, BIN, LIBFAKETIME, scratch_dir
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -26,9 +26,11 @@ def _missing() -> str | None:
         return "the fault tests need root (network namespaces, iptables, mount)"
     if BIN is None:
         return "no PostgreSQL server binaries under /usr/lib/postgresql (scripts/pg.sh installs)"
-    for tool in ("ip", "iptables", "faketime", "mount"):
+    for tool in ("ip", "iptables", "mount"):
         if shutil.which(tool) is None:
             return f"{tool} is missing (scripts/test.sh installs it)"
+    if not LIBFAKETIME:
+        return "libfaketime is missing (Debian's faketime package; scripts/test.sh installs it)"
     return None
 
 

@@ -20,6 +20,8 @@ BIN = (
     if glob.glob("/usr/lib/postgresql/*/bin/initdb")
     else None
 )
+LIBFAKETIME = next(iter(sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))), "")
+"""Debian's libfaketime (package `faketime`), preloaded into a worker to skew its clock."""
 AS_ROOT = os.getuid() == 0
 RUN_AS = ["runuser", "-u", "postgres", "--"] if AS_ROOT else []
 
