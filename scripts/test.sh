@@ -18,6 +18,20 @@ if [ -z "${DUROX_TEST_PG_DSN:-}" ]; then
 fi
 export DUROX_TEST_PG_DSN
 
+# The fault tier (tests/faults) injects its faults from outside: network namespaces and
+# iptables, a skewed clock (libfaketime), a small tmpfs. As root, install what is missing.
+if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+  missing=()
+  command -v ip >/dev/null || missing+=(iproute2)
+  command -v iptables >/dev/null || missing+=(iptables)
+  command -v faketime >/dev/null || missing+=(faketime)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "==> installing ${missing[*]} for the fault tier" >&2
+    (DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" \
+      || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}")) >&2
+  fi
+fi
+
 # Kubernetes control plane binaries (built from Go modules, cached).
 if [ -f "$ROOT/tests/k8s/toolchain/build.sh" ]; then
   DUROX_K8S_BIN="$(bash "$ROOT/tests/k8s/toolchain/build.sh")"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import time
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -135,6 +136,9 @@ class WorkerRecord:
     config_revision: str
     started_at: datetime
     heartbeat_at: datetime
+    config_rejected: str | None = None
+    """Why the newest config file was rejected (the revision above stays in force), or None
+    once a config applies."""
 
     def has_session_handler(self, name: str) -> bool:
         return name in self.session_activities
@@ -366,6 +370,13 @@ class Provider(abc.ABC):
     """True when the batch operations cost one round trip, so the runtime should gather work
     into them; False when a store gains nothing from batches (SQLite's group commit already
     gathers concurrent operations into one transaction), so the runtime takes one at a time."""
+
+    def clock_ms(self) -> int:
+        """The store's clock (ms since the epoch) as well as this process can tell. A turn
+        takes its time from here, and so does the due time of every timer it sets: a worker
+        whose own clock is off must not set timers early or late. This process's wall clock,
+        unless the store keeps a clock of its own."""
+        return time.time_ns() // 1_000_000
 
     # -- orchestration queue ----------------------------------------------------------------
 

@@ -125,6 +125,7 @@ def worker_body(record: WorkerRecord) -> str:
             "orchestrations": record.orchestrations,
             "activities": record.activities,
             "session_activities": record.session_activities,
+            "config_rejected": record.config_rejected,
         }
     )
 
@@ -147,6 +148,7 @@ def worker_from_row(row: Sequence[Any]) -> WorkerRecord:
             config_revision=row[5],
             started_at=dt(row[6]),
             heartbeat_at=dt(row[7]),
+            config_rejected=body.get("config_rejected"),
         )
     except (ValueError, TypeError, KeyError) as exc:
         raise StoreCorruptionError(f"worker row {row[0]!r} is unreadable: {exc}") from exc

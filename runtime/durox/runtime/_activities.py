@@ -190,7 +190,7 @@ class ActivityRunner(StoreWork[WorkItem, ev.ActivityResult]):
                 "activity ack failed (%s): %s; it will run again", kind_of(exc), exc, extra=extra
             )
             with contextlib.suppress(DuroxError):
-                await self._retry_later(wi, 1000)
+                await self._retry_later(wi, 1000, exc.retryable)
 
 
 async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:

@@ -22,7 +22,7 @@ from durox.errors import DuroxError, LockLostError
 from durox.providers._base import InstanceUpdate, OrchestrationItem, Provider, TurnCommit
 from durox.registry import OrchestrationRegistry
 from durox.runtime._options import RuntimeObserver, RuntimeOptions
-from durox.runtime._policy import backoff_ms, kind_of, log, ms, now_ms, retry_or_poison
+from durox.runtime._policy import backoff_ms, kind_of, log, ms, retry_or_poison
 from durox.runtime._work import StoreWork
 from durox.status import InstanceStatus
 
@@ -101,7 +101,7 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
                 history=item.history,
                 messages=item.messages,
                 resolve=self.registry.resolve,
-                now_ms=now_ms(),
+                now_ms=self.provider.clock_ms(),
                 engine_version=self.engine.version,
                 context_factory=OrchestrationContext,
             )
@@ -132,7 +132,9 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
         except DuroxError as exc:
             log.warning("turn failed (%s): %s", kind_of(exc), exc, extra=extra)
             with contextlib.suppress(DuroxError):
-                await self._retry_later(item, backoff_ms(self.options, item.attempt_count))
+                await self._retry_later(
+                    item, backoff_ms(self.options, item.attempt_count), exc.retryable
+                )
         except Exception:
             log.exception("turn crashed; the messages will be retried", extra=extra)
             with contextlib.suppress(DuroxError):
@@ -183,7 +185,7 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
             version=item.orchestration_version,
             pinned_engine_version=item.pinned_engine_version,
             engine_version=self.engine.version,
-            now_ms=now_ms(),
+            now_ms=self.provider.clock_ms(),
         )
         if turn is None:  # nothing to fail: the messages are dropped
             await self._ack(item.lock_token, TurnCommit(execution_id=item.execution_id))

@@ -38,6 +38,8 @@ class Runtime:
         self.engine = engine
         self.observer = observer or RuntimeObserver()
         self.config_revision = "0"
+        self.config_rejected: str | None = None
+        """Why the newest config was rejected (set by the worker), reported in the record."""
         self.started_at = datetime.now(UTC)
         self._heartbeat: asyncio.Task[None] | None = None
         self._beat_now = asyncio.Event()
@@ -159,6 +161,13 @@ class Runtime:
             extra={"worker_id": self.worker_id},
         )
 
+    def report_config_rejected(self, reason: str | None) -> None:
+        """Say in the capability record (at once) why the newest config was rejected while
+        the previous revision serves on; None once a config applies again."""
+        if reason != self.config_rejected:
+            self.config_rejected = reason
+            self._beat_now.set()
+
     def capability_record(self) -> WorkerRecord:
         """What this runtime can do, as other workers and the operator will read it."""
         now = datetime.now(UTC)
@@ -180,6 +189,7 @@ class Runtime:
             activities=self.activities.names(),
             session_activities=sorted(self.activities.session_names),
             config_revision=self.config_revision,
+            config_rejected=self.config_rejected,
             started_at=self.started_at,
             heartbeat_at=now,
         )

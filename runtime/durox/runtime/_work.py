@@ -66,8 +66,11 @@ class StoreWork(Generic[ItemT, ResultT]):
         """Hand back an item that never started (or was cut short), counting no attempt."""
         await self._abandon(item.lock_token, ignore_attempt=True)
 
-    async def _retry_later(self, item: ItemT, delay_ms: int) -> None:
-        await self._abandon(item.lock_token, delay_ms)
+    async def _retry_later(self, item: ItemT, delay_ms: int, store_failed: bool = False) -> None:
+        """Hand `item` back, visible again after `delay_ms`. `store_failed`: the store, not the
+        item, was at fault (a full disk, a lost connection), so the fetch does not count
+        towards `max_attempts`: an outage must not poison the work it interrupted."""
+        await self._abandon(item.lock_token, delay_ms, ignore_attempt=store_failed)
 
     async def _ack(self, lock_token: str, result: ResultT) -> None:
         """Acknowledge one item: batched with others where a batch costs one round trip."""

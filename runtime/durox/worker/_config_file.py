@@ -166,6 +166,8 @@ class LiveConfig:
     defaults: dict[str, VersionPolicy]
     """The app's own policy per NAME, before any config touched it."""
     current: WorkerConfig
+    rejected: str | None = None
+    """Why the last revision handed to `apply` was refused, or None if it applied."""
 
     def apply(self, new: WorkerConfig) -> bool:
         """Apply the live parts of `new`; False (nothing changed) if the runtime refuses it."""
@@ -184,8 +186,10 @@ class LiveConfig:
                 exc,
                 self.current.revision,
             )
+            self.rejected = f"revision {new.revision}: {exc}"
             return False
         self.current = new
+        self.rejected = None
         log.info(
             "config revision %s applied: replay range %s%s",
             new.revision,
@@ -212,11 +216,13 @@ class ConfigWatcher:
         digest: str,
         on_change: Callable[[WorkerConfig], object],
         interval: float = 1.0,
+        on_reject: Callable[[str], object] | None = None,
     ) -> None:
         self.path = Path(path)
         self.interval = interval
         self._digest = digest
         self._on_change = on_change
+        self._on_reject = on_reject or (lambda _reason: None)
         self._unreadable = False
 
     def poll(self) -> bool:
@@ -227,8 +233,11 @@ class ConfigWatcher:
             if not self._unreadable:  # say it once, not every second
                 log.error("%s; the last good config stays in force", exc)
                 self._unreadable = True
+                self._on_reject(str(exc))
             return False
-        self._unreadable = False
+        if self._unreadable:
+            self._unreadable = False
+            self._digest = ""  # readable again: judge (and apply) what it holds afresh
         digest = _digest(raw)
         if digest == self._digest:
             return False
@@ -237,6 +246,7 @@ class ConfigWatcher:
             config = _parse_bytes(raw, str(self.path))
         except ConfigFileError as exc:
             log.error("new config rejected: %s; the last good config stays in force", exc)
+            self._on_reject(str(exc))
             return False
         self._on_change(config)
         return True

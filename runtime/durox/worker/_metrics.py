@@ -106,6 +106,17 @@ class WorkerMetrics(RuntimeObserver):
             registry=r,
         )
 
+        self.config_rejections = Counter(
+            "durox_config_rejections",
+            "Config files (or revisions) read on reload and rejected; the last good one served on.",
+            registry=r,
+        )
+        self.config_rejected = Gauge(
+            "durox_config_rejected",
+            "1 while the newest config file is rejected and an older revision serves, else 0.",
+            registry=r,
+        )
+
     # -- RuntimeObserver ----------------------------------------------------------------------
 
     def on_turn(self, name: str, version: str, status: str, started: bool, seconds: float) -> None:
@@ -134,6 +145,11 @@ class WorkerMetrics(RuntimeObserver):
     ) -> None:
         self.info.clear()
         self.info.labels(worker_id, pool, engine_version, config_revision).set(1)
+
+    def set_config_rejected(self, rejected: bool) -> None:
+        if rejected:
+            self.config_rejections.inc()
+        self.config_rejected.set(1 if rejected else 0)
 
     def set_queue_depths(self, d: QueueDepths) -> None:
         for queue, state, value in (

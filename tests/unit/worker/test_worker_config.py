@@ -26,7 +26,7 @@ from durox.worker import (
 )
 from durox.worker_config import RESTART_FIELDS, WorkerConfig
 from tests.unit.worker.sample_app import SLEEPY
-from tests.unit.worker.support import ConfigMapDir, running_worker, wait_until
+from tests.unit.worker.support import ConfigMapDir, http_get, running_worker, wait_until
 
 DOCS = Path(__file__).parents[3] / "docs"
 
@@ -235,6 +235,67 @@ async def test_a_running_worker_applies_a_new_revision_live(
                     break
                 await asyncio.sleep(0.05)
             assert [(w.pool, w.config_revision) for w in workers] == [("blue", "r5")]
+        finally:
+            await provider.close()
+
+
+async def _record(client: Client) -> tuple[str, str | None]:
+    (w,) = await client.list_workers()
+    return w.config_revision, w.config_rejected
+
+
+async def test_a_rejected_config_shows_in_metrics_and_the_record_and_the_worker_stays_ready(
+    tmp_path: Path,
+) -> None:
+    cm = ConfigMapDir(tmp_path / "cm")
+    cm.write({"revision": "r1", "http_port": 0})
+    store = tmp_path / "store.db"
+    async with running_worker(store, cm.path) as worker:
+        provider = await SqliteProvider.open(store)
+        try:
+            client = Client(provider)
+            assert await _record(client) == ("r1", None)
+            assert "durox_config_rejected 0.0" in (await http_get(worker.port, "/metrics"))[2]
+
+            cm.write("revision: r2\nhttp_port: [\n")  # does not parse
+            for _ in range(400):
+                if (await _record(client))[1] is not None:
+                    break
+                await asyncio.sleep(0.05)
+            revision, why = await _record(client)
+            assert revision == "r1"
+            assert why is not None and "not valid YAML" in why
+            metrics = (await http_get(worker.port, "/metrics"))[2]
+            assert "durox_config_rejected 1.0" in metrics
+            assert "durox_config_rejections_total 1.0" in metrics
+            assert (await http_get(worker.port, "/readyz"))[:3:2] == (200, "ready\n")
+
+            # a pin to an unregistered version parses but is refused by the runtime
+            cm.write(
+                {
+                    "revision": "r3",
+                    "http_port": 0,
+                    "orchestrations": [{"name": SLEEPY, "policy": "exact", "version": "9.9.9"}],
+                }
+            )
+            for _ in range(400):
+                why = (await _record(client))[1]
+                if why is not None and why.startswith("revision r3"):
+                    break
+                await asyncio.sleep(0.05)
+            assert why is not None and why.startswith("revision r3: ") and "9.9.9" in why
+            assert (
+                "durox_config_rejections_total 2.0" in (await http_get(worker.port, "/metrics"))[2]
+            )
+            assert (await http_get(worker.port, "/readyz"))[0] == 200
+
+            cm.write({"revision": "r4", "http_port": 0})  # a good one clears it
+            for _ in range(400):
+                if await _record(client) == ("r4", None):
+                    break
+                await asyncio.sleep(0.05)
+            assert await _record(client) == ("r4", None)
+            assert "durox_config_rejected 0.0" in (await http_get(worker.port, "/metrics"))[2]
         finally:
             await provider.close()
 

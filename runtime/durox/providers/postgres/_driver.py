@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import socket
 import uuid
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 
@@ -35,7 +36,7 @@ async def applied_migrations(dsn: str, schema: str, timeout: float) -> set[int] 
     """The migrations applied to `schema`, read without creating or changing anything; None
     when the schema holds no durox store."""
     try:
-        conn = await asyncpg.connect(dsn, timeout=timeout)
+        conn = await connect(dsn, timeout)
         try:
             table = await conn.fetchval("SELECT to_regclass($1)", f'"{schema}".durox_migrations')
             if table is None:
@@ -46,6 +47,62 @@ async def applied_migrations(dsn: str, schema: str, timeout: float) -> set[int] 
             await conn.close()
     except Exception as exc:
         raise classify(exc) from exc
+
+
+KEEPALIVE_IDLE: Final = 10
+"""Seconds a connection may sit idle before TCP keepalive probes start (both ends)."""
+KEEPALIVE_INTERVAL: Final = 3
+KEEPALIVE_COUNT: Final = 3
+"""Unanswered probes after which a silent peer is declared gone: an idle connection across a
+partition is noticed within about 10 + 3 x 3 = 19 s."""
+USER_TIMEOUT_MS: Final = 20_000
+"""How long data the worker sent may stay unacknowledged before the kernel drops the
+connection (Linux `TCP_USER_TIMEOUT`): a request into a partition fails in 20 s rather than
+hanging for the kernel's 15 minutes of retransmissions. `command_timeout` bounds it as well."""
+
+SERVER_KEEPALIVES: Final = {
+    "tcp_keepalives_idle": str(KEEPALIVE_IDLE),
+    "tcp_keepalives_interval": str(KEEPALIVE_INTERVAL),
+    "tcp_keepalives_count": str(KEEPALIVE_COUNT),
+}
+"""The server's side of the same rule, so a backend whose worker vanished is ended too."""
+
+
+def set_keepalive(sock: socket.socket | None) -> None:
+    """Turn on TCP keepalives and a send timeout on one connection's socket (not on Unix
+    sockets, and only the options this platform has)."""
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+        ("TCP_USER_TIMEOUT", USER_TIMEOUT_MS),
+    ):
+        option = getattr(socket, name, None)
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
+class KeepaliveConnection(asyncpg.Connection):  # type: ignore[misc]
+    """An asyncpg connection whose socket has keepalives and a send timeout (asyncpg has no
+    option for them; `connection_class` is its documented hook)."""
+
+    def __init__(self, protocol: Any, transport: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(protocol, transport, *args, **kwargs)
+        set_keepalive(transport.get_extra_info("socket"))
+
+
+async def connect(dsn: str, timeout: float, **kwargs: Any) -> asyncpg.Connection:
+    """One connection with keepalives on both ends (migrations, the listener)."""
+    return await asyncpg.connect(
+        dsn,
+        timeout=timeout,
+        connection_class=KeepaliveConnection,
+        server_settings=SERVER_KEEPALIVES,
+        **kwargs,
+    )
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:
@@ -59,7 +116,7 @@ async def open_pool(
     schema itself), then open the pool the operations run on."""
     try:
         if migrating:
-            conn = await asyncpg.connect(dsn, timeout=command_timeout)
+            conn = await connect(dsn, command_timeout)
             try:
                 await migrate(conn, schema)
             finally:
@@ -70,7 +127,12 @@ async def open_pool(
             max_size=pool_size,
             command_timeout=command_timeout,
             reset=_no_reset,
-            server_settings={"search_path": schema, "application_name": "durox"},
+            connection_class=KeepaliveConnection,
+            server_settings={
+                "search_path": schema,
+                "application_name": "durox",
+                **SERVER_KEEPALIVES,
+            },
         )
     except Exception as exc:
         raise classify(exc) from exc
@@ -110,7 +172,9 @@ class Database:
         self._clock = clock
         self._sql = queries(schema)
         self._channel = f"durox.{schema}"
-        self.wakeups = Wakeups(self.local_now)
+        self.wakeups = Wakeups(self.store_now)
+        self._offset_ms = 0
+        """The database's clock minus this host's, as last measured (`sync_clock`)."""
         self.closed = False
         self.listening = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
@@ -141,8 +205,35 @@ class Database:
         """The injected clock, or None: the functions then read the database's clock."""
         return None if self._clock is None else self._clock()
 
-    def local_now(self) -> int:
-        return self._clock() if self._clock is not None else wall_ms()
+    def store_now(self) -> int:
+        """The injected clock, or the database's clock as this host can tell it (its own wall
+        clock plus the offset last measured): for the times a worker writes (a timer's due
+        time) and the local timers that wait for the database's `visible_at`."""
+        return self._clock() if self._clock is not None else wall_ms() + self._offset_ms
+
+    async def first_clock_sync(self) -> None:
+        try:
+            async with self._pool.acquire() as conn:
+                await self.sync_clock(conn)
+        except Exception as exc:
+            raise classify(exc) from exc
+
+    async def sync_clock(self, conn: Any) -> None:
+        """Measure the database's clock against this host's over one round trip."""
+        before = wall_ms()
+        theirs = await conn.fetchval(
+            "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint", timeout=5
+        )
+        after = wall_ms()
+        offset = int(theirs) - (before + after) // 2
+        if abs(offset - self._offset_ms) > 1000:
+            log.warning(
+                "this host's clock is %.1f s %s the database's; times are taken from the "
+                "database's",
+                abs(offset) / 1000,
+                "behind" if offset > 0 else "ahead of",
+            )
+        self._offset_ms = offset
 
     @property
     def database_clock(self) -> bool:
@@ -190,9 +281,10 @@ class Database:
         while not self.closed:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self._dsn, timeout=10)
+                conn = await connect(self._dsn, 10)
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await self.sync_clock(conn)
                 await conn.add_listener(self._channel, self._on_notify)
                 self.listening.set()
                 self.wakeups.wake_everyone()  # whatever was sent while we were not listening
@@ -201,7 +293,7 @@ class Database:
                     try:
                         await asyncio.wait_for(lost.wait(), 5.0)
                     except TimeoutError:
-                        await conn.fetchval("SELECT 1", timeout=5)  # detect a silent drop
+                        await self.sync_clock(conn)  # and so detect a silent drop
                 log.warning("postgres listener connection lost; reconnecting")
             except asyncio.CancelledError:
                 raise

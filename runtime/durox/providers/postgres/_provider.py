@@ -103,9 +103,17 @@ class PostgresProvider(Store):
             raise ValueError("pool_size must be at least 1")
         pool = await open_pool(dsn, schema, pool_size, command_timeout, migrating=migrate)
         provider = cls(dsn, schema, pool, clock)
+        try:
+            await provider._db.first_clock_sync()
+        except DuroxError:
+            await provider._db.close()
+            raise
         if listen:
             await provider._db.listen(f"durox-pg-listen-{schema}", command_timeout)
         return provider
+
+    def clock_ms(self) -> int:
+        return self._db.store_now()
 
     async def close(self) -> None:
         await self._db.close()
