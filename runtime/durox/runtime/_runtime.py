@@ -30,6 +30,7 @@ class Runtime:
         options: RuntimeOptions,
         engine: EngineIdentity = CURRENT_ENGINE,
         observer: RuntimeObserver | None = None,
+        config_revision: str = "0",
     ) -> None:
         self.provider = provider
         self.activities = activities
@@ -37,7 +38,7 @@ class Runtime:
         self.worker_id = options.worker_node_id or f"durox-{uuid.uuid4().hex[:12]}"
         self.engine = engine
         self.observer = observer or RuntimeObserver()
-        self.config_revision = "0"
+        self.config_revision = config_revision
         self.config_rejected: str | None = None
         """Why the newest config was rejected (set by the worker), reported in the record."""
         self.started_at = datetime.now(UTC)
@@ -92,10 +93,20 @@ class Runtime:
         *,
         engine: EngineIdentity = CURRENT_ENGINE,
         observer: RuntimeObserver | None = None,
+        config_revision: str = "0",
     ) -> Runtime:
-        """Start dispatching. `engine` exists for tests that simulate other engine releases."""
+        """Start dispatching. `engine` exists for tests that simulate other engine releases;
+        `config_revision` names the configuration the caller started with, so the first
+        capability record already carries it (an operator never sees a revision that was never
+        in force)."""
         rt = cls(
-            provider, activities, orchestrations, options or RuntimeOptions(), engine, observer
+            provider,
+            activities,
+            orchestrations,
+            options or RuntimeOptions(),
+            engine,
+            observer,
+            config_revision,
         )
         await rt._beat()
         rt._heartbeat = asyncio.create_task(rt._heartbeat_loop(), name="durox-heartbeat")

@@ -176,7 +176,12 @@ class Worker:
             return EXIT_CONFIG
         try:
             runtime = await Runtime.start(
-                provider, app.activities, orchestrations, options, observer=self.metrics
+                provider,
+                app.activities,
+                orchestrations,
+                options,
+                observer=self.metrics,
+                config_revision=config.revision,
             )
         except DuroxError as exc:
             log.error("the runtime could not start: %s", exc)
@@ -186,7 +191,6 @@ class Worker:
         if self._log_handler is not None:
             self._log_handler.addFilter(tag)
         live = self.live = LiveConfig(runtime, config, defaults, config)
-        runtime.reconfigure(revision=config.revision)
         self._show_identity()
         watcher: asyncio.Task[None] | None = None
         if self.settings.config_path is not None:
