@@ -18,10 +18,29 @@ if [ -z "${DUROX_TEST_PG_DSN:-}" ]; then
 fi
 export DUROX_TEST_PG_DSN
 
-# Kubernetes control plane binaries (built from Go modules, cached).
+# The real node of tests/k8s (k8s_node.py) runs pods with Debian's containerd, runc and CNI
+# plugins, builds images with buildah on a debootstrap base, and compiles the pause binary with
+# gcc. Installed when missing; the node itself needs root.
+node_pkgs=()
+for need in containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
+  buildah:buildah debootstrap:debootstrap gcc:gcc /usr/lib/x86_64-linux-gnu/libc.a:libc6-dev \
+  iptables:iptables ip:iproute2; do
+  what="${need%%:*}"
+  if [ "${what:0:1}" = / ]; then [ -e "$what" ] && continue; else command -v "$what" >/dev/null && continue; fi
+  node_pkgs+=("${need#*:}")
+done
+if [ "${#node_pkgs[@]}" -gt 0 ]; then
+  echo "==> installing ${node_pkgs[*]} from Debian's packages (the k8s tier's real node)" >&2
+  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${node_pkgs[@]}") >&2
+fi
+
+# Kubernetes binaries (built from Go modules, cached), then the real node's images (base by
+# debootstrap, the worker image built offline from the Dockerfile; cached by content hash).
 if [ -f "$ROOT/tests/k8s/toolchain/build.sh" ]; then
   DUROX_K8S_BIN="$(bash "$ROOT/tests/k8s/toolchain/build.sh")"
   export DUROX_K8S_BIN
+  echo "==> real-node images" >&2
+  PYTHON="$VENV/bin/python" bash "$ROOT/tests/k8s/node/images.sh" >/dev/null
 fi
 # -------------------------------------------------------------------------------------------
 
