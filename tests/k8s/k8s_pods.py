@@ -157,17 +157,15 @@ class Pods:
         self.streams[pod] = lines
 
         def run() -> None:
-            proc = subprocess.Popen(
+            with subprocess.Popen(
                 [str(self.plane.bin_dir / "kubectl"), "logs", "-f", pod, "-n", self.ns],
                 env=self.plane.env(),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
                 text=True,
-            )
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                lines.append(line)
-            proc.wait()
+            ) as proc:
+                assert proc.stdout is not None
+                lines.extend(proc.stdout)
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,10 @@ from k8s_pods import (
     chart_operator,
     config_revision,
     fresh_database,
+    json_lines,
     registry,
     restarts,
+    run,
     store_secret,
 )
 
@@ -109,3 +112,199 @@ def test_workers_run_in_real_pods_and_reload_their_config_live(
     assert [restarts(p) for p in after] == [0, 0]
     assert cluster.settled(2)
     print(f"\nconfig reload reached every worker in {reload_seconds:.1f}s, 0 restarts")
+
+
+# -- the live upgrade -------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    at: float
+    active: str
+    reason: str
+    images: dict[str, str]
+    """pod -> image, of pods not terminating."""
+
+
+@dataclass
+class Upgrade:
+    applied_at: float = 0.0
+    activated_after: float = 0.0
+    """Seconds from the image's apply to the first poll that saw NAME@1.0.1 active."""
+    last_held_at: float = 0.0
+    samples: list[Sample] = field(default_factory=list)
+    old_pods: list[str] = field(default_factory=list)
+    new_pods: list[str] = field(default_factory=list)
+
+
+def _unregistered(lines: list[str]) -> list[dict[str, Any]]:
+    """Log records of a worker handed work it has no handler for."""
+    return [
+        r
+        for r in json_lines(lines)
+        if "is registered on this worker" in r.get("message", "")
+        or "not registered" in r.get("message", "")
+    ]
+
+
+async def _start_instances(dsn: str) -> None:
+    from durox import Client
+    from durox.providers import PostgresProvider
+
+    provider = await PostgresProvider.connect(dsn, listen=False)
+    try:
+        client = Client(provider)
+        for k in range(INSTANCES):
+            await client.start_orchestration(f"i-{k:03d}", LOOP, 0)
+    finally:
+        await provider.close()
+
+
+async def _query(dsn: str, sql: str, *args: Any) -> list[Any]:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
+
+
+async def _instances(dsn: str) -> list[Any]:
+    from durox import Client
+    from durox.providers import PostgresProvider
+
+    provider = await PostgresProvider.connect(dsn, listen=False)
+    try:
+        client = Client(provider)
+        infos = await client.list_instances(name=LOOP, limit=10_000)
+        return [(i, await client.list_executions(i.instance_id)) for i in infos]
+    finally:
+        await provider.close()
+
+
+def _run_upgrade(cluster: Pods, db: PodStore, images: dict[str, str], wrong_order: bool) -> Upgrade:
+    plane, ns = cluster.plane, cluster.ns
+    v1 = _with_env(registry("loop", images["v1"], ["1.0.0"]))
+    plane.apply(v1, "-n", ns)
+    cluster.wait("3 real v1 workers", lambda: cluster.settled(3))
+    run(_start_instances(db.host_dsn))
+
+    def all_running() -> bool:
+        rows = run(_query(db.host_dsn, "SELECT count(DISTINCT instance_id) FROM e2e_activity_runs"))
+        return bool(rows[0][0] == INSTANCES)
+
+    cluster.wait(f"all {INSTANCES} instances to run activities", all_running, timeout=180)
+    report = Upgrade(old_pods=[p["metadata"]["name"] for p in cluster.pods()])
+    for pod in report.old_pods:
+        cluster.follow_logs(pod)
+
+    if wrong_order:  # the new version's policy first, with the old image still everywhere
+        plane.apply(_with_env(registry("loop", images["v1"], ["1.0.0", "1.0.1"])), "-n", ns)
+        cluster.wait(
+            "1.0.1 to be activated at once (no rollout)",
+            lambda: cluster.active_versions() == f"{LOOP}@1.0.1",
+        )
+    report.applied_at = time.time()
+    plane.apply(_with_env(registry("loop", images["v2"], ["1.0.0", "1.0.1"])), "-n", ns)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        now = time.time()
+        active = cluster.active_versions()
+        progressing = next(
+            (c for c in cluster.status().get("conditions", []) if c["type"] == "Progressing"), {}
+        )
+        sample = Sample(
+            at=now,
+            active=active,
+            reason=progressing.get("reason", ""),
+            images={
+                p["metadata"]["name"]: p["spec"]["containers"][0]["image"] for p in cluster.pods()
+            },
+        )
+        report.samples.append(sample)
+        if active.endswith("@1.0.0"):
+            report.last_held_at = now
+        elif not report.activated_after:
+            report.activated_after = now - report.applied_at
+        if report.activated_after and cluster.settled(3):
+            break
+        time.sleep(0.3)
+    else:
+        raise AssertionError(f"the upgrade did not settle; last sample {report.samples[-1]}")
+    report.new_pods = [p["metadata"]["name"] for p in cluster.pods()]
+    cluster.join_logs()
+    return report
+
+
+def test_live_upgrade_holds_the_new_version_until_every_worker_runs_it(
+    images: dict[str, str], pods: tuple[Pods, PodStore]
+) -> None:
+    cluster, db = pods
+    report = _run_upgrade(cluster, db, images, wrong_order=False)
+
+    # the hold: 1.0.1 was never active while a worker of image v1 was serving
+    assert any(s.reason == "HoldingVersions" for s in report.samples)
+    for s in report.samples:
+        if s.active.endswith("@1.0.1"):
+            assert set(s.images.values()) == {images["v2"]}, s
+    # every old pod got SIGTERM, stopped fetching, finished or released its work, exited 0
+    assert not set(report.old_pods) & set(report.new_pods)
+    for pod in report.old_pods:
+        messages = [r.get("message", "") for r in json_lines(cluster.streams[pod])]
+        assert "received SIGTERM" in messages, (pod, messages[-5:])
+        assert "worker exiting with status 0" in messages, (pod, messages[-5:])
+        assert not _unregistered(cluster.streams[pod])
+
+    # let every instance run a cycle or two on 1.0.1
+    time.sleep(2 * CYCLE_SECONDS + 5)
+
+    def on_new_version() -> bool:
+        rows = run(_query(db.host_dsn, "SELECT count(DISTINCT instance_id) FROM "
+                          "e2e_activity_runs WHERE activity = 'TouchV2'"))  # fmt: skip
+        return bool(rows[0][0] == INSTANCES)
+
+    cluster.wait("every instance to run the new handler", on_new_version, timeout=120)
+
+    instances = run(_instances(db.host_dsn))
+    assert len(instances) == INSTANCES
+    failed = [i.instance_id for i, _ in instances if i.status != "Running"]
+    assert failed == []
+    versions: dict[tuple[str, int], str] = {}
+    for info, executions in instances:
+        seq = [e.orchestration_version for e in executions]
+        assert seq == sorted(seq), (info.instance_id, seq)  # 1.0.0 ... then 1.0.1 ... only
+        assert seq[-1] == "1.0.1"
+        for e in executions:
+            versions[(info.instance_id, e.execution_id)] = e.orchestration_version
+    rows = run(_query(db.host_dsn, "SELECT instance_id, execution_id, activity, "
+                      "orchestration_version, image, at FROM e2e_activity_runs"))  # fmt: skip
+    # an execution never changed version: every activity it ran was of its one version
+    mixed = [r for r in rows if versions.get((r[0], r[1]), r[3]) != r[3]]
+    assert mixed == []
+    # the new handler never ran before the activation, and only ever on image v2
+    touch_v2 = [r for r in rows if r[2] == "TouchV2"]
+    assert min(r[5].timestamp() for r in touch_v2) > report.last_held_at
+    assert {r[4] for r in touch_v2} == {"v2"}
+    assert {r[2] for r in rows if r[3] == "1.0.0"} == {"Touch", "Note"}
+    print(
+        f"\nlive upgrade: {INSTANCES} instances, {len(rows)} activity executions "
+        f"({len(touch_v2)} of TouchV2), apply->activation {report.activated_after:.1f}s, "
+        f"{len(report.old_pods)} pods replaced, {len(failed)} failed"
+    )
+
+
+def test_the_same_upgrade_in_the_wrong_order_hands_work_to_workers_without_its_handlers(
+    images: dict[str, str], pods: tuple[Pods, PodStore]
+) -> None:
+    """Negative control: a test that cannot fail proves nothing."""
+    cluster, db = pods
+    report = _run_upgrade(cluster, db, images, wrong_order=True)
+    hits = {pod: _unregistered(cluster.streams[pod]) for pod in report.old_pods}
+    instances = {r.get("instance_id") for rs in hits.values() for r in rs}
+    messages = {r["message"].split(";")[0] for rs in hits.values() for r in rs}
+    print(
+        f"\nnegative control: {sum(map(len, hits.values()))} fetches of work without a handler "
+        f"on v1 workers, {len(instances)} instances affected: {sorted(messages)}"
+    )
+    assert instances, "without the hold, old workers must have been handed 1.0.1 work"
