@@ -11,6 +11,8 @@ before its image) must hand work to workers that lack its handlers.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from k8s_pods import (
     config_revision,
     fresh_database,
     json_lines,
+    ready,
     registry,
     restarts,
     run,
@@ -308,3 +311,98 @@ def test_the_same_upgrade_in_the_wrong_order_hands_work_to_workers_without_its_h
         f"on v1 workers, {len(instances)} instances affected: {sorted(messages)}"
     )
     assert instances, "without the hold, old workers must have been handed 1.0.1 work"
+
+
+# -- faults -----------------------------------------------------------------------------------
+
+STEPS = "e2e::orchestration::steps"
+
+
+def _container_pid(node: RealNode, pod: dict[str, Any]) -> int:
+    """The host PID of a pod's worker process (its container's init), from containerd."""
+    cid = pod["status"]["containerStatuses"][0]["containerID"].split("://")[1]
+    for line in node.ctr("tasks", "ls").stdout.splitlines()[1:]:
+        task, pid, *_ = line.split()
+        if task == cid:
+            return int(pid)
+    raise AssertionError(f"no task for container {cid}")
+
+
+async def _start_steps(dsn: str, count: int, steps: int) -> None:
+    from durox import Client
+    from durox.providers import PostgresProvider
+
+    provider = await PostgresProvider.connect(dsn, listen=False)
+    try:
+        client = Client(provider)
+        for k in range(count):
+            await client.start_orchestration(f"s-{k:03d}", STEPS, steps)
+    finally:
+        await provider.close()
+
+
+async def _statuses(dsn: str, pins: bool = False) -> dict[str, str]:
+    """instance -> status (`status@pinned engine` with `pins`) of the STEPS instances."""
+    from durox import Client
+    from durox.providers import PostgresProvider
+
+    provider = await PostgresProvider.connect(dsn, listen=False)
+    try:
+        infos = await Client(provider).list_instances(name=STEPS, limit=10_000)
+        return {
+            i.instance_id: f"{i.status}@{i.pinned_engine_version}" if pins else i.status
+            for i in infos
+        }
+    finally:
+        await provider.close()
+
+
+def test_killed_and_frozen_workers_lose_nothing(
+    real_node: RealNode, images: dict[str, str], pods: tuple[Pods, PodStore]
+) -> None:
+    cluster, db = pods
+    plane, ns = cluster.plane, cluster.ns
+    count, steps = 100, 20
+    plane.apply(_with_env(registry("loop", images["v1"], ["1.0.0"])), "-n", ns)
+    cluster.wait("3 real workers", lambda: cluster.settled(3))
+    run(_start_steps(db.host_dsn, count, steps))
+    time.sleep(4)
+
+    # 1. a pod deleted with no grace at all: its leases lapse, the others take its work over
+    victim, killed, frozen = cluster.pods()
+    plane.kubectl(
+        "delete", "pod", victim["metadata"]["name"], "-n", ns, "--grace-period=0", "--force"
+    )
+    # 2. a worker process killed with SIGKILL inside its pod: the kubelet restarts the container
+    os.kill(_container_pid(real_node, killed), signal.SIGKILL)
+    cluster.wait(
+        "the killed container to be restarted",
+        lambda: restarts(cluster.get("pod", killed["metadata"]["name"])) == 1,
+    )
+    # 3. a frozen worker: the real readiness probe marks it NotReady, its work is taken over
+    frozen_name = frozen["metadata"]["name"]
+    os.kill(_container_pid(real_node, frozen), signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        cluster.wait(
+            "the frozen pod to become NotReady",
+            lambda: not ready(cluster.get("pod", frozen_name)),
+            timeout=60,
+        )
+        not_ready_after = time.monotonic() - started
+
+        def done() -> bool:
+            statuses = run(_statuses(db.host_dsn))
+            return len(statuses) == count and set(statuses.values()) == {"Completed"}
+
+        cluster.wait("every instance to complete while one worker is frozen", done, 300)
+    finally:
+        os.kill(_container_pid(real_node, cluster.get("pod", frozen_name)), signal.SIGCONT)
+    rows = run(_query(db.host_dsn, "SELECT instance_id, count(*) FROM e2e_activity_runs "
+                      "WHERE instance_id LIKE 's-%' GROUP BY instance_id"))  # fmt: skip
+    assert len(rows) == count
+    assert all(n >= steps for _, n in rows)  # every step ran at least once
+    print(
+        f"\nfaults: {count} instances completed, frozen pod NotReady after "
+        f"{not_ready_after:.1f}s, {sum(n for _, n in rows) - count * steps} activity re-runs"
+    )
