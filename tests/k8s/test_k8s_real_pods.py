@@ -30,6 +30,7 @@ from k8s_pods import (
     config_revision,
     fresh_database,
     json_lines,
+    metrics,
     ready,
     registry,
     restarts,
@@ -405,4 +406,91 @@ def test_killed_and_frozen_workers_lose_nothing(
     print(
         f"\nfaults: {count} instances completed, frozen pod NotReady after "
         f"{not_ready_after:.1f}s, {sum(n for _, n in rows) - count * steps} activity re-runs"
+    )
+
+
+# -- the drain pool ---------------------------------------------------------------------------
+
+
+def _steps_turns(pod: dict[str, Any]) -> float:
+    """Orchestration turns of STEPS this worker acknowledged, from its /metrics."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics(pod).splitlines()
+        if line.startswith("durox_orchestration_turns_total{") and f'name="{STEPS}"' in line
+    )
+
+
+OLD_ENGINE = "0.0.9"
+
+
+def test_drain_pool_completes_what_the_main_pool_leaves_alone(
+    real_node: RealNode, images: dict[str, str], pods: tuple[Pods, PodStore]
+) -> None:
+    """Executions pinned to an older engine (started by an image whose durox calls itself
+    0.0.9, built by images.sh) are outside a main pool that replays only 0.1.0; the drain pool,
+    same image as the main pool but a widened range, completes them."""
+    cluster, db = pods
+    plane, ns = cluster.plane, cluster.ns
+    old = app_image(real_node, f"localhost/durox-e2e:v1-engine-{OLD_ENGINE}", APPS / "v1",
+                    engine=OLD_ENGINE)  # fmt: skip
+    count, steps = 40, 30
+    plane.apply(_with_env(registry("loop", old, ["1.0.0"], replicas=2)), "-n", ns)
+    cluster.wait("2 workers of the old engine", lambda: cluster.settled(2))
+    run(_start_steps(db.host_dsn, count, steps))
+
+    def rows() -> int:
+        return int(run(_query(db.host_dsn, "SELECT count(*) FROM e2e_activity_runs"))[0][0])
+
+    cluster.wait("the old engine to run them", lambda: rows() >= count, timeout=60)
+
+    # the main pool moves to the current engine and replays only executions pinned to it
+    current = {"supportedVersions": {"min": "0.1.0", "max": "0.1.0"}}
+    plane.apply(
+        _with_env(registry("loop", images["v1"], ["1.0.0"], replicas=2, replay=current)), "-n", ns
+    )
+    cluster.wait(
+        "the main pool to run only the current engine",
+        lambda: (
+            cluster.settled(2)
+            and {p["spec"]["containers"][0]["image"] for p in cluster.pods(terminating=True)}
+            == {images["v1"]}
+        ),
+        timeout=180,
+    )
+    time.sleep(3)
+    before = rows()
+    time.sleep(8)
+    assert rows() == before, "the main pool must leave executions pinned to 0.0.9 alone"
+    main_turns = [_steps_turns(p) for p in cluster.pods()]
+    pins = run(_statuses(db.host_dsn, pins=True))
+    assert set(pins.values()) == {f"Running@{OLD_ENGINE}"}
+
+    # the drain pool: same image, a range that includes 0.0.9; it completes them
+    plane.kubectl(
+        "patch", "orchestrationregistry", "loop", "-n", ns, "--type=merge", "-p",
+        json.dumps({"spec": {"drain": {
+            "enabled": True, "supportedVersions": {"min": "0.0.0", "max": "0.1.0"},
+        }}}),
+    )  # fmt: skip
+
+    def done() -> bool:
+        statuses = run(_statuses(db.host_dsn))
+        return len(statuses) == count and set(statuses.values()) == {"Completed"}
+
+    cluster.wait("the drain pool to complete every pinned execution", done, timeout=300)
+    # turns (replays) of the pinned executions ran only in the drain pool; their activities,
+    # which replay nothing, may run on any worker
+    assert [_steps_turns(p) for p in cluster.pods()] == main_turns
+    [drain_pod] = Pods(plane, ns, "loop-drain", cluster.log).pods()
+    assert _steps_turns(drain_pod) > 0
+    assert all(restarts(p) == 0 for p in cluster.pods())
+
+    plane.kubectl(
+        "patch", "orchestrationregistry", "loop", "-n", ns, "--type=merge", "-p",
+        json.dumps({"spec": {"drain": {"enabled": False}}}),
+    )  # fmt: skip
+    cluster.wait(
+        "the drain pool to be removed",
+        lambda: not plane.exists("deployment", "loop-drain", "-n", ns),
     )

@@ -102,6 +102,30 @@ if [ ! -s "$worker_tar" ]; then
 fi
 echo "worker=$worker_tar"
 
+# -- engine -----------------------------------------------------------------------------------
+# With `app TAG DIR ENGINE`: first a worker image whose engine calls itself ENGINE (the one line
+# of durox/_version.py changed), the image an older or newer durox release would be. Its
+# executions are pinned to ENGINE, which is how the drain pool's test gets executions outside
+# the main pool's replay range without writing to the store behind the runtime's back.
+if [ "${1:-}" = "app" ] && [ -n "${4:-}" ]; then
+  engine="$4"
+  engine_tag="localhost/durox-worker:engine-$engine"
+  engine_tar="$cache/worker-$worker_key-engine-$engine.tar"
+  if [ ! -s "$engine_tar" ]; then
+    ctx="$(mktemp -d "$cache/context.XXXX")"
+    (cd "$repo" && tar --exclude=__pycache__ -cf - "${context_files[@]}") | tar -xf - -C "$ctx"
+    cp -r "$wheelhouse" "$ctx/wheelhouse"
+    sed -i "s/^__version__ = .*/__version__ = \"$engine\"/" "$ctx/runtime/durox/_version.py"
+    bh pull -q "docker-archive:$base_tar" >&2
+    bh bud --pull=never --network=none --layers=false --build-arg WHEELHOUSE=wheelhouse \
+      -t "$engine_tag" -f "$ctx/Dockerfile" "$ctx" >&2
+    bh push "$engine_tag" "docker-archive:$engine_tar.tmp:$engine_tag" >&2
+    mv "$engine_tar.tmp" "$engine_tar"
+    rm -rf "$ctx"
+  fi
+  worker_tar="$engine_tar" WORKER_TAG="$engine_tag" worker_key="$worker_key-engine-$engine"
+fi
+
 # -- app --------------------------------------------------------------------------------------
 if [ "${1:-}" = "app" ]; then
   tag="$2" dir="$3"
