@@ -525,21 +525,29 @@ def _desired(deployment: Obj, spec: Mapping[str, Any]) -> int:
 
 def _rolled_out(deployment: Obj, spec: Mapping[str, Any]) -> bool:
     """Every desired worker runs the Deployment's current template and is available, and no
-    worker of an older template is left."""
+    worker of an older template is left: `replicas` does not count terminating pods, but
+    their workers still run (until SIGTERM arrives, then through their grace period, with
+    their sessions), so `terminatingReplicas` must be 0 too."""
     status = deployment.get("status", {})
     desired = _desired(deployment, spec)
     seen = status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
     total = int(status.get("replicas", 0))
     updated = int(status.get("updatedReplicas", 0))
     available = int(status.get("availableReplicas", 0))
-    return seen and updated >= desired and total <= updated and available >= desired
+    terminating = int(status.get("terminatingReplicas", 0))
+    return (
+        seen and updated >= desired and total <= updated and available >= desired
+        and terminating == 0
+    )  # fmt: skip
 
 
 def _rollout_counts(deployment: Obj, spec: Mapping[str, Any]) -> str:
     status = deployment.get("status", {})
+    terminating = int(status.get("terminatingReplicas", 0))
     return (
         f"{int(status.get('updatedReplicas', 0))} of {_desired(deployment, spec)} workers "
         f"updated, {int(status.get('replicas', 0))} running"
+        + (f", {terminating} terminating" if terminating else "")
     )
 
 
