@@ -170,7 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         cases = [c for c in cases if any(w in c.label for w in wanted)]
 
     started = datetime.now(UTC)
-    info = {"mode": "smoke" if args.smoke else "full", "started": started.isoformat()}
+    info: dict[str, Any] = {
+        "mode": "smoke" if args.smoke else "full",
+        "started": started.isoformat(),
+    }
     info["machine"] = machine()
     info["versions"] = versions(args.python, peers)
     print(f"durox benchmark ({info['mode']}): {json.dumps(info['machine'])}", flush=True)

@@ -31,9 +31,9 @@ from durox import (
     Runtime,
     RuntimeOptions,
 )
-from durox.providers import Provider, SqliteProvider, TurnCommit
+from durox.providers import Provider, SqliteProvider, Store, TurnCommit
+from durox.status import TERMINAL
 
-TERMINAL = {"Completed", "Failed", "Cancelled"}
 NAMES = {"seq5": "Seq5", "fanout5": "FanOut5", "single": "Single", "timer_can": "TimerCan"}
 
 
@@ -201,10 +201,10 @@ def sqlite_version() -> str:
 # ---- PostgreSQL: worker processes -------------------------------------------------------
 
 
-async def _pg_provider(case: Case, dsn: str, pool: int) -> Provider:
-    from durox.providers import PostgresProvider  # type: ignore[attr-defined]
+async def _pg_provider(case: Case, dsn: str, pool: int) -> Store:
+    from durox.providers import PostgresProvider
 
-    provider: Provider = await PostgresProvider.connect(
+    provider: Store = await PostgresProvider.connect(
         dsn, schema=case.extra.get("schema", "durox_bench"), pool_size=pool
     )
     return provider

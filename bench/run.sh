@@ -17,9 +17,8 @@ fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${PEERS[@]}" "${TOOLS[@]}" >&2
 
 if [ -z "${DUROX_TEST_PG_DSN:-}" ]; then
-  export DUROX_PG_DIR="$WORK/pg"
   eval "$(bash "$ROOT/scripts/pg.sh" start)"
-  trap 'DUROX_PG_DIR="$WORK/pg" bash "$ROOT/scripts/pg.sh" stop' EXIT
+  trap 'bash "$ROOT/scripts/pg.sh" stop' EXIT
 fi
 export DUROX_TEST_PG_DSN
 cd "$ROOT"

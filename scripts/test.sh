@@ -7,7 +7,7 @@ cd "$ROOT"
 
 echo "==> ruff check"; ruff check .
 echo "==> ruff format --check"; ruff format --check .
-echo "==> mypy --strict"; mypy runtime/durox operator/durox_operator
+echo "==> mypy"; mypy  # [tool.mypy] files: the runtime, the operator, tests/, bench/
 echo "==> import-linter"; lint-imports
 
 # --- services -----------------------------------------------------------------------------
@@ -18,20 +18,24 @@ if [ -z "${DUROX_TEST_PG_DSN:-}" ]; then
 fi
 export DUROX_TEST_PG_DSN
 
-# The real node of tests/k8s (k8s_node.py) runs pods with Debian's containerd, runc and CNI
-# plugins, builds images with buildah on a debootstrap base, and compiles the pause binary with
-# gcc. Installed when missing; the node itself needs root.
-node_pkgs=()
-for need in containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
-  buildah:buildah debootstrap:debootstrap gcc:gcc /usr/lib/x86_64-linux-gnu/libc.a:libc6-dev \
-  iptables:iptables ip:iproute2; do
-  what="${need%%:*}"
-  if [ "${what:0:1}" = / ]; then [ -e "$what" ] && continue; else command -v "$what" >/dev/null && continue; fi
-  node_pkgs+=("${need#*:}")
-done
-if [ "${#node_pkgs[@]}" -gt 0 ]; then
-  echo "==> installing ${node_pkgs[*]} from Debian's packages (the k8s tier's real node)" >&2
-  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${node_pkgs[@]}") >&2
+# Debian packages the tiers need, installed when missing (as root):
+# - tests/k8s's real node (k8s_node.py) runs pods with containerd, runc and the CNI plugins,
+#   builds images with buildah on a debootstrap base, and compiles the pause binary with gcc;
+# - tests/faults injects its faults from outside: network namespaces and iptables, a skewed
+#   clock (libfaketime), a small tmpfs.
+if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+  pkgs=()
+  for need in containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
+    buildah:buildah debootstrap:debootstrap gcc:gcc /usr/lib/x86_64-linux-gnu/libc.a:libc6-dev \
+    iptables:iptables ip:iproute2 faketime:faketime; do
+    what="${need%%:*}"
+    if [ "${what:0:1}" = / ]; then [ -e "$what" ] && continue; else command -v "$what" >/dev/null && continue; fi
+    pkgs+=("${need#*:}")
+  done
+  if [ "${#pkgs[@]}" -gt 0 ]; then
+    echo "==> installing ${pkgs[*]} from Debian's packages" >&2
+    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${pkgs[@]}") >&2
+  fi
 fi
 
 # Kubernetes binaries (built from Go modules, cached), then the real node's images (base by
@@ -41,6 +45,11 @@ if [ -f "$ROOT/tests/k8s/toolchain/build.sh" ]; then
   export DUROX_K8S_BIN
   echo "==> real-node images" >&2
   PYTHON="$VENV/bin/python" bash "$ROOT/tests/k8s/node/images.sh" >/dev/null
+fi
+# The kstatus checker (sigs.k8s.io/cli-utils, a small Go module, cached the same way).
+if [ -f "$ROOT/tests/k8s/toolchain/build-kstatus.sh" ]; then
+  DUROX_KSTATUS_CHECK="$(bash "$ROOT/tests/k8s/toolchain/build-kstatus.sh")"
+  export DUROX_KSTATUS_CHECK
 fi
 # -------------------------------------------------------------------------------------------
 

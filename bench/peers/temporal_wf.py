@@ -61,4 +61,9 @@ class TimerCan:
         return left
 
 
-WORKFLOWS = {"seq5": Seq5, "fanout5": FanOut5, "single": Single, "timer_can": TimerCan}
+WORKFLOWS: dict[str, Any] = {
+    "seq5": Seq5,
+    "fanout5": FanOut5,
+    "single": Single,
+    "timer_can": TimerCan,
+}

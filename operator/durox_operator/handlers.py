@@ -74,8 +74,33 @@ def registry_event(type: str | None, body: kopf.Body, **_: Any) -> None:
     _reconciler().reconcile(copy.deepcopy(dict(body)))
 
 
-@kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": FIELD_MANAGER})
+_MANAGED: dict[str, Any] = {
+    "app.kubernetes.io/managed-by": FIELD_MANAGER,
+    REGISTRY_LABEL: kopf.PRESENT,
+}
+
+
+# The children and the pods are watched so that what happens to them is seen within seconds:
+# a hand edit of a Deployment or ConfigMap is drift the next pass undoes, a Deployment's
+# progress moves the conditions, and a pod that cannot pull its image or keeps crashing is
+# reported as Degraded long before the rollout's progress deadline.
+@kopf.on.event("apps", "v1", "deployments", labels=_MANAGED)
 def deployment_event(body: kopf.Body, **_: Any) -> None:
+    _owner_changed(body)
+
+
+@kopf.on.event("", "v1", "configmaps", labels=_MANAGED)
+def configmap_event(body: kopf.Body, **_: Any) -> None:
+    _owner_changed(body)
+
+
+@kopf.on.event("", "v1", "pods", labels=_MANAGED)
+def pod_event(body: kopf.Body, **_: Any) -> None:
+    _owner_changed(body)
+
+
+def _owner_changed(body: kopf.Body) -> None:
+    """Reconcile the registry a child or a pod belongs to (its `durox.dev/registry` label)."""
     name = body.metadata.labels.get(REGISTRY_LABEL)
     namespace = body.metadata.namespace
     if name and namespace:

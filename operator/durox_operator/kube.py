@@ -1,7 +1,7 @@
 """The operator's only door to the Kubernetes API: read, server-side apply, patch status.
 
-Every call goes through one small class so that failures are classified in one place (a
-`KubeError` says whether retrying can help) and the rest of the operator handles plain dicts,
+Every call goes through one small class so that failures take one shape (a `KubeError`
+carrying the HTTP status, None for the network) and the rest of the operator handles plain dicts,
 the same shapes the planner is tested with. Children are written with server-side apply under
 one named field manager, so fields other tools own (an autoscaler's replicas, an admission
 webhook's annotations) are left alone.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -30,22 +31,14 @@ _PATHS = {
 
 
 class KubeError(Exception):
-    """An API call failed. `retryable` is False for answers that repeat until the input changes
-    (invalid, forbidden), True for conflicts, throttling and server or network trouble."""
+    """An API call failed: `status` is the HTTP status, None when no answer came (the network).
+
+    Nothing retries one call: the failure is reported in the registry's status and the next
+    pass (an event or the periodic resync) tries again from the current objects."""
 
     def __init__(self, message: str, status: int | None) -> None:
         super().__init__(message)
         self.status = status
-        self.retryable = status is None or status in (409, 429) or status >= 500
-
-
-class NotOwned(KubeError):
-    """A child's name is taken by an object this registry does not control. Permanent: we
-    never take over someone else's ConfigMap or Deployment."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, 409)
-        self.retryable = False
 
 
 def load_config() -> None:
@@ -80,7 +73,7 @@ class Kube:
             )
             response = self._api.call_api(*request)
             response.read()
-        except Exception as exc:  # urllib3 and socket errors: the network, so retryable
+        except Exception as exc:  # urllib3 and socket errors: the network
             raise KubeError(f"{method} {path}: {exc}", None) from exc
         if response.status == 404:
             return None
@@ -108,6 +101,14 @@ class Kube:
         for item in items:  # list items omit these; the reconciler and Events need them
             item.setdefault("apiVersion", f"{GROUP}/{VERSION}")
             item.setdefault("kind", "OrchestrationRegistry")
+        return items
+
+    def list_pods(self, namespace: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
+        """The pods in `namespace` whose labels match every pair of `selector`."""
+        query = [("labelSelector", ",".join(f"{k}={v}" for k, v in sorted(selector.items())))]
+        path = f"/api/v1/namespaces/{quote(namespace, safe='')}/pods"
+        result = self._call("GET", path, query=query)
+        items: list[dict[str, Any]] = (result or {}).get("items", [])
         return items
 
     def apply(self, obj: Obj) -> dict[str, Any]:

@@ -33,19 +33,37 @@ CONFIG_FILE: Final = "worker.yaml"
 Obj = Mapping[str, Any]
 """A raw Kubernetes object as decoded JSON; the planner only reads these."""
 
-ConditionType = Literal["Available", "Progressing", "Degraded"]
+ConditionType = Literal["Ready", "Reconciling", "Stalled", "Available", "Progressing", "Degraded"]
 ConditionStatus = Literal["True", "False", "Unknown"]
+
+STALL_REASONS: Final = frozenset(
+    {"InvalidSpec", "ApplyFailed", "RolloutStalled", "ReplicaFailure", "PodsFailing"}
+)
+"""Why a registry cannot move on without someone's help (Degraded and Stalled are True)."""
+
+PROGRESS_REASONS: Final = frozenset({"Creating", "RollingOut", "RolloutPaused", "HoldingVersions"})
 
 REASONS: Final[Mapping[str, frozenset[str]]] = {
     "Available": frozenset({"WorkersAvailable", "WorkersUnavailable", "Creating", "InvalidSpec"}),
-    "Progressing": frozenset(
-        {"RolloutComplete", "RollingOut", "HoldingVersions", "Creating", "InvalidSpec"}
+    "Progressing": frozenset({"RolloutComplete", "InvalidSpec"} | PROGRESS_REASONS),
+    "Degraded": frozenset({"AsExpected"} | STALL_REASONS),
+    # kstatus' three (sigs.k8s.io/cli-utils/pkg/kstatus), derived from the three above: Ready
+    # is True only when nothing is left to do; Reconciling while the workers move towards the
+    # spec; Stalled when they cannot get there without help (Reconciling is then False).
+    "Ready": frozenset(
+        {"WorkersAvailable", "WorkersUnavailable"} | PROGRESS_REASONS | STALL_REASONS
     ),
-    "Degraded": frozenset({"AsExpected", "InvalidSpec", "ApplyFailed", "RolloutStalled"}),
+    "Reconciling": frozenset(
+        {"WorkersUnavailable", "RolloutComplete", "Stalled"} | PROGRESS_REASONS
+    ),
+    "Stalled": frozenset({"AsExpected"} | STALL_REASONS),
 }
 """The fixed vocabulary of condition reasons, by condition type."""
 
-BLOCKING: Final = frozenset({"InvalidSpec", "ApplyFailed", "RolloutStalled"})
+DERIVED: Final = frozenset({"Ready", "Reconciling", "Stalled"})
+"""Condition types computed from the other three; their flips post no Events of their own."""
+
+BLOCKING: Final = STALL_REASONS
 """Reasons that stop progress; each is also reported as a Warning Event."""
 
 

@@ -1,4 +1,4 @@
-"""One reconcile pass: plan, apply what differs, report. The only place that sequences I/O.
+"""One reconcile pass: read, plan, walk the plan, report. The only place that sequences I/O.
 
 Level-triggered: it is run for every event of a registry or of a Deployment it owns, and
 each run recomputes everything from the current objects. Running it twice in a row writes
@@ -13,11 +13,11 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from durox_operator import planner
-from durox_operator.kube import Kube, KubeError, NotOwned
-from durox_operator.model import BLOCKING, Obj
+from durox_operator.kube import Kube, KubeError
+from durox_operator.model import Obj
 
 logger = logging.getLogger(__name__)
 
@@ -80,125 +80,87 @@ class Reconciler:
             self._reconcile_locked(fresh)
 
     def _reconcile_locked(self, registry: Obj) -> None:
+        """Read, plan, walk the plan's steps in order (stopping at the first failed call),
+        report. Every decision is the plan's; this only sequences the calls."""
+        observed = self._read_pods(registry, self._read(registry, planner.SLOTS))
+        plan = planner.plan(registry, observed)
+        if plan.refused is not None:
+            logger.warning("not writing the children of %s: %s", _name(registry), plan.refused)
+        after, completed, failure = observed, 0, None
         try:
-            config = planner.worker_config(registry)
-        except planner.InvalidSpec as exc:
-            self._report(registry, planner.plan_status(registry, None, utc_now(), error=exc))
-            return
-
-        spec = registry["spec"]
-        namespace, name = registry["metadata"]["namespace"], planner.child_name(registry)
-        drain_name = planner.child_name(registry, drain=True)
-        drain_on = planner.drain_enabled(spec)
-        apply_error: str | None = None
-        deployment: dict[str, Any] | None = None
-        drain: dict[str, Any] | None = None
-        versions: planner.Versions | None = None
-        published = False
-        observed_drain_cm: dict[str, Any] | None = None
-        observed_drain: dict[str, Any] | None = None
-        desired_drain: dict[str, Any] = {}
-        try:
-            observed_cm = self._observe(registry, "ConfigMap", namespace, name)
-            observed_dep = self._observe(registry, "Deployment", namespace, name)
-            desired_dep = planner.plan_deployment(registry, config)
-            # Old workers may lack a new version's handlers: while any may still serve (in
-            # either pool), the file keeps the versions the ConfigMap activates now.
-            pending = planner.rollout_pending(spec, desired_dep, observed_dep)
-            if drain_on:
-                drain_config = planner.worker_config(registry, drain=True)
-                observed_drain_cm = self._observe(registry, "ConfigMap", namespace, drain_name)
-                observed_drain = self._observe(registry, "Deployment", namespace, drain_name)
-                desired_drain = planner.plan_deployment(registry, drain_config, drain=True)
-                pending = pending or planner.rollout_pending(
-                    spec, desired_drain, observed_drain, drain=True
-                )
-            previous = planner.published_versions(observed_cm)
-            versions = planner.plan_versions(spec, previous, pending)
-            config = planner.worker_config(registry, versions)
-            # The file first: new pods must start with the held versions, never the new ones.
-            self._ensure(registry, planner.plan_configmap(registry, config, versions), observed_cm)
-            published = True
-            activated = planner.activation_event(previous, versions)
-            if activated is not None:
-                self._record(registry, activated[0], "ActivatedVersions", activated[1])
-            deployment = self._ensure(registry, desired_dep, observed_dep)
-            if drain_on:
-                drain_config = planner.worker_config(registry, versions, drain=True)
-                drain_cm = planner.plan_configmap(registry, drain_config, versions, drain=True)
-                self._ensure(registry, drain_cm, observed_drain_cm)
-                drain = self._ensure(registry, desired_drain, observed_drain)
-            else:
-                self._remove(registry, "Deployment", namespace, drain_name)
-                self._remove(registry, "ConfigMap", namespace, drain_name)
+            for step in plan.steps:
+                after = self._take(registry, step, after)
+                completed += 1
         except KubeError as exc:
-            logger.warning("applying children of %s failed: %s", name, exc)
-            apply_error = str(exc)[:1000]
-            deployment = self._kube.get("Deployment", namespace, name)
-            if drain_on:
-                drain = self._kube.get("Deployment", namespace, drain_name)
-        # After a failed apply the ConfigMap may still hold the old file: keep the old revision.
-        status = planner.plan_status(
-            registry,
-            deployment,
-            utc_now(),
-            config=config if published else None,
-            apply_error=apply_error,
-            versions=versions if published else None,
-            drain=drain,
-        )
-        self._report(registry, status)
+            logger.warning("applying children of %s failed: %s", _name(registry), exc)
+            failure = str(exc)[:1000]
+        if failure is not None or plan.refused is not None:
+            # The Deployments may be anywhere between old and new: the status reads them afresh.
+            deployments = [s for s in planner.SLOTS if s[1] == "Deployment"]
+            fresh = self._read(registry, deployments, tolerant=False)
+            after = fresh.with_pods(observed.pods).with_pods(observed.drain_pods, drain=True)
+        report = plan.report(after, utc_now(), completed, failure)
+        if report.status is not None:
+            meta = registry["metadata"]
+            self._kube.patch_registry_status(meta["namespace"], meta["name"], report.status)
+        for event in report.events:
+            self._post(registry, event)
 
-    def _remove(self, registry: Obj, kind: str, namespace: str, name: str) -> None:
-        """Delete a child that is no longer wanted, if it exists and this registry controls it."""
-        observed = self._kube.get(kind, namespace, name)
-        if observed is None or not planner.controlled_by(observed, registry):
-            return
-        if observed["metadata"].get("deletionTimestamp"):
-            return  # already going
-        if self._kube.delete(kind, namespace, name, observed["metadata"]["uid"]):
-            self._record(registry, "Normal", f"Deleted{kind}", f"deleted {kind} {name}")
-
-    def _observe(
-        self, registry: Obj, kind: str, namespace: str, name: str
-    ) -> dict[str, Any] | None:
-        """The cluster's copy of a child; NotOwned if the name is taken by someone else's."""
-        observed = self._kube.get(kind, namespace, name)
-        if observed is not None and not planner.controlled_by(observed, registry):
-            raise NotOwned(
-                f"{kind} {name} already exists and is not controlled by this registry; delete "
-                "it or rename the registry"
-            )
+    def _read(
+        self,
+        registry: Obj,
+        slots: Sequence[tuple[planner.Slot, str, bool]],
+        tolerant: bool = True,
+    ) -> planner.Observed:
+        """The registry's children in `slots`, as the cluster holds them. The first failed read
+        ends the reading and is recorded (`unreadable`), or raised when not `tolerant`."""
+        meta = registry["metadata"]
+        observed = planner.Observed()
+        for slot, kind, drain in slots:
+            try:
+                found = self._kube.get(kind, meta["namespace"], planner.child_name(registry, drain))
+            except KubeError as exc:
+                if not tolerant:
+                    raise
+                return observed.with_unreadable(str(exc)[:1000])
+            observed = observed.with_child(slot, found)
         return observed
 
-    def _ensure(
-        self, registry: Obj, desired: dict[str, Any], observed: dict[str, Any] | None
-    ) -> dict[str, Any]:
-        """Apply `desired` if `observed` (the cluster's copy) differs; return the cluster's copy."""
-        meta = desired["metadata"]
-        if not planner.needs_apply(desired, observed):
-            assert observed is not None
-            return observed
-        result = self._kube.apply(desired)
-        verb = "Created" if observed is None else "Updated"
-        self._record(
-            registry,
-            "Normal",
-            f"{verb}{desired['kind']}",
-            f"{verb.lower()} {desired['kind']} {meta['name']}",
-        )
-        return result
-
-    def _report(self, registry: Obj, status: dict[str, Any]) -> None:
-        if not planner.status_changed(registry, status):
-            return
+    def _read_pods(self, registry: Obj, observed: planner.Observed) -> planner.Observed:
+        """The pods of each pool whose Deployment exists (what they say is only reported, so
+        a failed read is logged and the pass goes on without them)."""
         meta = registry["metadata"]
-        self._kube.patch_registry_status(meta["namespace"], meta["name"], status)
-        for cond in planner.condition_events(registry, status):
-            blocking = cond.reason in BLOCKING and cond.status == "True"
-            self._record(
-                registry,
-                "Warning" if blocking else "Normal",
-                cond.reason,
-                f"{cond.type}={cond.status}: {cond.message}",
-            )
+        for drain, deployment in ((False, observed.deployment), (True, observed.drain_deployment)):
+            if deployment is None:
+                continue
+            try:
+                pods = self._kube.list_pods(
+                    meta["namespace"], planner.selector_labels(registry, drain)
+                )
+            except KubeError as exc:
+                logger.warning("listing the pods of %s failed: %s", _name(registry), exc)
+                continue
+            observed = observed.with_pods(pods, drain=drain)
+        return observed
+
+    def _take(self, registry: Obj, step: planner.Step, after: planner.Observed) -> planner.Observed:
+        """Carry out one step; `after` with the child as the write returned it."""
+        match step:
+            case planner.Apply():
+                after = after.with_child(step.slot, self._kube.apply(step.obj))
+                self._post(registry, step.event)
+            case planner.Delete():
+                if self._kube.delete(step.kind, step.namespace, step.name, step.uid):
+                    self._post(registry, step.event)
+                after = after.with_child(step.slot, None)
+            case planner.Event():
+                self._post(registry, step)
+        return after
+
+    def _post(self, registry: Obj, event: planner.Event) -> None:
+        self._record(registry, event.type, event.reason, event.message)
+
+
+def _name(registry: Obj) -> str:
+    meta = registry["metadata"]
+    return f"{meta['namespace']}/{meta['name']}"

@@ -1,4 +1,5 @@
-"""The `durox` command. Its only job is turning arguments and environment into a worker.
+"""The `durox` command: turning arguments and environment into a worker, or into a replay
+check of a store against an app before it is deployed (`durox replay-check`).
 
 Arguments that a Deployment sets from a Secret or the downward API also read environment
 variables (`DUROX_STORE_URL`, `DUROX_NODE_ID`), so the store password never has to appear in a
@@ -9,13 +10,38 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
-from durox.worker import WorkerSettings, config_json_schema, configure_logging, serve
+from durox.errors import DuroxError
+from durox.replaycheck import (
+    DEFAULT_MAX_HISTORIES,
+    EXIT_INCOMPLETE,
+    ReplayCheckError,
+    replay_check,
+)
+from durox.worker import (
+    App,
+    AppLoadError,
+    StoreUrlError,
+    WorkerSettings,
+    config_json_schema,
+    configure_logging,
+    load_app,
+    open_existing_store,
+    redacted,
+    scrubbed,
+    serve,
+)
+
+CANNOT_RUN = EXIT_INCOMPLETE
+"""`durox replay-check` exits 2 when it could not run (or not to the end)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,7 +95,74 @@ def _parser() -> argparse.ArgumentParser:
         help="directory put first on sys.path before importing --app (default: .)",
     )
     sub.add_parser("config-schema", help="print the JSON schema of the worker config file")
+    _replay_check_parser(sub)
     return parser
+
+
+def _replay_check_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    r = sub.add_parser(
+        "replay-check",
+        help="replay a store's histories against an app before deploying it",
+        description="Replay a sample of the histories in a store (running executions, and those "
+        "that ended recently) against an app's code with the pure engine: no activity runs, "
+        "nothing is written. Exit status: 0 no divergence, 1 a divergence (or a version the app "
+        "removed while executions still run on it), 2 could not run, or not to the end.",
+    )
+    r.add_argument("--app", required=True, metavar="MODULE:ATTR", help="the app to deploy")
+    r.add_argument(
+        "--store",
+        default=os.environ.get("DUROX_STORE_URL"),
+        metavar="URL",
+        help="sqlite:///PATH or postgresql://... (default: $DUROX_STORE_URL); opened read-only",
+    )
+    r.add_argument("--json", action="store_true", help="print the report as JSON")
+    r.add_argument(
+        "--max-histories",
+        type=_positive_int,
+        default=DEFAULT_MAX_HISTORIES,
+        metavar="N",
+        help=f"histories replayed per version at most (default: {DEFAULT_MAX_HISTORIES})",
+    )
+    r.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=300.0,
+        metavar="SECONDS",
+        help="deadline of the whole check, opening the store included (default: 300)",
+    )
+    r.add_argument(
+        "--recent-hours",
+        type=float,
+        default=24.0,
+        metavar="HOURS",
+        help="also replay executions that completed within this many hours; 0: only running "
+        "ones (default: 24)",
+    )
+    r.add_argument(
+        "--shared-store",
+        action="store_true",
+        help="other apps use this store too: orchestration NAMEs this app does not register at "
+        "all are theirs, not removed",
+    )
+    r.add_argument(
+        "--app-dir",
+        default=".",
+        help="directory put first on sys.path before importing --app (default: .)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "config-schema":
         print(json.dumps(config_json_schema(), indent=2, sort_keys=True))
         return 0
+    if args.command == "replay-check":
+        return _replay_check(args)
     if not args.store:
         _parser().error("worker: --store is required when $DUROX_STORE_URL is not set")
     handler = configure_logging(args.log_format, args.log_level)
@@ -89,6 +184,56 @@ def main(argv: Sequence[str] | None = None) -> int:
         app_dir=args.app_dir,
     )
     return asyncio.run(serve(settings, handler))
+
+
+def _replay_check(args: argparse.Namespace) -> int:
+    if not args.store:
+        return _cannot_run("--store is required when $DUROX_STORE_URL is not set")
+    try:
+        app = load_app(args.app, search_path=args.app_dir)
+    except AppLoadError as exc:
+        return _cannot_run(str(exc))
+    return asyncio.run(_replay_check_store(args, app))
+
+
+async def _replay_check_store(args: argparse.Namespace, app: App) -> int:
+    url: str = args.store
+    where = redacted(url)
+    began = time.monotonic()
+    try:
+        store = await asyncio.wait_for(open_existing_store(url, timeout=args.timeout), args.timeout)
+    except StoreUrlError as exc:
+        return _cannot_run(scrubbed(str(exc), url))
+    except TimeoutError:
+        return _cannot_run(f"cannot open the store {where}: no answer within {args.timeout:g} s")
+    except (DuroxError, OSError, ValueError) as exc:
+        return _cannot_run(f"cannot open the store {where}: {scrubbed(str(exc), url)}")
+    try:
+        report = await replay_check(
+            store,
+            app,
+            max_histories=args.max_histories,
+            timeout=timedelta(seconds=max(args.timeout - (time.monotonic() - began), 0.001)),
+            ended_within=timedelta(hours=args.recent_hours) if args.recent_hours > 0 else None,
+            shared_store=args.shared_store,
+        )
+    except ReplayCheckError as exc:
+        return _cannot_run(f"{where}: {scrubbed(str(exc), url)}")
+    finally:
+        await store.close()
+    report = dataclasses.replace(report, timeout_seconds=args.timeout)  # opening included
+    if args.json:
+        print(json.dumps(report.to_json(store=where), indent=2))
+    else:
+        print(report.to_text(store=where))
+    if report.exit_code != 0:
+        print(f"durox replay-check: {report.verdict()}", file=sys.stderr)
+    return report.exit_code
+
+
+def _cannot_run(message: str) -> int:
+    print(f"durox replay-check: {message}", file=sys.stderr)
+    return CANNOT_RUN
 
 
 if __name__ == "__main__":

@@ -10,31 +10,30 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from durox._version import __version__
 from durox.core import events as ev
 from durox.core.codec import encode_json
-from durox.core.replay import STATUS_CANCELLED, STATUS_COMPLETED, STATUS_FAILED
 from durox.core.versions import SemverRange, parse_version
 from durox.errors import ConfigurationError, InstanceNotFoundError
 from durox.providers._base import (
     DrainEntry,
     ExecutionInfo,
     InstanceInfo,
-    Provider,
     QueueDepths,
+    Store,
+    StoreObservation,
     SystemMetrics,
     WorkerRecord,
 )
-
-TERMINAL = frozenset({STATUS_COMPLETED, STATUS_FAILED, STATUS_CANCELLED})
+from durox.status import TERMINAL, InstanceStatus, status_filter
 
 
 @dataclass(frozen=True, slots=True)
 class OrchestrationStatus:
-    """`status` is NotFound, Pending (started, not yet picked up by a worker), Running,
-    ContinuedAsNew (between executions), Completed, Failed or Cancelled."""
+    """`status` is an `InstanceStatus` (Running, ContinuedAsNew between executions, Completed,
+    Failed, Cancelled), or NotFound, or Pending (started, not yet picked up by a worker)."""
 
     instance_id: str
     status: str
@@ -54,7 +53,7 @@ def _check_id(instance_id: str) -> None:
 
 
 class Client:
-    def __init__(self, provider: Provider) -> None:
+    def __init__(self, provider: Store) -> None:
         self.provider = provider
 
     async def start_orchestration(self, instance_id: str, name: str, input: ev.JSON = None) -> None:
@@ -128,13 +127,14 @@ class Client:
     async def list_instances(
         self,
         *,
-        status: str | None = None,
+        status: InstanceStatus | str | None = None,
         name: str | None = None,
         version: str | None = None,
         limit: int = 1000,
     ) -> list[InstanceInfo]:
+        """`status` is an `InstanceStatus` or its exact word; `ConfigurationError` if unknown."""
         return await self.provider.list_instances(
-            status=status, name=name, version=version, limit=limit
+            status=status_filter(status), name=name, version=version, limit=limit
         )
 
     async def list_executions(self, instance_id: str) -> list[ExecutionInfo]:
@@ -152,6 +152,27 @@ class Client:
         `all(w.has_session_handler(H) for w in await client.list_workers(P))`.
         """
         return await self.provider.list_workers(pool, int(stale_after.total_seconds() * 1000))
+
+    async def observe_store(
+        self,
+        pool: str | None = None,
+        *,
+        failed_since: datetime | None = None,
+        stale_after: timedelta = timedelta(seconds=30),
+    ) -> StoreObservation:
+        """The store as a rollout is decided from, in one consistent read: which versions and
+        engine pins still have instances (and since when), what failed or was poisoned since
+        `failed_since` (default: the last hour), and `pool`'s workers, live or stale.
+
+        One call rather than several, so the counts, the failures and the workers agree with
+        each other. It writes nothing: an operator may use a read-only database role.
+        """
+        since = failed_since or datetime.now(UTC) - timedelta(hours=1)
+        return await self.provider.observe(
+            pool=pool,
+            failed_since=since,
+            stale_after_ms=int(stale_after.total_seconds() * 1000),
+        )
 
     async def get_drain_report(self, range: SemverRange | None = None) -> DrainReport:
         """Executions pinned to engine versions outside `range` (default: 0.0.0 up to this
@@ -175,13 +196,13 @@ class Client:
     async def delete_instances(
         self,
         *,
-        status: str | None = None,
+        status: InstanceStatus | str | None = None,
         name: str | None = None,
         completed_before: datetime | None = None,
     ) -> int:
         """Delete finished instances matching every filter given; returns how many went."""
         return await self.provider.delete_instances(
-            status=status, name=name, completed_before=completed_before
+            status=status_filter(status), name=name, completed_before=completed_before
         )
 
     async def prune_executions(self, instance_id: str, *, keep_last: int = 1) -> int:

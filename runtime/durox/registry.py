@@ -123,15 +123,22 @@ class OrchestrationRegistry:
                 raise ConfigurationError(
                     f"policy pins {name!r} to {pol.exact_version}, which is not registered"
                 )
+            if pol.ramp is not None and pol.ramp.version not in self.handlers[name]:
+                raise ConfigurationError(
+                    f"policy ramps {name!r} to {pol.ramp.version}, which is not registered"
+                )
         return OrchestrationRegistry(self.handlers, {**self.policies, **policies})
 
-    def resolve(self, name: str, requested: str | None) -> tuple[str, Handler] | None:
-        """The version and handler a new or running execution uses here, or None."""
+    def resolve(
+        self, name: str, requested: str | None, /, instance_id: str = ""
+    ) -> tuple[str, Handler] | None:
+        """The version and handler a new or running execution (of `instance_id`: a policy's
+        ramp picks by it) uses here, or None."""
         versions = self.handlers.get(name)
         if not versions:
             return None
         try:
-            chosen = choose_version(versions.keys(), self.policy(name), requested)
+            chosen = choose_version(versions.keys(), self.policy(name), requested, instance_id)
         except ConfigurationError:
             return None
         if chosen is None:
@@ -187,6 +194,11 @@ class OrchestrationRegistryBuilder:
             if pol.exact_version is not None and pol.exact_version not in self._handlers[name]:
                 raise ConfigurationError(
                     f"policy pins {name!r} to {pol.exact_version}, which is not registered "
+                    f"(registered: {', '.join(map(str, sorted(self._handlers[name])))})"
+                )
+            if pol.ramp is not None and pol.ramp.version not in self._handlers[name]:
+                raise ConfigurationError(
+                    f"policy ramps {name!r} to {pol.ramp.version}, which is not registered "
                     f"(registered: {', '.join(map(str, sorted(self._handlers[name])))})"
                 )
         return OrchestrationRegistry(

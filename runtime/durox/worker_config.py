@@ -8,7 +8,7 @@ worker validates with, so the two can never drift apart.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 import semver
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -24,6 +24,39 @@ def _check_semver(value: str) -> str:
     return value
 
 
+RESTART_FIELDS: Final = (
+    "pool",
+    "orchestration_concurrency",
+    "activity_concurrency",
+    "max_attempts",
+    "lock_timeout_seconds",
+    "http_port",
+)
+"""WorkerConfig fields a worker reads once at start-up; everything else applies live. Kept
+beside the model so that an operator can tell which changes roll its pods without importing
+the worker process (and with it the runtime, the stores and the HTTP server)."""
+
+
+class Ramp(BaseModel):
+    """A new version's share of one NAME's new starts and `continue_as_new`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str = Field(description="The version that gets the share; must be registered.")
+    percent: float = Field(
+        ge=0,
+        le=100,
+        description="Share of the starts the policy decides, 0 to 100; the instances are "
+        "chosen by a stable hash of their id, so each keeps its side while the share stays and "
+        "only moves to the new version as it grows.",
+    )
+
+    @field_validator("version")
+    @classmethod
+    def _version_is_semver(cls, v: str) -> str:
+        return _check_semver(v)
+
+
 class OrchestrationPolicy(BaseModel):
     """The version policy for new starts and `continue_as_new` of one orchestration NAME."""
 
@@ -35,6 +68,11 @@ class OrchestrationPolicy(BaseModel):
     )
     version: str | None = Field(
         default=None, description="The pinned version; required when policy is `exact`."
+    )
+    ramp: Ramp | None = Field(
+        default=None,
+        description="A new version's share of the starts; the rest go where the policy says "
+        "among the other versions.",
     )
 
     @field_validator("version")
@@ -48,6 +86,10 @@ class OrchestrationPolicy(BaseModel):
             raise ValueError(f"orchestration {self.name!r}: policy 'exact' needs a version")
         if self.policy == "latest" and self.version is not None:
             raise ValueError(f"orchestration {self.name!r}: policy 'latest' takes no version")
+        if self.ramp is not None and self.ramp.version == self.version:
+            raise ValueError(
+                f"orchestration {self.name!r}: the ramp's version {self.version} is the pinned one"
+            )
         return self
 
 

@@ -1,17 +1,24 @@
-"""The store matrix: every conformance test runs on SQLite (file and memory) and PostgreSQL."""
+"""The store matrix: every conformance test runs on SQLite (file and memory) and PostgreSQL.
+
+The store-contract scenarios come from `durox.testing.conformance` and take the fixtures of
+`durox.testing.fixtures`, built here on `open_store`, exactly as an out-of-tree store runs them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from durox.providers import Provider, SqliteProvider
+from durox.providers import SqliteProvider, Store
+from durox.testing import FakeClock, StoreFactory
+from durox.testing.fixtures import live, store
 from tests.conformance.pg import fresh_schema, pg_dsn
-from tests.conformance.support import FakeClock, Store
 
-STORES = ["sqlite-file", "sqlite-memory", "postgres"]
+__all__ = ["live", "store"]  # fixtures, for the scenarios
+
+STORES = ["sqlite-file", "sqlite-memory", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture(params=STORES)
@@ -21,17 +28,15 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def open_store(
-    store_kind: str, tmp_path: Path
-) -> AsyncIterator[Callable[[FakeClock | None], Awaitable[Provider]]]:
+async def open_store(store_kind: str, tmp_path: Path) -> AsyncIterator[StoreFactory]:
     """Open providers on one store (a second one means a second worker, where the store can
     be shared: SQLite in memory hands back the same provider)."""
-    opened: list[Provider] = []
+    opened: list[Store] = []
     dsn = pg_dsn() if store_kind == "postgres" else ""
     async with fresh_schema(dsn) if dsn else _nothing() as schema:
 
-        async def make(clock: FakeClock | None) -> Provider:
-            p: Provider
+        async def make(clock: FakeClock | None) -> Store:
+            p: Store
             if store_kind == "sqlite-memory":
                 if opened:
                     return opened[0]
@@ -58,18 +63,3 @@ class _nothing:
 
     async def __aexit__(self, *exc: object) -> None:
         return None
-
-
-@pytest.fixture
-async def store(
-    open_store: Callable[[FakeClock | None], Awaitable[Provider]], store_kind: str
-) -> Store:
-    """A provider on a fake clock (leases and delays are driven by `store.clock.advance`)."""
-    clock = FakeClock()
-    return Store(await open_store(clock), clock, store_kind)
-
-
-@pytest.fixture
-async def live(open_store: Callable[[FakeClock | None], Awaitable[Provider]]) -> Provider:
-    """A provider on the real clock, for a real runtime (timers use wall time)."""
-    return await open_store(None)

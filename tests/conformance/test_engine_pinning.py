@@ -23,7 +23,7 @@ from durox import (
     SemverRange,
 )
 from durox.core.compat import EngineIdentity, SemanticBreak
-from durox.providers import Provider
+from durox.providers import Store
 from tests.conformance.support import raw_sql
 from tests.unit.scenario_support import eventually, running
 
@@ -34,7 +34,7 @@ WIDE = SemverRange("0.0.0", "99.0.0")
 
 
 @pytest.fixture
-def store(live: Provider) -> tuple[Provider, Client]:
+def store(live: Store) -> tuple[Store, Client]:
     return live, Client(live)
 
 
@@ -66,7 +66,7 @@ ACTS = ActivityRegistry.builder().build()
 
 
 async def test_executions_are_pinned_and_continue_as_new_repins(
-    store: tuple[Provider, Client],
+    store: tuple[Store, Client],
 ) -> None:
     provider, client = store
     async with running(provider, ACTS, REG, engine=OLD):
@@ -85,7 +85,7 @@ async def _executions(client: Client, instance: str, n: int) -> bool:
 
 
 async def test_two_ranges_on_one_store_route_each_item_to_its_runtime(
-    store: tuple[Provider, Client],
+    store: tuple[Store, Client],
 ) -> None:
     provider, client = store
     old_turns, new_turns = Turns(), Turns()
@@ -116,7 +116,7 @@ async def test_two_ranges_on_one_store_route_each_item_to_its_runtime(
 
 
 async def test_stuck_newer_item_is_invisible_then_drained_then_filtering_returns(
-    store: tuple[Provider, Client],
+    store: tuple[Store, Client],
 ) -> None:
     provider, client = store
     async with running(provider, ACTS, REG, engine=NEWER):
@@ -160,7 +160,7 @@ async def test_stuck_newer_item_is_invisible_then_drained_then_filtering_returns
 
 
 async def test_replay_is_refused_across_a_semantic_break_even_in_drain_mode(
-    store: tuple[Provider, Client],
+    store: tuple[Store, Client],
 ) -> None:
     provider, client = store
     calls.clear()
@@ -183,7 +183,7 @@ async def test_replay_is_refused_across_a_semantic_break_even_in_drain_mode(
 
 
 async def test_newer_pin_is_poisoned_with_a_reason_when_no_compatible_worker_comes(
-    store: tuple[Provider, Client],
+    store: tuple[Store, Client],
 ) -> None:
     provider, client = store
     async with running(provider, ACTS, REG, engine=NEWER):
@@ -202,7 +202,7 @@ async def test_newer_pin_is_poisoned_with_a_reason_when_no_compatible_worker_com
 
 
 async def test_rolling_deployment_of_three_runtimes(
-    store: tuple[Provider, Client],
+    store: tuple[Store, Client],
 ) -> None:
     provider, client = store
     upgraded = EngineIdentity("0.1.1", ())
@@ -233,7 +233,7 @@ async def test_rolling_deployment_of_three_runtimes(
         assert set(pins[first_new:]) == {"0.1.1"}, pins
 
 
-async def _start(provider: Provider, engine: EngineIdentity, node: str) -> Any:
+async def _start(provider: Store, engine: EngineIdentity, node: str) -> Any:
     from durox import Runtime
     from tests.unit.scenario_support import options
 

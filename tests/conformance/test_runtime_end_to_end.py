@@ -8,7 +8,7 @@ from typing import Any
 
 from durox import ActivityRegistry, Client, OrchestrationRegistry
 from durox.core import events as ev
-from durox.providers import Provider
+from durox.providers import Store
 from tests.unit.scenario_support import eventually, running
 
 
@@ -89,24 +89,24 @@ ORCHS = (
 )
 
 
-async def _run(live: Provider, name: str, arg: Any, instance_id: str = "i1") -> Any:
+async def _run(live: Store, name: str, arg: Any, instance_id: str = "i1") -> Any:
     client = Client(live)
     async with running(live, ACTS, ORCHS):
         await client.start_orchestration(instance_id, name, arg)
         return await client.wait_for_orchestration(instance_id, 20)
 
 
-async def test_a_chain_of_activities(live: Provider) -> None:
+async def test_a_chain_of_activities(live: Store) -> None:
     status = await _run(live, "Chain", 3)
     assert status.status == "Completed" and status.output == 24
 
 
-async def test_a_fan_out_and_join(live: Provider) -> None:
+async def test_a_fan_out_and_join(live: Store) -> None:
     status = await _run(live, "FanOut", 10)
     assert status.output == [2 * i for i in range(10)]
 
 
-async def test_a_durable_timer(live: Provider) -> None:
+async def test_a_durable_timer(live: Store) -> None:
     status = await _run(live, "Sleeper", 150)
     assert status.output == "woke"
     history = await live.read_history("i1", 1)
@@ -116,7 +116,7 @@ async def test_a_durable_timer(live: Provider) -> None:
     ]
 
 
-async def test_an_external_event(live: Provider) -> None:
+async def test_an_external_event(live: Store) -> None:
     client = Client(live)
     async with running(live, ACTS, ORCHS):
         await client.start_orchestration("i1", "Waiter")
@@ -128,7 +128,7 @@ async def test_an_external_event(live: Provider) -> None:
     assert status.output == {"payload": 42}
 
 
-async def test_an_event_wins_a_race_against_a_timer(live: Provider) -> None:
+async def test_an_event_wins_a_race_against_a_timer(live: Store) -> None:
     client = Client(live)
     async with running(live, ACTS, ORCHS):
         await client.start_orchestration("i1", "Racer")
@@ -137,14 +137,14 @@ async def test_an_event_wins_a_race_against_a_timer(live: Provider) -> None:
     assert status.output == [0, "fast"]
 
 
-async def test_sub_orchestrations(live: Provider) -> None:
+async def test_sub_orchestrations(live: Store) -> None:
     status = await _run(live, "Parent", 3)
     assert status.output == [8, 16, 24]
     children = [i for i in await live.list_instances() if i.parent_instance_id == "i1"]
     assert len(children) == 3 and all(c.status == "Completed" for c in children)
 
 
-async def test_continue_as_new_runs_executions_in_turn(live: Provider) -> None:
+async def test_continue_as_new_runs_executions_in_turn(live: Store) -> None:
     status = await _run(live, "Counter", 0)
     assert status.output == 4
     executions = await live.list_executions("i1")
@@ -154,18 +154,18 @@ async def test_continue_as_new_runs_executions_in_turn(live: Provider) -> None:
     assert [x.execution_id for x in await live.list_executions("i1")] == [5]
 
 
-async def test_a_failed_activity_fails_the_orchestration(live: Provider) -> None:
+async def test_a_failed_activity_fails_the_orchestration(live: Store) -> None:
     status = await _run(live, "Failing", None)
     assert status.status == "Failed"
     assert status.error is not None and "boom 1" in status.error.message
 
 
-async def test_a_failed_activity_can_be_caught(live: Provider) -> None:
+async def test_a_failed_activity_can_be_caught(live: Store) -> None:
     status = await _run(live, "Catching", None)
     assert status.output == "caught ActivityFailedError"
 
 
-async def test_cancelling_a_waiting_instance(live: Provider) -> None:
+async def test_cancelling_a_waiting_instance(live: Store) -> None:
     client = Client(live)
     async with running(live, ACTS, ORCHS):
         await client.start_orchestration("i1", "Waiter")
@@ -175,7 +175,7 @@ async def test_cancelling_a_waiting_instance(live: Provider) -> None:
     assert status.status == "Cancelled"
 
 
-async def test_an_unknown_orchestration_is_poisoned_after_max_attempts(live: Provider) -> None:
+async def test_an_unknown_orchestration_is_poisoned_after_max_attempts(live: Store) -> None:
     client = Client(live)
     async with running(live, ACTS, ORCHS, max_attempts=3):
         await client.start_orchestration("i1", "NoSuchThing")
@@ -185,7 +185,7 @@ async def test_an_unknown_orchestration_is_poisoned_after_max_attempts(live: Pro
     assert "gave up after 3 attempts" in status.error.message
 
 
-async def test_many_instances_at_once_each_complete_once(live: Provider) -> None:
+async def test_many_instances_at_once_each_complete_once(live: Store) -> None:
     client = Client(live)
     async with running(live, ACTS, ORCHS, orchestration_concurrency=4, activity_concurrency=8):
         await asyncio.gather(*(client.start_orchestration(f"i{n}", "Chain", n) for n in range(30)))
@@ -199,7 +199,7 @@ async def test_many_instances_at_once_each_complete_once(live: Provider) -> None
         assert sum(isinstance(e, ev.OrchestrationCompleted) for e in history) == 1
 
 
-async def test_finished_instances_can_be_deleted_through_the_client(live: Provider) -> None:
+async def test_finished_instances_can_be_deleted_through_the_client(live: Store) -> None:
     client = Client(live)
     async with running(live, ACTS, ORCHS):
         await client.start_orchestration("p", "Parent", 2)
@@ -215,7 +215,7 @@ async def _status_is(client: Client, instance_id: str, status: str) -> bool:
     return (await client.get_orchestration_status(instance_id)).status == status
 
 
-async def test_a_queued_start_is_pending_until_a_worker_takes_it(live: Provider) -> None:
+async def test_a_queued_start_is_pending_until_a_worker_takes_it(live: Store) -> None:
     client = Client(live)
     assert (await client.get_orchestration_status("later")).status == "NotFound"
     await client.start_orchestration("later", "Parent", 1)

@@ -18,12 +18,12 @@ from durox import (
     OrchestrationRegistry,
     VersionPolicy,
 )
-from durox.providers import Provider
+from durox.providers import Store
 from tests.conformance.support import FakeClock, raw_value
 from tests.unit.scenario_support import eventually, running
 
 Ctx = OrchestrationContext
-SESSIONS = dict(
+SESSIONS: dict[str, Any] = dict(
     heartbeat_interval=timedelta(milliseconds=50),
     session_lock_timeout=timedelta(milliseconds=400),
     session_idle_timeout=timedelta(milliseconds=200),
@@ -31,7 +31,7 @@ SESSIONS = dict(
 
 
 @pytest.fixture
-def store(live: Provider) -> tuple[Provider, Client]:
+def store(live: Store) -> tuple[Store, Client]:
     return live, Client(live)
 
 
@@ -78,7 +78,7 @@ REG = (
 
 
 async def test_every_activity_of_a_session_runs_on_its_owner(
-    store: tuple[Provider, Client],
+    store: tuple[Store, Client],
 ) -> None:
     provider, client = store
     async with (
@@ -90,7 +90,7 @@ async def test_every_activity_of_a_session_runs_on_its_owner(
     assert len(set(status.output)) == 1 and len(status.output) == 12
 
 
-async def test_sessions_survive_continue_as_new(store: tuple[Provider, Client]) -> None:
+async def test_sessions_survive_continue_as_new(store: tuple[Store, Client]) -> None:
     provider, client = store
     async with (
         running(provider, acts(), REG, worker_node_id="w1", **SESSIONS),
@@ -103,7 +103,7 @@ async def test_sessions_survive_continue_as_new(store: tuple[Provider, Client]) 
 
 
 async def test_a_runtime_capped_at_zero_sessions_takes_no_session_work(
-    store: tuple[Provider, Client],
+    store: tuple[Store, Client],
 ) -> None:
     provider, client = store
     async with (
@@ -118,7 +118,7 @@ async def test_a_runtime_capped_at_zero_sessions_takes_no_session_work(
 
 
 async def test_a_dead_owner_unpins_and_a_restarted_pod_reclaims(
-    store: tuple[Provider, Client],
+    store: tuple[Store, Client],
 ) -> None:
     provider, client = store
     async with running(provider, acts(), REG, worker_node_id="pod-a", **SESSIONS):
@@ -139,7 +139,7 @@ async def test_a_dead_owner_unpins_and_a_restarted_pod_reclaims(
 
 
 async def test_an_idle_session_unpins_while_its_owner_lives(
-    store: tuple[Provider, Client],
+    store: tuple[Store, Client],
 ) -> None:
     provider, client = store
     async with running(provider, acts(), REG, worker_node_id="w1", **SESSIONS):
@@ -151,7 +151,7 @@ async def test_an_idle_session_unpins_while_its_owner_lives(
 
 
 async def test_missing_session_handler_on_the_owner_poisons_without_failing_over(
-    store: tuple[Provider, Client],
+    store: tuple[Store, Client],
 ) -> None:
     """The hazard the operator's sequenced rollout prevents."""
     provider, client = store
@@ -170,7 +170,7 @@ async def test_missing_session_handler_on_the_owner_poisons_without_failing_over
 
 
 async def test_same_upgrade_succeeds_when_the_handler_is_on_every_worker_first(
-    store: tuple[Provider, Client],
+    store: tuple[Store, Client],
 ) -> None:
     provider, client = store
     async with (
@@ -187,7 +187,7 @@ async def test_same_upgrade_succeeds_when_the_handler_is_on_every_worker_first(
     assert verdict == "ok" and first == second
 
 
-async def _session_owned(provider: Provider, session: str) -> bool:
+async def _session_owned(provider: Store, session: str) -> bool:
     owner = await raw_value(
         provider, f"SELECT owner_id FROM sessions WHERE session_id = '{session}'"
     )
@@ -198,7 +198,7 @@ async def _session_owned(provider: Provider, session: str) -> bool:
 
 
 async def test_capability_records_say_what_each_live_worker_can_do(
-    store: tuple[Provider, Client],
+    store: tuple[Store, Client],
 ) -> None:
     provider, client = store
     reg = (
@@ -237,8 +237,51 @@ async def test_capability_records_say_what_each_live_worker_can_do(
     assert await client.list_workers() == []  # clean shutdown removes the rows
 
 
+async def test_an_observation_shows_real_workers_and_what_their_instances_run(
+    store: tuple[Store, Client],
+) -> None:
+    """`Client.observe_store` over a real runtime: its own capability record, and the instances
+    it started, counted by the version and engine pin the runtime wrote."""
+    provider, client = store
+    reg = (
+        OrchestrationRegistry.builder()
+        .register("Gated", gated)
+        .register_versioned("Gated", "1.1.0", gated)
+        .set_policy("Gated", VersionPolicy.exact("1.0.0"))
+        .build()
+    )
+    async with running(
+        provider, acts("NewHandler"), reg, worker_node_id="pod-1", pool="blue", **SESSIONS
+    ) as rt:
+        await client.start_orchestration("g1", "Gated")
+        await client.start_orchestration_versioned("g2", "Gated", "1.1.0")
+
+        async def both_waiting() -> bool:
+            seen = await client.observe_store("blue")
+            return seen.instances == 2 and len(seen.live_workers) == 1
+
+        await eventually(both_waiting, what="two instances running, one live worker")
+        seen = await client.observe_store("blue", stale_after=timedelta(seconds=5))
+        assert [(v.key, v.instances) for v in seen.versions] == [
+            ("Gated@1.0.0", 1),
+            ("Gated@1.1.0", 1),
+        ]
+        assert seen.by_pin == {rt.engine.version: 2}
+        (w,) = seen.workers
+        assert w.live and w.heartbeat_age < timedelta(seconds=5)
+        assert (w.record.node_id, w.record.config_revision) == ("pod-1", "0")
+        assert w.record.has_version("Gated", "1.1.0")
+        assert w.record.session_activities == ["NewHandler", "Where"]
+        assert (await client.observe_store("green")).workers == ()
+        await client.raise_event("g1", "deployed")
+        await client.wait_for_orchestration("g1", 10)
+        seen = await client.observe_store()
+        assert [(v.key, v.instances) for v in seen.versions] == [("Gated@1.1.0", 1)]
+        assert seen.failures == ()
+
+
 async def test_stale_capability_records_are_ignored_and_removed(
-    open_store: Callable[[FakeClock | None], Awaitable[Provider]],
+    open_store: Callable[[FakeClock | None], Awaitable[Store]],
 ) -> None:
     clock = FakeClock()
     provider = await open_store(clock)
@@ -258,7 +301,7 @@ async def test_stale_capability_records_are_ignored_and_removed(
 
 
 async def test_reconfigure_is_reported_at_once_not_at_the_next_heartbeat(
-    store: tuple[Provider, Client],
+    store: tuple[Store, Client],
 ) -> None:
     provider, client = store
     async with running(

@@ -13,12 +13,12 @@ import pytest
 
 from durox import Client
 from durox.providers import PostgresProvider
-from tests.integration.conftest import Workers
-from tests.integration.test_multiprocess import (
-    _check_exactly_once,
-    _completed,
-    _start_all,
-    _wait_until,
+from tests.integration.support import (
+    Workers,
+    check_exactly_once,
+    completed_count,
+    start_all,
+    wait_until,
 )
 
 N = 300
@@ -54,15 +54,15 @@ async def test_workers_survive_a_server_restart(dsn: str, schema: str, workers: 
     provider = await PostgresProvider.connect(dsn, schema=schema, pool_size=2)
     try:
         workers.start(2)
-        await _start_all(Client(provider), N)
-        await _wait_until(provider, N // 6)
+        await start_all(Client(provider), N)
+        await wait_until(provider, N // 6)
         await _restart_server(dsn)
         assert await _wait_for_store(provider) < N, "finished before the restart"
         deadline = time.monotonic() + 180
         while (done := await _completed_retrying(provider)) < N:
             assert time.monotonic() < deadline, f"{done}/{N}\n{workers.log_tail()}"
             await asyncio.sleep(0.25)
-        await _check_exactly_once(provider, N)
+        await check_exactly_once(provider, N)
         assert all(p.poll() is None for p in workers.procs), workers.log_tail()
     finally:
         workers.stop()
@@ -73,7 +73,7 @@ async def _completed_retrying(provider: PostgresProvider) -> int:
     from durox.errors import RetryableError
 
     try:
-        return await _completed(provider)
+        return await completed_count(provider)
     except RetryableError:
         return -1
 

@@ -20,7 +20,8 @@ from durox.errors import (
     StoreUnavailableError,
 )
 from durox.providers import PostgresProvider
-from durox.providers.postgres._provider import classify, migrations
+from durox.providers.postgres._driver import migrations
+from durox.providers.postgres._errors import classify
 from tests.conformance.pg import fresh_schema
 
 
@@ -106,7 +107,7 @@ async def test_an_idle_worker_is_woken_by_notify_in_milliseconds(dsn: str, schem
     other = await PostgresProvider.connect(dsn, schema=schema, listen=False)
     try:
         for kind in ("orchestration", "activity"):
-            while waiting._wakeups.pending(kind):  # drop the wake-ups of connecting
+            while waiting._db.wakeups.pending(kind):  # drop the wake-ups of connecting
                 await waiting.wait_for_work(kind, 0)
         task = asyncio.create_task(waiting.wait_for_work("orchestration", 10))
         await asyncio.sleep(0.05)
@@ -131,7 +132,7 @@ async def test_the_listener_reconnects_when_its_connection_is_killed(dsn: str, s
             )
             assert killed == 1
             deadline = time.monotonic() + 10
-            while not p._listening.is_set() or not await conn.fetchval(
+            while not p._db.listening.is_set() or not await conn.fetchval(
                 "SELECT count(*) FROM pg_stat_activity WHERE query LIKE $1", f"%durox.{schema}%"
             ):
                 assert time.monotonic() < deadline, "listener did not come back"

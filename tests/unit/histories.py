@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from durox.core import events as ev
@@ -29,8 +29,10 @@ class History:
         return self
 
 
-def resolver(table: dict[tuple[str, str], Handler], latest: bool = True) -> Any:
-    def resolve(name: str, version: str | None) -> tuple[str, Handler] | None:
+def resolver(table: Mapping[tuple[str, str], Handler], latest: bool = True) -> Any:
+    def resolve(
+        name: str, version: str | None, instance_id: str = ""
+    ) -> tuple[str, Handler] | None:
         versions = sorted(v for (n, v) in table if n == name)
         if not versions:
             return None
@@ -43,7 +45,7 @@ def resolver(table: dict[tuple[str, str], Handler], latest: bool = True) -> Any:
 
 
 def turn(
-    fn: Callable[..., Any] | dict[tuple[str, str], Handler],
+    fn: Callable[..., Any] | Mapping[tuple[str, str], Handler],
     history: Sequence[ev.Event] = (),
     messages: Sequence[ev.Message] = (),
     *,
@@ -60,7 +62,7 @@ def turn(
 
 
 def turn_any(
-    fn: Callable[..., Any] | dict[tuple[str, str], Handler],
+    fn: Callable[..., Any] | Mapping[tuple[str, str], Handler],
     history: Sequence[ev.Event] = (),
     messages: Sequence[ev.Message] = (),
     *,
@@ -68,7 +70,9 @@ def turn_any(
     execution_id: int | None = None,
     now: int = T0 + 1000,
 ) -> TurnResult | Unresolved | Dropped:
-    table = fn if isinstance(fn, dict) else {("O", "1.0.0"): fn}
+    table: Mapping[tuple[str, str], Handler] = (
+        fn if isinstance(fn, Mapping) else {("O", "1.0.0"): fn}
+    )
     if execution_id is None:
         execution_id = 1 if history else 0
     return run_turn(
@@ -76,7 +80,7 @@ def turn_any(
         execution_id=execution_id,
         history=history,
         messages=messages,
-        resolve=resolver(table),  # type: ignore[arg-type]
+        resolve=resolver(table),
         now_ms=now,
         engine_version=ENGINE,
         context_factory=OrchestrationContext,

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Sequence
 
 from durox.errors import DuroxError, LockLostError, StoreUnavailableError
-from durox.runtime import _AckBatcher
+from durox.runtime._acks import AckBatcher
 
 
 async def _settle() -> None:
@@ -25,7 +25,7 @@ async def test_acks_finishing_while_a_batch_is_in_flight_go_in_the_next() -> Non
             await gate.wait()
         return [LockLostError("gone") if token == "bad" else None for token, _ in items]
 
-    batcher: _AckBatcher[int] = _AckBatcher(send)
+    batcher: AckBatcher[int] = AckBatcher(send)
     first = asyncio.create_task(batcher.ack("a", 1))
     await _settle()
     assert calls == [["a"]]  # the first went out at once, alone
@@ -44,6 +44,6 @@ async def test_a_failed_batch_call_is_every_item_s_outcome() -> None:
     async def send(items: Sequence[tuple[str, int]]) -> list[DuroxError | None]:
         raise StoreUnavailableError("down")
 
-    batcher: _AckBatcher[int] = _AckBatcher(send)
+    batcher: AckBatcher[int] = AckBatcher(send)
     outcomes = await asyncio.gather(batcher.ack("a", 1), batcher.ack("b", 2))
     assert all(isinstance(o, StoreUnavailableError) for o in outcomes)

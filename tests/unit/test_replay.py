@@ -11,7 +11,7 @@ import pytest
 from durox import ActivityFailedError, ActivityTimeoutError, RetryPolicy
 from durox.core import events as ev
 from durox.core.context import OrchestrationContext
-from durox.core.replay import Dropped, TurnResult, Unresolved
+from durox.core.replay import Dropped, Mismatch, TurnResult, Unresolved
 from durox.core.retry import BackoffStrategy
 from tests.unit.histories import ENGINE, T0, History, kinds, start, turn, turn_any
 
@@ -136,6 +136,7 @@ def test_a_different_activity_than_the_history_is_nondeterminism_naming_both() -
     assert r.error.kind == "nondeterminism"
     assert "'NewName'" in r.error.message and "'OldName'" in r.error.message
     assert r.activities == [] and kinds(r.new_events)[-1] == "OrchestrationFailed"
+    assert r.mismatch == Mismatch(sid, "scheduled activity 'NewName'", "activity 'OldName'")
 
 
 def test_history_the_code_no_longer_schedules_is_nondeterminism() -> None:
@@ -149,6 +150,7 @@ def test_history_the_code_no_longer_schedules_is_nondeterminism() -> None:
     r = turn(fewer, h.events, [ev.TimerDue("i", 1, tid, T0 + 1000)])
     assert r.error is not None and r.error.kind == "nondeterminism"
     assert "no longer schedules" in r.error.message
+    assert r.mismatch == Mismatch(3, "schedules nothing there", "activity 'Extra'")
 
 
 def test_scheduling_more_while_replaying_is_nondeterminism() -> None:
@@ -162,6 +164,7 @@ def test_scheduling_more_while_replaying_is_nondeterminism() -> None:
     r = turn(more, h.events, [ev.ExternalEvent("i", "poke", None)])
     assert r.error is not None and r.error.kind == "nondeterminism"
     assert "'B'" in r.error.message
+    assert r.mismatch == Mismatch(None, "scheduled activity 'B'", "nothing scheduled there")
 
 
 def test_user_code_cannot_swallow_nondeterminism() -> None:
@@ -184,9 +187,22 @@ def test_a_completion_for_something_never_scheduled_is_nondeterminism() -> None:
 
     h = History()
     h.add(ev.EventSubscribed, "go")
-    h.add(ev.ActivityCompleted, 99, "stray")
+    stray = h.add(ev.ActivityCompleted, 99, "stray")
     r = turn(waits, h.events, [ev.ExternalEvent("i", "go", 1)])
     assert r.error is not None and r.error.kind == "nondeterminism"
+    assert r.mismatch == Mismatch(
+        stray, "has not scheduled event 99", "ActivityCompleted for event 99"
+    )
+
+
+def test_a_turn_that_replays_cleanly_has_no_mismatch() -> None:
+    async def fn(ctx: Ctx, _: Any) -> Any:
+        return await ctx.schedule_activity("A")
+
+    h = History()
+    sid = h.add(ev.ActivityScheduled, "A", None)
+    r = turn(fn, h.events, [ev.ActivityResult("i", 1, sid, 1)])
+    assert r.status == "Completed" and r.mismatch is None
 
 
 # ---- timers, clock, ids, traces --------------------------------------------------------------
@@ -315,8 +331,8 @@ def test_select_when_both_complete_in_one_batch_takes_the_first_recorded() -> No
 
 def test_select_over_coroutine_branches_with_several_awaits() -> None:
     async def branch(ctx: Ctx, tag: str) -> str:
-        a = await ctx.schedule_activity("Step", f"{tag}1")
-        b = await ctx.schedule_activity("Step", f"{tag}2")
+        a: str = await ctx.schedule_activity("Step", f"{tag}1")
+        b: str = await ctx.schedule_activity("Step", f"{tag}2")
         return a + b
 
     async def fn(ctx: Ctx, _: Any) -> Any:
@@ -346,7 +362,8 @@ def test_select_cancels_a_losing_branch_and_what_it_awaits() -> None:
 def test_join_returns_results_in_item_order_whatever_the_completion_order() -> None:
     async def fn(ctx: Ctx, _: Any) -> Any:
         async def two(ctx: Ctx) -> int:
-            return await ctx.schedule_activity("N", 2) * 10
+            n: int = await ctx.schedule_activity("N", 2)
+            return n * 10
 
         return await ctx.join(
             [ctx.schedule_activity("N", 1), two(ctx), ctx.schedule_activity("N", 3)]

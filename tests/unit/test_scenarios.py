@@ -245,7 +245,8 @@ async def test_instance_info_shows_the_version_and_the_record(
 
     async def parent(ctx: Ctx, x: int) -> int:
         ctx.set_custom_status("working")
-        return await ctx.schedule_sub_orchestration("Child", x, instance_id="kid")
+        out: int = await ctx.schedule_sub_orchestration("Child", x, instance_id="kid")
+        return out
 
     reg = (
         OrchestrationRegistry.builder()

@@ -16,7 +16,7 @@ from durox.errors import (
     StoreUnavailableError,
 )
 from durox.providers import SqliteProvider, TurnCommit
-from durox.providers.sqlite._provider import _classify
+from durox.providers.sqlite._executor import _classify
 
 
 async def test_a_failing_operation_in_a_group_does_not_undo_its_neighbours(

@@ -18,6 +18,7 @@ from pathlib import Path
 from durox import Client, Runtime, RuntimeOptions
 from durox.demo.health_monitor import HEALTH_MONITOR, MonitorState, activities, orchestrations
 from durox.providers import SqliteProvider
+from durox.status import InstanceStatus
 
 INSTANCE = "health-monitor-db-primary"
 
@@ -91,7 +92,7 @@ async def run(db: Path, interval_ms: int) -> int:
                 f"{ex.status}, {ex.event_count} events, engine {ex.engine_version}",
                 flush=True,
             )
-        return 0 if status.status == "Completed" else 1
+        return 0 if status.status == InstanceStatus.COMPLETED else 1
     finally:
         if rt is not None:
             await rt.shutdown(timeout=5)

@@ -1,5 +1,6 @@
 """Stores. `SqliteProvider` is embedded and needs no set-up; `PostgresProvider` serves many
-workers (install the `postgres` extra). Both implement the `Provider` seam.
+workers (install the `postgres` extra). Each is a `Store`: the `Provider` half the runtime
+drives and the `ProviderAdmin` half clients read and manage through.
 
 `PostgresProvider` is imported on first use, so `import durox.providers` works without asyncpg.
 """
@@ -9,15 +10,24 @@ from typing import TYPE_CHECKING, Any
 from durox.providers._base import (
     DrainEntry,
     ExecutionInfo,
+    ExecutionRef,
+    FailureCount,
     InstanceInfo,
     InstanceUpdate,
+    ObservedWorker,
     OrchestrationItem,
     Provider,
+    ProviderAdmin,
     QueueDepths,
+    Store,
+    StoreObservation,
     SystemMetrics,
     TurnCommit,
+    VersionExecutions,
+    VersionUsage,
     WorkerRecord,
     WorkItem,
+    gather_outcomes,
 )
 from durox.providers.sqlite import SqliteProvider
 
@@ -27,17 +37,26 @@ if TYPE_CHECKING:
 __all__ = [
     "DrainEntry",
     "ExecutionInfo",
+    "ExecutionRef",
+    "FailureCount",
     "InstanceInfo",
     "InstanceUpdate",
+    "ObservedWorker",
     "OrchestrationItem",
     "PostgresProvider",
     "Provider",
+    "ProviderAdmin",
     "QueueDepths",
     "SqliteProvider",
+    "Store",
+    "StoreObservation",
     "SystemMetrics",
     "TurnCommit",
+    "VersionExecutions",
+    "VersionUsage",
     "WorkItem",
     "WorkerRecord",
+    "gather_outcomes",
 ]
 
 

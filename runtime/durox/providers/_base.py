@@ -1,24 +1,28 @@
-"""The one seam between the runtime and a store.
+"""The seam between the runtime and a store, in two halves.
 
-A `Provider` holds two peek-lock queues (orchestration messages, locked per instance; activity
-work, locked per item), the append-only histories, and the instance records. Everything the
-runtime needs is an operation here and nothing more, so a new store is one class and one run of
-the conformance suite. Each acknowledgement is one atomic transaction: new history, instance
-record, outgoing work and the deletion of the consumed messages commit together or not at all.
+`Provider` is what the runtime drives: two peek-lock queues (orchestration messages, locked per
+instance; activity work, locked per item), session pins and worker records. `ProviderAdmin` is
+what clients and operators read and manage: instances, executions, histories, workers, the drain
+report, deletion, metrics. A store implements both (`Store`), and proves it with the scenarios
+in `durox.testing.conformance` (docs/providers.md). Each acknowledgement is one atomic
+transaction: new history, instance record, outgoing work and the deletion of the consumed
+messages commit together or not at all.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from durox.core import events as ev
 from durox.core.versions import SemverRange
 from durox.errors import DuroxError
+from durox.status import InstanceStatus
 
 JSON = ev.JSON
 
@@ -31,7 +35,7 @@ class InstanceInfo:
     orchestration_name: str
     orchestration_version: str
     current_execution_id: int
-    status: str
+    status: InstanceStatus
     output: JSON
     created_at: datetime
     updated_at: datetime
@@ -46,7 +50,7 @@ class ExecutionInfo:
     instance_id: str
     execution_id: int
     orchestration_version: str
-    status: str
+    status: InstanceStatus
     output: JSON
     event_count: int
     engine_version: str | None
@@ -70,17 +74,21 @@ class OrchestrationItem:
     attempt_count: int
     orchestration_name: str | None = None
     orchestration_version: str | None = None
-    status: str | None = None
+    status: InstanceStatus | None = None
     pinned_engine_version: str | None = None
     history_error: str | None = None
     """Set when the history (or a message) could not be decoded; history is then empty."""
+
+    def __post_init__(self) -> None:
+        if self.status is not None:
+            self.status = InstanceStatus(self.status)  # a store may hand back the plain word
 
 
 @dataclass(slots=True)
 class InstanceUpdate:
     name: str
     version: str
-    status: str
+    status: InstanceStatus
     output: JSON = None
     error: ev.ErrorDetails | None = None
     custom_status: JSON = None
@@ -121,12 +129,16 @@ class WorkerRecord:
     replay_min: str
     replay_max: str
     orchestrations: dict[str, dict[str, JSON]]
-    """NAME -> {"versions": [...], "policy": "latest" | "exact X.Y.Z"}."""
+    """NAME -> {"versions": [...], "policy": "latest" | "exact X.Y.Z"}, the policy followed by
+    ", ramp X.Y.Z at P%" while a ramp is on."""
     activities: list[str]
     session_activities: list[str]
     config_revision: str
     started_at: datetime
     heartbeat_at: datetime
+    config_rejected: str | None = None
+    """Why the newest config file was rejected (the revision above stays in force), or None
+    once a config applies."""
 
     def has_session_handler(self, name: str) -> bool:
         return name in self.session_activities
@@ -169,6 +181,7 @@ class SystemMetrics:
     """Counts across the whole store, for dashboards and capacity planning."""
 
     instances_by_status: dict[str, int]
+    """Keyed by `InstanceStatus` value."""
     executions: int
     history_events: int
     instance_locks: int
@@ -183,11 +196,159 @@ class SystemMetrics:
         return sum(self.instances_by_status.values())
 
 
+@dataclass(frozen=True, slots=True)
+class VersionUsage:
+    """The instances of one `NAME@version` that have not ended, as one observation saw them.
+
+    Old version code may be removed only once this is gone; an operator holds a rollout back
+    while an image lacks a version listed here, and calls the instances stranded when no live
+    worker serves the version or the pins in `by_pin`.
+    """
+
+    orchestration_name: str
+    orchestration_version: str
+    instances: int
+    """Instances not in `durox.status.TERMINAL` (Running, or ContinuedAsNew between executions)."""
+    by_pin: dict[str | None, int]
+    """The same instances by the engine version their execution is pinned to (None: written
+    before pinning, fetched by every worker)."""
+    oldest_instance_id: str
+    """The earliest created of them (ties broken by id): how long this version has been
+    needed, and the instance to look at first."""
+    oldest_created_at: datetime
+
+    @property
+    def key(self) -> str:
+        """`NAME@version`, as worker records and the operator's status spell it."""
+        return f"{self.orchestration_name}@{self.orchestration_version}"
+
+
+@dataclass(frozen=True, slots=True)
+class FailureCount:
+    """Instances of one `NAME@version` that failed within an observation's window."""
+
+    orchestration_name: str
+    orchestration_version: str
+    failed: int
+    """Every instance that ended Failed in the window, the poisoned ones included."""
+    poisoned: int
+    """Those that failed because no worker could take them (`ErrorDetails.kind == "poison"`):
+    a missing version or handler, an unreadable history, an engine pin nobody serves."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedWorker:
+    """A capability record with its age by the store's clock, so a reader on another host
+    (the operator's pod) judges liveness by the same clock the workers' heartbeats use."""
+
+    record: WorkerRecord
+    heartbeat_age: timedelta
+    live: bool
+    """The heartbeat is no older than the observation's `stale_after`. A stale record is a
+    worker that died without removing it, or one too busy or cut off to beat: the reader
+    decides what that means (an operator counts a terminating pod until its record goes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreObservation:
+    """What a store holds, read at one moment in one transaction (one round trip on
+    PostgreSQL), for an operator's reconcile pass or a dashboard. Nothing is written: a
+    read-only database role can take it, and stale worker records are reported, not reaped.
+
+    A store (a SQLite file, a PostgreSQL schema) serves one registry: its instances belong to
+    every pool of it (a main pool and its drain pool share them), so the instance counts are
+    the whole store's and only `workers` is narrowed to a pool.
+    """
+
+    observed_at: datetime
+    """The store's clock when it was read (the database's, on PostgreSQL)."""
+    pool: str | None
+    """The pool `workers` was narrowed to (None: every pool)."""
+    versions: tuple[VersionUsage, ...]
+    """Per `NAME@version` with instances that have not ended, ordered by name and version."""
+    failed_since: datetime
+    failures: tuple[FailureCount, ...]
+    """Per `NAME@version` with instances that failed at or after `failed_since`."""
+    stale_after: timedelta
+    workers: tuple[ObservedWorker, ...]
+    """Every capability record of the pool, live or stale, by worker id."""
+
+    @property
+    def instances(self) -> int:
+        """Instances that have not ended, across versions."""
+        return sum(v.instances for v in self.versions)
+
+    @property
+    def by_pin(self) -> dict[str | None, int]:
+        """Instances that have not ended, per engine pin, across versions."""
+        out: dict[str | None, int] = {}
+        for v in self.versions:
+            for pin, n in v.by_pin.items():
+                out[pin] = out.get(pin, 0) + n
+        return out
+
+    @property
+    def live_workers(self) -> list[WorkerRecord]:
+        return [w.record for w in self.workers if w.live]
+
+    @property
+    def stale_workers(self) -> list[WorkerRecord]:
+        return [w.record for w in self.workers if not w.live]
+
+    def usage(self, name: str, version: str) -> VersionUsage | None:
+        """The usage of `NAME@version`, or None when none of its instances is left."""
+        return next(
+            (
+                v
+                for v in self.versions
+                if v.orchestration_name == name and v.orchestration_version == version
+            ),
+            None,
+        )
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class VersionExecutions:
+    """Executions of one orchestration NAME at one version that a replay check looks at."""
+
+    orchestration_name: str
+    orchestration_version: str
+    running: int
+    """Executions still running at this version."""
+    ended: int
+    """Executions that ended well (completed, or continued as new) since the time asked for."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRef:
+    """One execution a replay check may read the history of."""
+
+    instance_id: str
+    execution_id: int
+    status: InstanceStatus
+    event_count: int
+    last_active_at: datetime
+    """The last turn of a running execution; the end of an ended one."""
+
+
+SampleOrder = Literal["longest", "recent"]
+ENDED_WELL: tuple[InstanceStatus, InstanceStatus] = (
+    InstanceStatus.COMPLETED,
+    InstanceStatus.CONTINUED_AS_NEW,
+)
+"""The endings of executions a replay check samples besides running ones: they replay to a
+recorded end the code must reach again (failures and cancellations are left out: a poisoned
+or nondeterministic failure was never the code's own ending)."""
+
 QueueKind = Literal["orchestration", "activity"]
 
 
-def _outcomes(results: Sequence[BaseException | None]) -> list[DuroxError | None]:
-    """Per-item outcomes of gathered acknowledgements; anything but a store error propagates."""
+async def gather_outcomes(acks: Iterable[Awaitable[None]]) -> list[DuroxError | None]:
+    """Run acknowledgements concurrently and say per item how each went: None, or the store
+    error it alone met. Anything but a store error propagates. For a store whose batch
+    acknowledgement is its single one run side by side (SQLite, whose group commit gathers them
+    into one transaction anyway)."""
+    results = await asyncio.gather(*acks, return_exceptions=True)
     out: list[DuroxError | None] = []
     for o in results:
         if isinstance(o, DuroxError) or o is None:
@@ -198,12 +359,24 @@ def _outcomes(results: Sequence[BaseException | None]) -> list[DuroxError | None
 
 
 class Provider(abc.ABC):
-    """A durable store. Methods raise only `durox.errors` exceptions."""
+    """The half of a store the runtime drives: two peek-lock queues, sessions, worker records.
+
+    The batch operations are the contract (`fetch_*_items`, `ack_*_items`); the single forms
+    the runtime also uses are derived from them here, once, so no store builds one from the
+    other its own way. Methods raise only `durox.errors` exceptions.
+    """
 
     batches_in_one_round_trip: bool = False
-    """True when the batch operations (`fetch_*_items`, `ack_*_items`) cost one round trip, so
-    the runtime should gather work into them; the defaults here only loop or gather over the
-    single operations, which saves nothing."""
+    """True when the batch operations cost one round trip, so the runtime should gather work
+    into them; False when a store gains nothing from batches (SQLite's group commit already
+    gathers concurrent operations into one transaction), so the runtime takes one at a time."""
+
+    def clock_ms(self) -> int:
+        """The store's clock (ms since the epoch) as well as this process can tell. A turn
+        takes its time from here, and so does the due time of every timer it sets: a worker
+        whose own clock is off must not set timers early or late. This process's wall clock,
+        unless the store keeps a clock of its own."""
+        return time.time_ns() // 1_000_000
 
     # -- orchestration queue ----------------------------------------------------------------
 
@@ -216,48 +389,26 @@ class Provider(abc.ABC):
         """Enqueue a message for an instance (events, cancellation)."""
 
     @abc.abstractmethod
-    async def fetch_orchestration_item(
-        self, lock_timeout_ms: int, replay_range: SemverRange | None = None
-    ) -> OrchestrationItem | None:
-        """Lock the oldest instance with visible messages whose pin lies in `replay_range`."""
-
-    @abc.abstractmethod
-    async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> None:
-        """Apply a turn atomically and release the lock; `LockLostError` if the lease is gone."""
-
     async def fetch_orchestration_items(
         self, lock_timeout_ms: int, replay_range: SemverRange | None = None, max_items: int = 1
     ) -> list[OrchestrationItem]:
-        """Lock up to `max_items` instances, each as `fetch_orchestration_item` would.
+        """Lock up to `max_items` instances with visible messages whose pin lies in
+        `replay_range`, oldest message first, each with its messages and current history.
 
-        A store that can take several in one round trip overrides this. If a fetch fails after
-        some instances were locked, those are returned rather than left locked.
+        A lease of `lock_timeout_ms <= 0` is over at once, so at most one item is taken then.
+        If a fetch fails after some instances were locked, those are returned rather than left
+        locked with nobody to run them.
         """
-        items: list[OrchestrationItem] = []
-        while len(items) < max_items:
-            try:
-                item = await self.fetch_orchestration_item(lock_timeout_ms, replay_range)
-            except DuroxError:
-                if items:
-                    return items
-                raise
-            if item is None:
-                break
-            items.append(item)
-        return items
 
+    @abc.abstractmethod
     async def ack_orchestration_items(
         self, acks: Sequence[tuple[str, TurnCommit]]
     ) -> list[DuroxError | None]:
-        """Apply several turns, each atomically as `ack_orchestration_item` would, and say per
-        turn how it went: None, or the error that turn alone met (`LockLostError` for a lapsed
-        lease). Never raises `DuroxError`: one bad turn does not fail the others."""
-        return _outcomes(
-            await asyncio.gather(
-                *(self.ack_orchestration_item(token, commit) for token, commit in acks),
-                return_exceptions=True,
-            )
-        )
+        """Apply several turns, each atomically (new history, instance record, outgoing work
+        and the deletion of the consumed messages commit together or not at all), releasing
+        each lock, and say per turn how it went: None, or the error that turn alone met
+        (`LockLostError` for a lapsed lease). Never raises `DuroxError`: one bad turn does not
+        fail the others."""
 
     @abc.abstractmethod
     async def abandon_orchestration_item(
@@ -265,33 +416,22 @@ class Provider(abc.ABC):
     ) -> None:
         """Release the lock, leaving the messages for a later fetch after `delay_ms`."""
 
-    @abc.abstractmethod
-    async def renew_orchestration_item_lock(self, lock_token: str, lock_timeout_ms: int) -> None:
-        """Extend the lease; `LockLostError` if it already lapsed."""
+    async def fetch_orchestration_item(
+        self, lock_timeout_ms: int, replay_range: SemverRange | None = None
+    ) -> OrchestrationItem | None:
+        """`fetch_orchestration_items` for one item."""
+        items = await self.fetch_orchestration_items(lock_timeout_ms, replay_range, 1)
+        return items[0] if items else None
+
+    async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> None:
+        """`ack_orchestration_items` for one turn, raising the error it met."""
+        (failed,) = await self.ack_orchestration_items([(lock_token, commit)])
+        if failed is not None:
+            raise failed
 
     # -- activity queue ------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def fetch_work_item(
-        self,
-        lock_timeout_ms: int,
-        *,
-        worker_id: str = "",
-        session_lock_ms: int = 30_000,
-        max_sessions: int | None = None,
-    ) -> WorkItem | None:
-        """Lock the oldest visible work item this worker may take.
-
-        Items without a session go to anyone. A session item goes to the session's owner while
-        the session lock is alive; an unowned (or lapsed) session is claimed by the fetching
-        worker if it owns fewer than `max_sessions` live sessions (None: no cap; 0: it takes
-        no session work). Fetching or acknowledging a session item marks the session active.
-        """
-
-    @abc.abstractmethod
-    async def ack_work_item(self, lock_token: str, result: ev.ActivityResult) -> None:
-        """Delete the work item and enqueue its result in one transaction."""
-
     async def fetch_work_items(
         self,
         lock_timeout_ms: int,
@@ -301,42 +441,23 @@ class Provider(abc.ABC):
         session_lock_ms: int = 30_000,
         max_sessions: int | None = None,
     ) -> list[WorkItem]:
-        """Lock up to `max_items` work items, oldest first, under `fetch_work_item`'s rules.
+        """Lock up to `max_items` visible work items this worker may take, oldest first.
 
-        A store that can take several in one round trip overrides this. If a fetch fails after
-        some items were taken, those are returned (the next call meets the error again) rather
-        than left locked with nobody to run them.
+        Items without a session go to anyone. A session item goes to the session's owner while
+        the session lock is alive; an unowned (or lapsed) session is claimed by the fetching
+        worker if it owns fewer than `max_sessions` live sessions (None: no cap; 0: it takes
+        no session work). Fetching or acknowledging a session item marks the session active.
+        If a fetch fails after some items were taken, those are returned rather than left
+        locked with nobody to run them.
         """
-        items: list[WorkItem] = []
-        while len(items) < max_items:
-            try:
-                wi = await self.fetch_work_item(
-                    lock_timeout_ms,
-                    worker_id=worker_id,
-                    session_lock_ms=session_lock_ms,
-                    max_sessions=max_sessions,
-                )
-            except DuroxError:
-                if items:
-                    return items
-                raise
-            if wi is None:
-                break
-            items.append(wi)
-        return items
 
+    @abc.abstractmethod
     async def ack_work_items(
         self, acks: Sequence[tuple[str, ev.ActivityResult]]
     ) -> list[DuroxError | None]:
-        """Acknowledge several work items, each as `ack_work_item` would, and say per item
-        how it went: None, or the error (`LockLostError` for a lapsed or unknown token) that
-        item alone met. Never raises `DuroxError`: one bad item does not fail the others."""
-        return _outcomes(
-            await asyncio.gather(
-                *(self.ack_work_item(token, result) for token, result in acks),
-                return_exceptions=True,
-            )
-        )
+        """For each item, delete it and enqueue its result in one transaction, and say per
+        item how it went: None, or the error (`LockLostError` for a lapsed or unknown token)
+        that item alone met. Never raises `DuroxError`: one bad item does not fail the others."""
 
     @abc.abstractmethod
     async def abandon_work_item(
@@ -344,7 +465,8 @@ class Provider(abc.ABC):
     ) -> None: ...
 
     @abc.abstractmethod
-    async def renew_work_item_lock(self, lock_token: str, lock_timeout_ms: int) -> None: ...
+    async def renew_work_item_lock(self, lock_token: str, lock_timeout_ms: int) -> None:
+        """Extend the lease; `LockLostError` if it already lapsed or the item was cancelled."""
 
     @abc.abstractmethod
     async def renew_sessions(
@@ -353,6 +475,30 @@ class Provider(abc.ABC):
         """Extend the locks of this worker's sessions that are busy or were active within
         `idle_timeout_ms`; delete lapsed session rows. Returns how many were renewed."""
 
+    async def fetch_work_item(
+        self,
+        lock_timeout_ms: int,
+        *,
+        worker_id: str = "",
+        session_lock_ms: int = 30_000,
+        max_sessions: int | None = None,
+    ) -> WorkItem | None:
+        """`fetch_work_items` for one item."""
+        items = await self.fetch_work_items(
+            lock_timeout_ms,
+            1,
+            worker_id=worker_id,
+            session_lock_ms=session_lock_ms,
+            max_sessions=max_sessions,
+        )
+        return items[0] if items else None
+
+    async def ack_work_item(self, lock_token: str, result: ev.ActivityResult) -> None:
+        """`ack_work_items` for one item, raising the error it met."""
+        (failed,) = await self.ack_work_items([(lock_token, result)])
+        if failed is not None:
+            raise failed
+
     # -- worker capability records --------------------------------------------------------
 
     @abc.abstractmethod
@@ -360,40 +506,6 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     async def remove_worker(self, worker_id: str) -> None: ...
-
-    @abc.abstractmethod
-    async def list_workers(self, pool: str | None, stale_after_ms: int) -> list[WorkerRecord]:
-        """Live workers (heartbeat within `stale_after_ms`); stale rows are deleted."""
-
-    # -- reads -------------------------------------------------------------------------
-
-    @abc.abstractmethod
-    async def drain_report(self, replay_range: SemverRange) -> list[DrainEntry]:
-        """Per NAME and pinned engine version outside `replay_range`: running instances, their
-        queued messages and highest attempt count, and instances that ended in poison."""
-
-    @abc.abstractmethod
-    async def get_instance(self, instance_id: str) -> InstanceInfo | None: ...
-
-    @abc.abstractmethod
-    async def list_instances(
-        self,
-        *,
-        status: str | None = None,
-        name: str | None = None,
-        version: str | None = None,
-        limit: int = 1000,
-    ) -> list[InstanceInfo]: ...
-
-    @abc.abstractmethod
-    async def list_executions(self, instance_id: str) -> list[ExecutionInfo]: ...
-
-    @abc.abstractmethod
-    async def start_pending(self, instance_id: str) -> bool:
-        """True while a client start for `instance_id` waits in the queue (no instance row yet)."""
-
-    @abc.abstractmethod
-    async def read_history(self, instance_id: str, execution_id: int) -> list[ev.Event]: ...
 
     # -- wake-ups and lifecycle --------------------------------------------------------------
 
@@ -404,8 +516,69 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
+
+class ProviderAdmin(abc.ABC):
+    """The half of a store that clients and operators read and manage it through: instance,
+    execution, history and worker reads, the drain report, deletion and pruning, metrics.
+
+    Nothing here is on the runtime's hot path. Read-side operations a tool needs (the
+    operator's view of a store, say) belong here, not on `Provider`.
+    """
+
+    # -- reads -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def get_instance(self, instance_id: str) -> InstanceInfo | None: ...
+
+    @abc.abstractmethod
+    async def start_pending(self, instance_id: str) -> bool:
+        """True while a client start for `instance_id` waits in the queue (no instance row yet)."""
+
+    @abc.abstractmethod
+    async def list_instances(
+        self,
+        *,
+        status: InstanceStatus | str | None = None,
+        name: str | None = None,
+        version: str | None = None,
+        limit: int = 1000,
+    ) -> list[InstanceInfo]:
+        """Instances matching every filter given, oldest first. A `status` string must be an
+        `InstanceStatus` value (`ConfigurationError` otherwise: see `status_filter`)."""
+
+    @abc.abstractmethod
+    async def list_executions(self, instance_id: str) -> list[ExecutionInfo]: ...
+
+    @abc.abstractmethod
+    async def read_history(self, instance_id: str, execution_id: int) -> list[ev.Event]: ...
+
+    @abc.abstractmethod
+    async def list_workers(self, pool: str | None, stale_after_ms: int) -> list[WorkerRecord]:
+        """Live workers (heartbeat within `stale_after_ms`); stale rows are deleted."""
+
+    @abc.abstractmethod
+    async def observe(
+        self, *, pool: str | None, failed_since: datetime, stale_after_ms: int
+    ) -> StoreObservation:
+        """Everything an operator decides a rollout from, in one consistent read: instances
+        that have not ended per `NAME@version` (per engine pin, and the oldest of them),
+        failures and poisonings since `failed_since` per `NAME@version`, and the capability
+        records of `pool` (None: every pool) with their heartbeat ages, live within
+        `stale_after_ms` or stale.
+
+        Read-only, so a role without write grants can call it: stale records stay (the
+        runtime's `list_workers` reaps them). Its cost follows the instances that have not
+        ended and the failures in the window, not the instances the store keeps, so it stays
+        cheap on a store with millions of finished ones (docs/postgres.md).
+        """
+
+    @abc.abstractmethod
+    async def drain_report(self, replay_range: SemverRange) -> list[DrainEntry]:
+        """Per NAME and pinned engine version outside `replay_range`: running instances, their
+        queued messages and highest attempt count, and instances that ended in poison."""
+
     # -- management ----------------------------------------------------------------------
-    # Terminal statuses are Completed, Failed and Cancelled; anything else counts as running.
+    # Terminal means in `durox.status.TERMINAL`; anything else counts as running.
 
     @abc.abstractmethod
     async def delete_instance(self, instance_id: str, force: bool = False) -> int:
@@ -417,11 +590,12 @@ class Provider(abc.ABC):
     async def delete_instances(
         self,
         *,
-        status: str | None = None,
+        status: InstanceStatus | str | None = None,
         name: str | None = None,
         completed_before: datetime | None = None,
     ) -> int:
         """Delete terminal instances matching every filter given (with their descendants);
+        `status` as for `list_instances`;
         an instance whose tree still has something running is left alone. Returns how many
         instances were deleted."""
 
@@ -435,3 +609,34 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     async def system_metrics(self) -> SystemMetrics: ...
+
+    # -- replay-check reads (`durox.replaycheck`) -----------------------------------------
+    # Executions are counted and sampled by their own version (an instance's earlier
+    # executions may have run another one), joined to their instance for the NAME.
+
+    @abc.abstractmethod
+    async def execution_versions(
+        self, *, ended_since: datetime | None = None
+    ) -> list[VersionExecutions]:
+        """Per orchestration NAME and execution version: running executions, and executions
+        that ended well (`ENDED_WELL`) at or after `ended_since` (None: none counted). Only
+        versions with at least one of either, by NAME then version text."""
+
+    @abc.abstractmethod
+    async def sample_executions(
+        self,
+        name: str,
+        version: str,
+        *,
+        order: SampleOrder,
+        limit: int,
+        ended_since: datetime | None = None,
+    ) -> list[ExecutionRef]:
+        """Up to `limit` of the executions `execution_versions` counts for NAME at `version`:
+        running ones first, then by `order`: "longest" (most history events first, then most
+        recently active) or "recent" (most recently active first, then longest); ties by
+        instance id and execution id."""
+
+
+class Store(Provider, ProviderAdmin, abc.ABC):
+    """A whole store: what the runtime drives and what a client reads. Each store is one."""

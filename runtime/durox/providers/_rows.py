@@ -9,19 +9,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
 from durox.core import events as ev
 from durox.core.codec import decode_json, encode_json
-from durox.errors import StoreCorruptionError
-from durox.providers._base import ExecutionInfo, InstanceInfo, WorkerRecord
+from durox.core.versions import parse_version
+from durox.errors import ConfigurationError, StoreCorruptionError
+from durox.providers._base import (
+    ExecutionInfo,
+    ExecutionRef,
+    FailureCount,
+    InstanceInfo,
+    ObservedWorker,
+    StoreObservation,
+    VersionUsage,
+    WorkerRecord,
+)
+from durox.status import InstanceStatus
 
 Clock = Callable[[], int]
 """Milliseconds since the Unix epoch; injectable so tests can move time."""
-
-TERMINAL = ("Completed", "Failed", "Cancelled")
 
 INSTANCE_COLUMNS = (
     "instance_id, orchestration_name, orchestration_version, current_execution_id, status,"
@@ -62,7 +71,7 @@ def instance_from_row(row: Sequence[Any]) -> InstanceInfo:
             orchestration_name=row[1],
             orchestration_version=row[2],
             current_execution_id=row[3],
-            status=row[4],
+            status=InstanceStatus(row[4]),
             output=decode_json(row[5]),
             created_at=dt(row[6]),
             updated_at=dt(row[7]),
@@ -87,12 +96,23 @@ def execution_from_row(instance_id: str, row: Sequence[Any]) -> ExecutionInfo:
         instance_id=instance_id,
         execution_id=row[0],
         orchestration_version=row[1],
-        status=row[2],
+        status=InstanceStatus(row[2]),
         output=decode_json(row[3]),
         event_count=row[4],
         engine_version=row[5],
         started_at=dt(row[6]),
         completed_at=None if row[7] is None else dt(row[7]),
+    )
+
+
+def execution_ref_from_row(row: Sequence[Any]) -> ExecutionRef:
+    """An `ExecutionRef` from (instance_id, execution_id, status, event_count, last active ms)."""
+    return ExecutionRef(
+        instance_id=row[0],
+        execution_id=int(row[1]),
+        status=InstanceStatus(row[2]),
+        event_count=int(row[3]),
+        last_active_at=dt(int(row[4])),
     )
 
 
@@ -105,6 +125,7 @@ def worker_body(record: WorkerRecord) -> str:
             "orchestrations": record.orchestrations,
             "activities": record.activities,
             "session_activities": record.session_activities,
+            "config_rejected": record.config_rejected,
         }
     )
 
@@ -127,6 +148,71 @@ def worker_from_row(row: Sequence[Any]) -> WorkerRecord:
             config_revision=row[5],
             started_at=dt(row[6]),
             heartbeat_at=dt(row[7]),
+            config_rejected=body.get("config_rejected"),
         )
     except (ValueError, TypeError, KeyError) as exc:
         raise StoreCorruptionError(f"worker row {row[0]!r} is unreadable: {exc}") from exc
+
+
+def observation_from(
+    now_ms: int,
+    *,
+    pool: str | None,
+    failed_since: datetime,
+    stale_after_ms: int,
+    usage: Sequence[Sequence[Any]],
+    failures: Sequence[Sequence[Any]],
+    workers: Sequence[Sequence[Any]],
+) -> StoreObservation:
+    """A `StoreObservation` from a store's three reads, taken in one transaction at `now_ms`:
+
+    - `usage`: (name, version, pin, instances, oldest id, oldest created ms) per name, version
+      and pin, the oldest being the version's (the same on each of its pin rows);
+    - `failures`: (name, version, failed, poisoned);
+    - `workers`: the `worker_from_row` columns.
+    """
+    pins: dict[tuple[str, str], dict[str | None, int]] = {}
+    oldest: dict[tuple[str, str], tuple[str, int]] = {}
+    for name, version, pin, n, oldest_id, oldest_ms in usage:
+        pins.setdefault((name, version), {})[pin] = int(n)
+        oldest[(name, version)] = (oldest_id, int(oldest_ms))
+    versions = tuple(
+        VersionUsage(
+            orchestration_name=name,
+            orchestration_version=version,
+            instances=sum(pins[name, version].values()),
+            by_pin=pins[name, version],
+            oldest_instance_id=oldest[name, version][0],
+            oldest_created_at=dt(oldest[name, version][1]),
+        )
+        for name, version in sorted(pins, key=_version_order)
+    )
+    observed = []
+    for row in workers:
+        record = worker_from_row(row)
+        age_ms = max(now_ms - int(row[7]), 0)  # a heartbeat "from the future" is a fresh one
+        observed.append(
+            ObservedWorker(record, timedelta(milliseconds=age_ms), age_ms <= stale_after_ms)
+        )
+    return StoreObservation(
+        observed_at=dt(now_ms),
+        pool=pool,
+        versions=versions,
+        failed_since=failed_since,
+        failures=tuple(
+            FailureCount(n, v, int(f), int(p))
+            for n, v, f, p in sorted(failures, key=lambda r: _version_order((r[0], r[1])))
+        ),
+        stale_after=timedelta(milliseconds=stale_after_ms),
+        workers=tuple(sorted(observed, key=lambda w: w.record.worker_id)),
+    )
+
+
+def _version_order(key: tuple[str, str]) -> tuple[str, int, Any]:
+    """By name, then by semver precedence (1.10.0 after 1.9.0); a version that does not parse
+    (never written by durox) after the ones that do."""
+    name, version = key
+    try:
+        return name, 0, parse_version(version)
+    except ConfigurationError:
+        return name, 1, version

@@ -7,9 +7,8 @@ shutdown. Nothing in the runtime imports it. See docs/worker.md.
 """
 
 from durox.worker._app import App, AppLoadError, load_app
-from durox.worker._config import (
+from durox.worker._config_file import (
     DRAIN_RANGE,
-    RESTART_FIELDS,
     ConfigFileError,
     ConfigWatcher,
     LiveConfig,
@@ -17,14 +16,21 @@ from durox.worker._config import (
     needs_restart,
     parse_config,
     read_config,
-    replay_range,
+    requested_replay_range,
     runtime_options,
     version_policies,
 )
 from durox.worker._logging import JsonFormatter, TextFormatter, configure_logging
 from durox.worker._metrics import WorkerMetrics
-from durox.worker._store import StoreUrlError, open_store, redacted
+from durox.worker._store import (
+    StoreUrlError,
+    open_existing_store,
+    open_store,
+    redacted,
+    scrubbed,
+)
 from durox.worker._worker import Worker, WorkerSettings, serve
+from durox.worker_config import RESTART_FIELDS
 
 __all__ = [
     "DRAIN_RANGE",
@@ -44,12 +50,14 @@ __all__ = [
     "configure_logging",
     "load_app",
     "needs_restart",
+    "open_existing_store",
     "open_store",
     "parse_config",
     "read_config",
     "redacted",
-    "replay_range",
+    "requested_replay_range",
     "runtime_options",
+    "scrubbed",
     "serve",
     "version_policies",
 ]

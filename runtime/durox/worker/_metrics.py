@@ -26,6 +26,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from durox.providers._base import QueueDepths
 from durox.runtime import RuntimeObserver
+from durox.status import InstanceStatus
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,11 @@ CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 _TURN_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 _ACTIVITY_BUCKETS: Final = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
-_ENDINGS: Final = {
-    "Completed": "completions",
-    "Failed": "failures",
-    "ContinuedAsNew": "continued_as_new",
-    "Cancelled": "cancellations",
+_ENDINGS: Final[dict[str, str]] = {
+    InstanceStatus.COMPLETED: "completions",
+    InstanceStatus.FAILED: "failures",
+    InstanceStatus.CONTINUED_AS_NEW: "continued_as_new",
+    InstanceStatus.CANCELLED: "cancellations",
 }
 
 
@@ -105,6 +106,17 @@ class WorkerMetrics(RuntimeObserver):
             registry=r,
         )
 
+        self.config_rejections = Counter(
+            "durox_config_rejections",
+            "Config files (or revisions) read on reload and rejected; the last good one served on.",
+            registry=r,
+        )
+        self.config_rejected = Gauge(
+            "durox_config_rejected",
+            "1 while the newest config file is rejected and an older revision serves, else 0.",
+            registry=r,
+        )
+
     # -- RuntimeObserver ----------------------------------------------------------------------
 
     def on_turn(self, name: str, version: str, status: str, started: bool, seconds: float) -> None:
@@ -133,6 +145,11 @@ class WorkerMetrics(RuntimeObserver):
     ) -> None:
         self.info.clear()
         self.info.labels(worker_id, pool, engine_version, config_revision).set(1)
+
+    def set_config_rejected(self, rejected: bool) -> None:
+        if rejected:
+            self.config_rejections.inc()
+        self.config_rejected.set(1 if rejected else 0)
 
     def set_queue_depths(self, d: QueueDepths) -> None:
         for queue, state, value in (

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from durox.core.compat import CURRENT_ENGINE
 from durox.errors import ConfigurationError, DuroxError
-from durox.providers._base import Provider
+from durox.providers._base import Store
 from durox.runtime import Runtime
 from durox.worker._app import App, load_app
-from durox.worker._config import (
+from durox.worker._config_file import (
     ConfigWatcher,
     LiveConfig,
     read_config,
@@ -80,7 +80,7 @@ class Worker:
         self._app = app
         self._stop = asyncio.Event()
         self._http: HttpServer | None = None
-        self._provider: Provider | None = None
+        self._provider: Store | None = None
         self._serving = False
         self._probe_at = 0.0
         self._probe_ok = False
@@ -144,7 +144,7 @@ class Worker:
             self._provider = None
             await provider.close()
 
-    async def _connect(self) -> Provider | None:
+    async def _connect(self) -> Store | None:
         delay = 0.5
         while not self._stop.is_set():
             try:
@@ -165,7 +165,7 @@ class Worker:
             delay = min(delay * 2, 30.0)
         return None
 
-    async def _serve(self, provider: Provider, config: WorkerConfig, digest: str, app: App) -> int:
+    async def _serve(self, provider: Store, config: WorkerConfig, digest: str, app: App) -> int:
         reg = app.orchestrations
         defaults = {name: reg.policy(name) for name in reg.names()}
         try:
@@ -191,7 +191,11 @@ class Worker:
         watcher: asyncio.Task[None] | None = None
         if self.settings.config_path is not None:
             watch = ConfigWatcher(
-                self.settings.config_path, digest, self._reload, self.settings.reload_interval
+                self.settings.config_path,
+                digest,
+                self._reload,
+                self.settings.reload_interval,
+                on_reject=self._config_rejected,
             )
             watcher = asyncio.create_task(watch.run(), name="durox-config-watch")
         try:
@@ -225,6 +229,16 @@ class Worker:
         assert self.live is not None
         if self.live.apply(config):
             self._show_identity()
+            self._config_rejected(None)
+        else:
+            self._config_rejected(self.live.rejected)
+
+    def _config_rejected(self, reason: str | None) -> None:
+        """A rejected config stays visible (metric, capability record) until one applies; the
+        worker stays ready, since the last good revision still serves."""
+        self.metrics.set_config_rejected(reason is not None)
+        if self.runtime is not None:
+            self.runtime.report_config_rejected(reason)
 
     def _show_identity(self) -> None:
         assert self.runtime is not None
@@ -259,7 +273,8 @@ class Worker:
             await asyncio.wait_for(provider.get_instance(PROBE_ID), PROBE_TIMEOUT)
             ok = True
         except (DuroxError, TimeoutError) as exc:
-            log.warning("readiness probe: the store does not answer: %s", exc)
+            why = str(exc) or f"no answer within {PROBE_TIMEOUT:.0f} s"
+            log.warning("readiness probe: the store does not answer: %s", why)
             ok = False
         self._probe_at, self._probe_ok = time.monotonic(), ok
         return ok

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
-from operator_fixtures import deployment, registry
 
 from durox.worker_config import WorkerConfig
 from durox_operator import planner
 from durox_operator.model import HASH_ANNOTATION, Condition
+from tests.unit.operator.support import deployment, registry
 
 NOW = "2026-01-02T03:04:05Z"
 LATER = "2026-01-02T04:00:00Z"
@@ -72,7 +72,7 @@ def test_spec_the_worker_model_refuses_is_invalid() -> None:
 
 def test_active_versions_compare_as_semver_not_text() -> None:
     assert planner.active_versions(registry()["spec"]) == "checkout@1.10.0,refund@2.0.0"
-    assert planner.active_versions({"orchestrations": []}) == "-"
+    assert planner.active_versions(cast(Any, {"orchestrations": []})) == "-"
 
 
 # -- children -------------------------------------------------------------------------------
@@ -259,6 +259,9 @@ def test_status_before_the_deployment_exists() -> None:
     body = registry()
     status = planner.plan_status(body, None, NOW, config=_config(body))
     assert _conditions(status) == {
+        "Ready": ("False", "Creating"),
+        "Reconciling": ("True", "Creating"),
+        "Stalled": ("False", "AsExpected"),
         "Available": ("False", "Creating"),
         "Progressing": ("True", "Creating"),
         "Degraded": ("False", "AsExpected"),
@@ -272,6 +275,9 @@ def test_status_of_a_finished_rollout() -> None:
     body = registry()
     status = planner.plan_status(body, deployment(), NOW, config=_config(body))
     assert _conditions(status) == {
+        "Ready": ("True", "WorkersAvailable"),
+        "Reconciling": ("False", "RolloutComplete"),
+        "Stalled": ("False", "AsExpected"),
         "Available": ("True", "WorkersAvailable"),
         "Progressing": ("False", "RolloutComplete"),
         "Degraded": ("False", "AsExpected"),
@@ -336,7 +342,14 @@ def test_transition_time_moves_only_when_status_flips() -> None:
     body["status"] = planner.plan_status(body, deployment(available=0, ready=0), NOW)
     after = planner.plan_status(body, deployment(), LATER)
     times = {c["type"]: c["lastTransitionTime"] for c in after["conditions"]}
-    assert times == {"Available": LATER, "Progressing": LATER, "Degraded": NOW}
+    assert times == {
+        "Ready": LATER,
+        "Reconciling": LATER,
+        "Stalled": NOW,
+        "Available": LATER,
+        "Progressing": LATER,
+        "Degraded": NOW,
+    }
     assert planner.status_changed(body, after)
     flipped = planner.condition_events(body, after)
     assert {(c.type, c.status) for c in flipped} == {
@@ -580,8 +593,7 @@ def test_terminating_workers_of_the_old_template_keep_holding() -> None:
     versions, cm, _ = _plan(new, held_cm, observed)
     assert versions.held == ("checkout",)
     assert (
-        versions.waiting_for
-        == "rollout under way: 2 of 2 workers updated, 2 running, 1 terminating"
+        versions.waiting_for == "rollout under way: 2 of 2 workers updated, 2 ready, 1 terminating"
     )
     assert not planner.needs_apply(cm, held_cm)
 
@@ -732,7 +744,7 @@ def test_drain_status_and_conditions() -> None:
     progressing = next(c for c in status["conditions"] if c["type"] == "Progressing")
     assert (progressing["reason"], progressing["message"]) == (
         "RollingOut",
-        "drain pool: 0 of 1 workers updated, 1 running",
+        "drain pool: 0 of 1 workers updated, 0 ready",  # one pod exists, none is Ready
     )
     assert _conditions(status)["Available"] == ("True", "WorkersAvailable")  # the main pool's
 
@@ -765,5 +777,5 @@ def test_a_rolling_drain_pool_holds_versions_too() -> None:
     assert planner.rollout_pending(new["spec"], desired_drain, None, drain=True) is None
     waiting = _drain_observed(new, updated=0)
     assert planner.rollout_pending(new["spec"], desired_drain, waiting, drain=True) == (
-        "drain pool: rollout under way: 0 of 1 workers updated, 1 running"
+        "drain pool: rollout under way: 0 of 1 workers updated, 1 ready"
     )

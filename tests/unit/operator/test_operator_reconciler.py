@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 import yaml
-from operator_fixtures import registry
 
 from durox_operator.kube import Kube, KubeError
 from durox_operator.model import Obj
 from durox_operator.reconciler import Reconciler
+from tests.unit.operator.support import registry
 
 
 class FakeKube(Kube):
@@ -35,6 +36,15 @@ class FakeKube(Kube):
             copy.deepcopy(o)
             for (kind, ns, _), o in sorted(self.objects.items())
             if kind == "OrchestrationRegistry" and namespace in (None, ns)
+        ]
+
+    def list_pods(self, namespace: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
+        return [
+            copy.deepcopy(o)
+            for (kind, ns, _), o in sorted(self.objects.items())
+            if kind == "Pod"
+            and ns == namespace
+            and selector.items() <= o["metadata"].get("labels", {}).items()
         ]
 
     def apply(self, obj: Obj) -> dict[str, Any]:
@@ -118,8 +128,6 @@ def test_apply_failure_is_reported_as_degraded_with_a_warning() -> None:
     assert (degraded["status"], degraded["reason"]) == ("True", "ApplyFailed")
     assert "forbidden" in degraded["message"]
     assert ("Warning", "ApplyFailed") in events.posted
-    assert not KubeError("x", 403).retryable
-    assert KubeError("x", 503).retryable
 
 
 def test_invalid_spec_writes_no_children() -> None:
@@ -238,7 +246,7 @@ def _rolled_out_registry(kube: FakeKube) -> tuple[Reconciler, Events]:
 def _checkout_policy(kube: FakeKube) -> dict[str, Any]:
     text = kube.objects[("ConfigMap", "shop", "orders")]["data"]["worker.yaml"]
     policies = yaml.safe_load(text)["orchestrations"]
-    return next(p for p in policies if p["name"] == "checkout")  # type: ignore[no-any-return]
+    return next(p for p in policies if p["name"] == "checkout")
 
 
 def test_new_versions_wait_for_the_rollout_that_brings_their_handlers() -> None:
@@ -417,4 +425,98 @@ def test_delete_is_guarded_by_uid_and_a_missing_object_is_success() -> None:
     conflict = _Api(409, b'{"reason": "Conflict"}')
     with pytest.raises(KubeError) as failed:
         Kube(conflict).delete("ConfigMap", "shop", "orders-drain", "u-3")
-    assert failed.value.retryable  # the uid changed under us: the next pass looks again
+    assert failed.value.status == 409  # the uid changed under us: the next pass looks again
+
+
+class _FailingKube(FakeKube):
+    """Refuses applies of one kind, or reads of one kind."""
+
+    def __init__(self, apply_kind: str | None = None, get_kind: str | None = None) -> None:
+        super().__init__()
+        self.apply_kind, self.get_kind = apply_kind, get_kind
+
+    def apply(self, obj: Obj) -> dict[str, Any]:
+        if obj["kind"] == self.apply_kind:
+            raise KubeError(f"apply {obj['kind']}: HTTP 500", 500)
+        return super().apply(obj)
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        if kind == self.get_kind:
+            raise KubeError(f"GET {kind}: HTTP 403: forbidden", 403)
+        return super().get(kind, namespace, name)
+
+
+def test_a_failed_deployment_apply_stops_the_walk_after_the_file_is_published() -> None:
+    kube = _FailingKube(apply_kind="Deployment")
+    reconciler, events = _setup(kube)
+    _set_drain(kube, {"enabled": True})
+    reconciler.reconcile_by_name("shop", "orders")
+    assert kube.writes == [("apply", "ConfigMap"), ("status", "orders")]  # no drain pair
+    status = kube.objects[("OrchestrationRegistry", "shop", "orders")]["status"]
+    assert status["configRevision"]  # the file went out, so its revision is reported
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert (degraded["reason"], degraded["message"]) == (
+        "ApplyFailed",
+        "apply Deployment: HTTP 500",
+    )
+    assert ("Normal", "CreatedConfigMap") in events.posted
+    assert ("Normal", "CreatedDeployment") not in events.posted
+
+
+def test_a_child_that_cannot_be_read_is_reported_and_nothing_is_written() -> None:
+    kube = _FailingKube(get_kind="ConfigMap")
+    reconciler, events = _setup(kube)
+    reconciler.reconcile_by_name("shop", "orders")
+    assert kube.writes == [("status", "orders")]
+    status = kube.objects[("OrchestrationRegistry", "shop", "orders")]["status"]
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert degraded["reason"] == "ApplyFailed" and "forbidden" in degraded["message"]
+    assert ("Warning", "ApplyFailed") in events.posted
+
+
+def test_a_hand_edit_is_restored_with_an_event_naming_the_fields() -> None:
+    kube = FakeKube()
+    reconciler, events = _setup(kube)
+    reconciler.reconcile_by_name("shop", "orders")
+    dep = kube.objects[("Deployment", "shop", "orders")]
+    dep["spec"]["replicas"] = 1  # kubectl scale
+    dep["spec"]["template"]["spec"]["containers"][0]["image"] = "evil:1"  # kubectl set image
+    kube.writes.clear()
+    events.posted.clear()
+    reconciler.reconcile_by_name("shop", "orders")
+    assert kube.writes == [("apply", "Deployment")]
+    assert events.posted == [("Normal", "RestoredDeployment")]
+    restored = kube.objects[("Deployment", "shop", "orders")]
+    assert restored["spec"]["replicas"] == 2
+    assert restored["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.0.0")
+    kube.writes.clear()
+    reconciler.reconcile_by_name("shop", "orders")
+    assert kube.writes == []
+
+
+def test_pods_of_the_pool_are_read_and_their_failures_reported() -> None:
+    kube = FakeKube()
+    reconciler, events = _setup(kube)
+    reconciler.reconcile_by_name("shop", "orders")
+    dep = kube.objects[("Deployment", "shop", "orders")]
+    dep["status"] = {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2,
+                     "readyReplicas": 1, "availableReplicas": 1}  # fmt: skip
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    waiting = {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting"}
+    kube.put({
+        "kind": "Pod",
+        "metadata": {"name": "orders-abc", "namespace": "shop", "labels": labels},
+        "status": {"containerStatuses": [{"name": "worker", "state": {"waiting": waiting}}]},
+    })  # fmt: skip
+    kube.put({"kind": "Pod", "metadata": {"name": "other", "namespace": "shop"},
+              "status": {"phase": "Failed"}})  # fmt: skip
+    events.posted.clear()
+    reconciler.reconcile_by_name("shop", "orders")
+    status = kube.objects[("OrchestrationRegistry", "shop", "orders")]["status"]
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert degraded["reason"] == "PodsFailing"
+    assert degraded["message"] == (
+        "1 of 1 pods failing; pod orders-abc: container worker: CrashLoopBackOff: "
+        "back-off 40s restarting"
+    )
+    assert ("Warning", "PodsFailing") in events.posted

@@ -106,3 +106,30 @@ def test_a_store_password_never_reaches_the_log(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "mysql://me:***@db/x" in result.stderr
     assert "hunter2" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--max-histories", "0"],
+        ["--timeout", "0"],
+        ["--timeout", "soon"],
+    ],
+)
+def test_replay_check_refuses_bad_limits(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["replay-check", "--app", "x:y", "--store", "sqlite:///x.db", *args])
+    assert exit_.value.code == 2
+    assert "replay-check: error: argument" in capsys.readouterr().err
+
+
+def test_replay_check_without_a_store_says_so_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DUROX_STORE_URL", raising=False)
+    assert main(["replay-check", "--app", "tests.unit.replaycheck.apps:app"]) == 2
+    assert capsys.readouterr().err == (
+        "durox replay-check: --store is required when $DUROX_STORE_URL is not set\n"
+    )

@@ -12,9 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from durox_operator.planner import RUN_AS_USER  # the UID the operator's pods run as
+
 ROOT = Path(__file__).parents[3]
 DOCKERFILE = ROOT / "Dockerfile"
-RUN_AS_USER = 65532  # the UID the operator's pod securityContext runs as
 
 
 def _instructions() -> list[tuple[str, str]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import durox.worker
 from durox import Client, SemverRange, VersionPolicy
 from durox.providers import SqliteProvider
 from durox.worker import (
@@ -19,13 +20,13 @@ from durox.worker import (
     needs_restart,
     parse_config,
     read_config,
-    replay_range,
+    requested_replay_range,
     runtime_options,
     version_policies,
 )
-from durox.worker_config import WorkerConfig
+from durox.worker_config import RESTART_FIELDS, WorkerConfig
 from tests.unit.worker.sample_app import SLEEPY
-from tests.unit.worker.support import ConfigMapDir, running_worker, wait_until
+from tests.unit.worker.support import ConfigMapDir, http_get, running_worker, wait_until
 
 DOCS = Path(__file__).parents[3] / "docs"
 
@@ -101,12 +102,12 @@ def test_policies_cover_every_name_so_removing_a_pin_restores_the_default() -> N
     assert version_policies(WorkerConfig(), defaults) == defaults
 
 
-def test_replay_range_default_explicit_and_drain() -> None:
-    assert replay_range(WorkerConfig()) is None
+def test_requested_replay_range_default_explicit_and_drain() -> None:
+    assert requested_replay_range(WorkerConfig()) is None
     explicit = parse_config("supported_replay_versions: {min: 0.1.0, max: 0.3.0}")
-    assert replay_range(explicit) == SemverRange("0.1.0", "0.3.0")
+    assert requested_replay_range(explicit) == SemverRange("0.1.0", "0.3.0")
     drain = parse_config("drain: true\nsupported_replay_versions: {max: 0.3.0}")
-    assert replay_range(drain) == DRAIN_RANGE
+    assert requested_replay_range(drain) == DRAIN_RANGE
 
 
 def test_runtime_options_follow_the_file() -> None:
@@ -236,3 +237,85 @@ async def test_a_running_worker_applies_a_new_revision_live(
             assert [(w.pool, w.config_revision) for w in workers] == [("blue", "r5")]
         finally:
             await provider.close()
+
+
+async def _record(client: Client) -> tuple[str, str | None]:
+    (w,) = await client.list_workers()
+    return w.config_revision, w.config_rejected
+
+
+async def test_a_rejected_config_shows_in_metrics_and_the_record_and_the_worker_stays_ready(
+    tmp_path: Path,
+) -> None:
+    cm = ConfigMapDir(tmp_path / "cm")
+    cm.write({"revision": "r1", "http_port": 0})
+    store = tmp_path / "store.db"
+    async with running_worker(store, cm.path) as worker:
+        provider = await SqliteProvider.open(store)
+        try:
+            client = Client(provider)
+            assert await _record(client) == ("r1", None)
+            assert "durox_config_rejected 0.0" in (await http_get(worker.port, "/metrics"))[2]
+
+            cm.write("revision: r2\nhttp_port: [\n")  # does not parse
+            for _ in range(400):
+                if (await _record(client))[1] is not None:
+                    break
+                await asyncio.sleep(0.05)
+            revision, why = await _record(client)
+            assert revision == "r1"
+            assert why is not None and "not valid YAML" in why
+            metrics = (await http_get(worker.port, "/metrics"))[2]
+            assert "durox_config_rejected 1.0" in metrics
+            assert "durox_config_rejections_total 1.0" in metrics
+            assert (await http_get(worker.port, "/readyz"))[:3:2] == (200, "ready\n")
+
+            # a pin to an unregistered version parses but is refused by the runtime
+            cm.write(
+                {
+                    "revision": "r3",
+                    "http_port": 0,
+                    "orchestrations": [{"name": SLEEPY, "policy": "exact", "version": "9.9.9"}],
+                }
+            )
+            for _ in range(400):
+                why = (await _record(client))[1]
+                if why is not None and why.startswith("revision r3"):
+                    break
+                await asyncio.sleep(0.05)
+            assert why is not None and why.startswith("revision r3: ") and "9.9.9" in why
+            assert (
+                "durox_config_rejections_total 2.0" in (await http_get(worker.port, "/metrics"))[2]
+            )
+            assert (await http_get(worker.port, "/readyz"))[0] == 200
+
+            cm.write({"revision": "r4", "http_port": 0})  # a good one clears it
+            for _ in range(400):
+                if await _record(client) == ("r4", None):
+                    break
+                await asyncio.sleep(0.05)
+            assert await _record(client) == ("r4", None)
+            assert "durox_config_rejected 0.0" in (await http_get(worker.port, "/metrics"))[2]
+        finally:
+            await provider.close()
+
+
+def test_needs_restart_follows_the_models_restart_fields() -> None:
+    """The operator rolls pods on `durox.worker_config.RESTART_FIELDS`; the worker must ask for
+    a restart on exactly those, or a change would apply neither live nor by a rollout."""
+    base = WorkerConfig()
+    changed = {
+        "pool": "other",
+        "orchestration_concurrency": 3,
+        "activity_concurrency": 3,
+        "max_attempts": 3,
+        "lock_timeout_seconds": 3.0,
+        "http_port": 9999,
+    }
+    assert tuple(changed) == RESTART_FIELDS
+    for field, value in changed.items():
+        assert [
+            line.split(":")[0]
+            for line in needs_restart(base, base.model_copy(update={field: value}))
+        ] == [field]
+    assert durox.worker.RESTART_FIELDS is RESTART_FIELDS

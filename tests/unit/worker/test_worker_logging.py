@@ -26,7 +26,7 @@ IDS = {
 }
 
 
-def _record(msg: str = "turn failed: %s", *args: object, **extra: object) -> logging.LogRecord:
+def _record(msg: str = "turn failed: %s", /, *args: object, **extra: object) -> logging.LogRecord:
     logger = logging.getLogger("durox.runtime")
     record = logger.makeRecord(
         logger.name, logging.WARNING, __file__, 1, msg, args or ("boom",), None, extra=extra

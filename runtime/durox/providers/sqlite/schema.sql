@@ -21,6 +21,11 @@ CREATE TABLE instances (
 CREATE INDEX instances_by_status ON instances (status);
 CREATE INDEX instances_by_name ON instances (orchestration_name, orchestration_version);
 CREATE INDEX instances_by_parent ON instances (parent_instance_id);
+-- What `observe` reads: instances that have not ended, by NAME@version, oldest first (with
+-- the pin, so counts per pin need only the index).
+CREATE INDEX instances_not_ended ON instances
+    (orchestration_name, orchestration_version, created_at, instance_id, pinned_engine_version)
+    WHERE status NOT IN ('Cancelled', 'Completed', 'Failed');
 
 CREATE TABLE executions (
     instance_id           TEXT NOT NULL,
@@ -34,6 +39,9 @@ CREATE TABLE executions (
     completed_at          INTEGER,
     PRIMARY KEY (instance_id, execution_id)
 ) WITHOUT ROWID;
+-- What `observe` reads: failed executions by when they failed (columns that stay put while an
+-- execution runs, so indexing them costs a turn nothing).
+CREATE INDEX executions_failed_by_time ON executions (completed_at) WHERE status = 'Failed';
 
 CREATE TABLE history (
     instance_id  TEXT NOT NULL,

@@ -31,23 +31,13 @@ from pydantic import ValidationError
 from durox.core.versions import SemverRange, VersionPolicy
 from durox.errors import ConfigurationError
 from durox.runtime import Runtime, RuntimeOptions
-from durox.worker_config import WorkerConfig
+from durox.worker_config import RESTART_FIELDS, WorkerConfig
 
 log = logging.getLogger(__name__)
 
 DRAIN_RANGE: Final = SemverRange("0.0.0", "99999.0.0")
 """The replay range in drain mode: every pinned engine version is fetched. What this engine
 cannot replay faithfully is refused per execution and poisoned after `max_attempts`."""
-
-RESTART_FIELDS: Final = (
-    "pool",
-    "orchestration_concurrency",
-    "activity_concurrency",
-    "max_attempts",
-    "lock_timeout_seconds",
-    "http_port",
-)
-"""WorkerConfig fields read once at start-up. Everything else applies live."""
 
 
 class ConfigFileError(ConfigurationError):
@@ -118,7 +108,7 @@ def dump_schema() -> str:
 # -- what a config means to a runtime ---------------------------------------------------------
 
 
-def replay_range(config: WorkerConfig) -> SemverRange | None:
+def requested_replay_range(config: WorkerConfig) -> SemverRange | None:
     """The range a config asks for; None means this engine's default (0.0.0 up to itself)."""
     if config.drain:
         return DRAIN_RANGE
@@ -136,9 +126,10 @@ def version_policies(
     """
     policies = dict(defaults)
     for p in config.orchestrations:
-        policies[p.name] = (
-            VersionPolicy.latest() if p.version is None else VersionPolicy.exact(p.version)
-        )
+        policy = VersionPolicy.latest() if p.version is None else VersionPolicy.exact(p.version)
+        if p.ramp is not None:
+            policy = policy.with_ramp(p.ramp.version, p.ramp.percent)
+        policies[p.name] = policy
     return policies
 
 
@@ -152,7 +143,7 @@ def runtime_options(config: WorkerConfig, node_id: str | None) -> RuntimeOptions
         max_attempts=config.max_attempts,
         worker_node_id=node_id,
         pool=config.pool,
-        supported_replay_versions=replay_range(config),
+        supported_replay_versions=requested_replay_range(config),
     )
 
 
@@ -175,11 +166,13 @@ class LiveConfig:
     defaults: dict[str, VersionPolicy]
     """The app's own policy per NAME, before any config touched it."""
     current: WorkerConfig
+    rejected: str | None = None
+    """Why the last revision handed to `apply` was refused, or None if it applied."""
 
     def apply(self, new: WorkerConfig) -> bool:
         """Apply the live parts of `new`; False (nothing changed) if the runtime refuses it."""
         try:
-            rng = replay_range(new)
+            rng = requested_replay_range(new)
             self.runtime.reconfigure(
                 policies=version_policies(new, self.defaults),
                 supported_replay_versions=rng,
@@ -193,8 +186,10 @@ class LiveConfig:
                 exc,
                 self.current.revision,
             )
+            self.rejected = f"revision {new.revision}: {exc}"
             return False
         self.current = new
+        self.rejected = None
         log.info(
             "config revision %s applied: replay range %s%s",
             new.revision,
@@ -221,11 +216,13 @@ class ConfigWatcher:
         digest: str,
         on_change: Callable[[WorkerConfig], object],
         interval: float = 1.0,
+        on_reject: Callable[[str], object] | None = None,
     ) -> None:
         self.path = Path(path)
         self.interval = interval
         self._digest = digest
         self._on_change = on_change
+        self._on_reject = on_reject or (lambda _reason: None)
         self._unreadable = False
 
     def poll(self) -> bool:
@@ -236,8 +233,11 @@ class ConfigWatcher:
             if not self._unreadable:  # say it once, not every second
                 log.error("%s; the last good config stays in force", exc)
                 self._unreadable = True
+                self._on_reject(str(exc))
             return False
-        self._unreadable = False
+        if self._unreadable:
+            self._unreadable = False
+            self._digest = ""  # readable again: judge (and apply) what it holds afresh
         digest = _digest(raw)
         if digest == self._digest:
             return False
@@ -246,6 +246,7 @@ class ConfigWatcher:
             config = _parse_bytes(raw, str(self.path))
         except ConfigFileError as exc:
             log.error("new config rejected: %s; the last good config stays in force", exc)
+            self._on_reject(str(exc))
             return False
         self._on_change(config)
         return True

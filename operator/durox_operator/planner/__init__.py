@@ -1,0 +1,143 @@
+"""Pure planning: an OrchestrationRegistry (plus what we observed) in, desired objects out.
+
+Everything the operator decides lives here, as functions of their arguments only: no client, no
+kopf, no clock (the time comes in as `now`). That keeps every decision unit-testable, and it is
+what makes reconciling idempotent: the same registry always plans byte-identical children, and a
+content hash on each child lets the reconciler see "nothing changed" and write nothing.
+
+Two kinds of change are kept apart on purpose. Version policies and the replay range live in
+the worker configuration file, a ConfigMap the worker re-reads live; nothing about them reaches
+the pod template, so changing a policy never restarts a worker. Image, app entry, pod settings
+and the few file settings a worker reads only at start-up (pool, concurrency, port: the
+worker's `RESTART_FIELDS`) reach the pod template, so changing them rolls the Deployment.
+
+The two meet in an upgrade: a version change that arrives with a new template is held back
+(`plan_versions`) until every worker runs that template, because older workers lack the new
+version's handlers.
+
+The decisions are split by subject into private modules; import them from here, the stable
+surface: `_spec` (typed views of the registry's spec), `_names` (children's names, labels,
+digest), `_versions` (which versions to activate or hold), `_config` (the worker file),
+`_children` (the ConfigMap and Deployment), `_drift` (which applied fields a child no longer
+holds), `_rollout` (reading a Deployment's progress), `_failures` (pods that cannot be created
+or cannot run), `_status` (conditions, kstatus' among them, status, Events), and `_plan`,
+which puts them together: `plan(registry, observed) -> Plan`, the one call the reconciler makes.
+"""
+
+from durox_operator.planner._children import (
+    controlled_by,
+    needs_apply,
+    plan_configmap,
+    plan_deployment,
+    planned_anew,
+)
+from durox_operator.planner._config import render_worker_config, startup_digest, worker_config
+from durox_operator.planner._drift import differences, drift, quantity
+from durox_operator.planner._failures import pod_failure, pod_failures, replica_failure
+from durox_operator.planner._names import (
+    CONTAINER,
+    DEFAULT_HTTP_PORT,
+    DRAIN_SUFFIX,
+    RUN_AS_USER,
+    InvalidSpec,
+    child_name,
+    content_hash,
+    labels,
+    owner_reference,
+    selector_labels,
+)
+from durox_operator.planner._plan import (
+    SLOTS,
+    Apply,
+    Delete,
+    Event,
+    Observed,
+    Plan,
+    Report,
+    Slot,
+    Step,
+    plan,
+)
+from durox_operator.planner._rollout import rollout_pending
+from durox_operator.planner._spec import (
+    DEFAULT_DRAIN_REPLICAS,
+    RegistrySpec,
+    drain_enabled,
+    drain_replicas,
+    spec_of,
+)
+from durox_operator.planner._status import (
+    activation_event,
+    condition_events,
+    observe_conditions,
+    plan_status,
+    status_changed,
+    with_kstatus,
+)
+from durox_operator.planner._versions import (
+    Versions,
+    active_version,
+    active_versions,
+    desired_versions,
+    format_versions,
+    parse_versions,
+    plan_versions,
+    published_versions,
+)
+
+__all__ = [
+    "CONTAINER",
+    "DEFAULT_DRAIN_REPLICAS",
+    "DEFAULT_HTTP_PORT",
+    "DRAIN_SUFFIX",
+    "RUN_AS_USER",
+    "SLOTS",
+    "Apply",
+    "Delete",
+    "Event",
+    "InvalidSpec",
+    "Observed",
+    "Plan",
+    "RegistrySpec",
+    "Report",
+    "Slot",
+    "Step",
+    "Versions",
+    "activation_event",
+    "active_version",
+    "active_versions",
+    "child_name",
+    "condition_events",
+    "content_hash",
+    "controlled_by",
+    "desired_versions",
+    "differences",
+    "drain_enabled",
+    "drain_replicas",
+    "drift",
+    "format_versions",
+    "labels",
+    "needs_apply",
+    "observe_conditions",
+    "owner_reference",
+    "parse_versions",
+    "plan",
+    "plan_configmap",
+    "plan_deployment",
+    "plan_status",
+    "plan_versions",
+    "planned_anew",
+    "pod_failure",
+    "pod_failures",
+    "published_versions",
+    "quantity",
+    "render_worker_config",
+    "replica_failure",
+    "rollout_pending",
+    "selector_labels",
+    "spec_of",
+    "startup_digest",
+    "status_changed",
+    "with_kstatus",
+    "worker_config",
+]

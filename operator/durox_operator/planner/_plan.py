@@ -1,0 +1,300 @@
+"""One pass decided whole: the registry and its observed children in, a frozen Plan out.
+
+The reconciler reads, calls `plan`, then walks `Plan.steps` in order, stopping at the first
+failed call, and reports `Plan.report(...)`. Every choice (which children to write or delete,
+which versions to hold, which Events to post, what the status says) is made here, so it is
+tested without a cluster.
+
+The status is the one part a plan cannot fix in advance: it reads the Deployments as the
+apiserver returns them after the writes (a Deployment just applied has a generation its
+controller has not observed yet, so it reports "rolling out"), and it depends on how far the
+walk got. `Plan.report` is therefore a pure function of those facts, called at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from durox.worker_config import WorkerConfig
+from durox_operator.model import BLOCKING, Obj
+from durox_operator.planner._children import (
+    controlled_by,
+    plan_configmap,
+    plan_deployment,
+    planned_anew,
+)
+from durox_operator.planner._config import worker_config
+from durox_operator.planner._drift import drift
+from durox_operator.planner._names import InvalidSpec, child_name
+from durox_operator.planner._rollout import rollout_pending
+from durox_operator.planner._spec import drain_enabled, spec_of
+from durox_operator.planner._status import (
+    activation_event,
+    condition_events,
+    plan_status,
+    status_changed,
+)
+from durox_operator.planner._versions import Versions, plan_versions, published_versions
+
+Slot = Literal["configmap", "deployment", "drain_configmap", "drain_deployment"]
+"""Which of a registry's (at most) four children an observation or a step is about."""
+
+SLOTS: tuple[tuple[Slot, str, bool], ...] = (
+    ("configmap", "ConfigMap", False),
+    ("deployment", "Deployment", False),
+    ("drain_configmap", "ConfigMap", True),
+    ("drain_deployment", "Deployment", True),
+)
+"""(slot, kind, drain pool?) in the order a pass reads them."""
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A registry's children as read from the cluster; None where absent.
+
+    `unreadable` is the first read that failed (the children after it were not read): a pass
+    that cannot see its children writes nothing."""
+
+    configmap: Obj | None = None
+    deployment: Obj | None = None
+    drain_configmap: Obj | None = None
+    drain_deployment: Obj | None = None
+    unreadable: str | None = None
+    pods: tuple[Obj, ...] = ()
+    """The main pool's pods (its Deployment's selector), for failures the Deployment hides."""
+    drain_pods: tuple[Obj, ...] = ()
+
+    def with_child(self, slot: Slot, obj: Obj | None) -> Observed:
+        change: dict[str, Any] = {slot: obj}
+        return dataclasses.replace(self, **change)
+
+    def with_unreadable(self, error: str) -> Observed:
+        return dataclasses.replace(self, unreadable=error)
+
+    def with_pods(self, pods: Sequence[Obj], drain: bool = False) -> Observed:
+        if drain:
+            return dataclasses.replace(self, drain_pods=tuple(pods))
+        return dataclasses.replace(self, pods=tuple(pods))
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event about the registry."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Apply:
+    """Server-side apply `obj`; post `event` once it is written."""
+
+    slot: Slot
+    obj: Mapping[str, Any]
+    event: Event
+
+
+@dataclass(frozen=True)
+class Delete:
+    """Delete a child this registry controls, if it is still the object seen (`uid`); post
+    `event` only when the call removed it."""
+
+    slot: Slot
+    kind: str
+    namespace: str
+    name: str
+    uid: str
+    event: Event
+
+
+Step = Apply | Delete | Event
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a pass writes at its end: the status (None when unchanged) and the Events that
+    its condition changes deserve."""
+
+    status: Mapping[str, Any] | None
+    events: tuple[Event, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything one pass will do for `registry`, decided before the first write."""
+
+    registry: Obj
+    steps: tuple[Step, ...] = ()
+    """Writes and Events, in order: the worker file before the Deployment that mounts it."""
+    refused: str | None = None
+    """Why nothing is written (a child's name is taken by someone else's object, or a child
+    could not be read); reported as ApplyFailed."""
+    invalid: InvalidSpec | None = None
+    """The spec cannot be rendered: nothing is written, the status says InvalidSpec."""
+    config: WorkerConfig | None = None
+    """The main pool's worker file this pass publishes."""
+    versions: Versions | None = None
+    """What that file activates and holds."""
+    drain: bool = False
+    """Whether a drain pool is wanted."""
+    published_after: int = 0
+    """How many steps must succeed before the worker file counts as published."""
+
+    @property
+    def applies(self) -> tuple[Apply, ...]:
+        return tuple(s for s in self.steps if isinstance(s, Apply))
+
+    @property
+    def deletes(self) -> tuple[Delete, ...]:
+        return tuple(s for s in self.steps if isinstance(s, Delete))
+
+    @property
+    def events(self) -> tuple[Event, ...]:
+        """Events posted whatever the outcome of a write (each write carries its own)."""
+        return tuple(s for s in self.steps if isinstance(s, Event))
+
+    def report(
+        self, after: Observed, now: str, completed: int | None = None, failure: str | None = None
+    ) -> Report:
+        """The status and condition Events once the steps have run.
+
+        `after` holds the children as the cluster returned them (apply results, or a fresh
+        read after a failure); `completed` is how many steps succeeded before `failure` (all
+        of them when there is no failure). After a failure the worker file may still be the
+        old one, so the status keeps reporting what the previous pass published."""
+        if self.invalid is not None:
+            status = plan_status(self.registry, None, now, error=self.invalid)
+        else:
+            failure = failure or self.refused
+            done = len(self.steps) if completed is None else completed
+            published = self.refused is None and done >= self.published_after
+            status = plan_status(
+                self.registry,
+                after.deployment,
+                now,
+                config=self.config if published else None,
+                apply_error=failure,
+                versions=self.versions if published else None,
+                drain=after.drain_deployment if self.drain else None,
+                pods=after.pods,
+                drain_pods=after.drain_pods if self.drain else (),
+            )
+        if not status_changed(self.registry, status):
+            return Report(None, ())
+        events = tuple(
+            Event(
+                "Warning" if cond.reason in BLOCKING and cond.status == "True" else "Normal",
+                cond.reason,
+                f"{cond.type}={cond.status}: {cond.message}",
+            )
+            for cond in condition_events(self.registry, status)
+        )
+        return Report(status, events)
+
+
+def plan(registry: Obj, observed: Observed) -> Plan:
+    """Decide one pass for `registry`, whose children the cluster holds as `observed`."""
+    spec = spec_of(registry)
+    drain = drain_enabled(spec)
+    try:
+        # The pod template reads only start-up settings, which neither held versions nor the
+        # drain pool's replay range change, so the main file plans both pools' Deployments.
+        # The drain file is built up front so that an unusable drain range refuses the pass.
+        base = worker_config(registry)
+        drain_base = worker_config(registry, drain=True) if drain else None
+    except InvalidSpec as exc:
+        return Plan(registry, invalid=exc)
+    refused = observed.unreadable or _foreign(registry, observed, drain)
+    if refused is not None:
+        return Plan(registry, refused=refused, drain=drain)
+
+    desired_dep = plan_deployment(registry, base)
+    desired_drain = plan_deployment(registry, base, drain=True) if drain else None
+    # Old workers may lack a new version's handlers: while any may still serve (in either
+    # pool), the file keeps the versions the ConfigMap activates now.
+    pending = rollout_pending(spec, desired_dep, observed.deployment)
+    if desired_drain is not None:
+        pending = pending or rollout_pending(
+            spec, desired_drain, observed.drain_deployment, drain=True
+        )
+    previous = published_versions(observed.configmap)
+    versions = plan_versions(spec, previous, pending)
+    config = worker_config(registry, versions) if versions.held else base
+
+    # The file first: new pods must start with the held versions, never the new ones.
+    steps = _ensure("configmap", plan_configmap(registry, config, versions), observed)
+    published_after = len(steps)
+    activated = activation_event(previous, versions)
+    if activated is not None:
+        severity, message = activated
+        steps.append(
+            Event("Warning" if severity == "Warning" else "Normal", "ActivatedVersions", message)
+        )
+    steps += _ensure("deployment", desired_dep, observed)
+    if drain_base is not None and desired_drain is not None:
+        if versions.held:
+            drain_base = worker_config(registry, versions, drain=True)
+        drain_cm = plan_configmap(registry, drain_base, versions, drain=True)
+        steps += _ensure("drain_configmap", drain_cm, observed)
+        steps += _ensure("drain_deployment", desired_drain, observed)
+    else:
+        steps += _remove(registry, "drain_deployment", observed)
+        steps += _remove(registry, "drain_configmap", observed)
+    return Plan(
+        registry,
+        steps=tuple(steps),
+        config=config,
+        versions=versions,
+        drain=drain,
+        published_after=published_after,
+    )
+
+
+def _foreign(registry: Obj, observed: Observed, drain: bool) -> str | None:
+    """The first child this pass would write whose name is taken by an object this registry
+    does not control: we never take over someone else's ConfigMap or Deployment."""
+    for slot, kind, of_drain in SLOTS:
+        found: Obj | None = getattr(observed, slot)
+        if (drain or not of_drain) and found is not None and not controlled_by(found, registry):
+            return (
+                f"{kind} {child_name(registry, of_drain)} already exists and is not controlled "
+                "by this registry; delete it or rename the registry"
+            )
+    return None
+
+
+def _ensure(slot: Slot, desired: dict[str, Any], observed: Observed) -> list[Step]:
+    """Apply `desired` when the cluster's copy differs from it: absent (Created), planned
+    differently (Updated), or edited by someone else since (Restored, naming each field put
+    back and what it held)."""
+    have: Obj | None = getattr(observed, slot)
+    kind, name = desired["kind"], desired["metadata"]["name"]
+    if have is None:
+        event = Event("Normal", f"Created{kind}", f"created {kind} {name}")
+    elif planned_anew(desired, have):
+        event = Event("Normal", f"Updated{kind}", f"updated {kind} {name}")
+    else:
+        drifted = drift(desired, have)
+        if not drifted:
+            return []
+        restored = ", ".join(drifted)
+        event = Event("Normal", f"Restored{kind}", f"restored {kind} {name}: {restored}"[:1000])
+    return [Apply(slot, desired, event)]
+
+
+def _remove(registry: Obj, slot: Slot, observed: Observed) -> list[Step]:
+    """Delete a child that is no longer wanted, if it exists and this registry controls it."""
+    have: Obj | None = getattr(observed, slot)
+    if have is None or not controlled_by(have, registry):
+        return []
+    if have["metadata"].get("deletionTimestamp"):
+        return []  # already going
+    kind, drain = next((k, d) for s, k, d in SLOTS if s == slot)
+    name = child_name(registry, drain)
+    event = Event("Normal", f"Deleted{kind}", f"deleted {kind} {name}")
+    namespace = registry["metadata"]["namespace"]
+    return [Delete(slot, kind, namespace, name, have["metadata"]["uid"], event)]

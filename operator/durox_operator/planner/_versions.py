@@ -1,0 +1,133 @@
+"""Which version each NAME's new instances start on, and when a new one must wait."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import semver
+
+from durox_operator.model import ACTIVE_ANNOTATION, Obj
+from durox_operator.planner._spec import OrchestrationSpec, RegistrySpec, policy_of
+
+
+def active_version(orchestration: OrchestrationSpec) -> str:
+    """The version new instances of one NAME start on under its policy."""
+    if policy_of(orchestration) == "exact":
+        return str(orchestration["version"])
+    versions = [semver.Version.parse(v) for v in orchestration["versions"]]
+    return str(max(versions))
+
+
+def desired_versions(spec: RegistrySpec) -> dict[str, str]:
+    """The version each NAME should start new instances on, by the spec's policies alone."""
+    return {o["name"]: active_version(o) for o in spec.get("orchestrations", [])}
+
+
+def format_versions(versions: Mapping[str, str]) -> str:
+    """`NAME@VERSION` pairs, sorted, comma-separated; `-` when there are none."""
+    pairs = sorted(f"{name}@{version}" for name, version in versions.items())
+    return ",".join(pairs) if pairs else "-"
+
+
+def parse_versions(text: str) -> dict[str, str]:
+    """The inverse of `format_versions`; malformed pairs are skipped."""
+    found: dict[str, str] = {}
+    for pair in text.split(","):
+        name, sep, version = pair.strip().rpartition("@")
+        if sep and name and version:
+            found[name] = version
+    return found
+
+
+def active_versions(spec: RegistrySpec) -> str:
+    """The printer column for a spec taken at its word (no version held back)."""
+    return format_versions(desired_versions(spec))
+
+
+def published_versions(configmap: Obj | None) -> dict[str, str] | None:
+    """What an observed worker ConfigMap activates, from its annotation; None when unknown
+    (no ConfigMap yet, or one written before the operator recorded it)."""
+    if configmap is None:
+        return None
+    text = configmap.get("metadata", {}).get("annotations", {}).get(ACTIVE_ANNOTATION)
+    return None if text is None else parse_versions(str(text))
+
+
+@dataclass(frozen=True)
+class Versions:
+    """Which version each NAME's new instances start on, and which wait for a rollout.
+
+    A NAME is *held* when its desired version differs from the one the ConfigMap activates
+    while workers of an older pod template may still be serving: those workers may lack the
+    new version's handlers, so the file pins the old version (`exact`) until every worker runs
+    the new template. Workers apply policies live, so holding never touches the pod template.
+    """
+
+    desired: Mapping[str, str]
+    """NAME -> the version the spec asks for."""
+    active: Mapping[str, str]
+    """NAME -> the version the published file activates (held NAMEs keep their old one)."""
+    held: tuple[str, ...] = ()
+    """NAMEs pinned at their previously active version, waiting for the rollout."""
+    unheld: Mapping[str, str] = field(default_factory=dict)
+    """NAME -> previously active version the new spec no longer registers, so the NAME could
+    not be held and moved at once."""
+    waiting_for: str | None = None
+    """Why versions wait (the rollout still under way), when any changed during one."""
+
+    def listing(self) -> list[dict[str, str]]:
+        """`status.versions`: one entry per NAME, sorted."""
+        return [
+            {"name": name, "active": self.active[name], "desired": self.desired[name]}
+            for name in sorted(self.desired)
+        ]
+
+    def holding_message(self) -> str | None:
+        """What waits and why; None when nothing does."""
+        parts = []
+        if self.held:
+            waits = ", ".join(f"{n}@{self.active[n]} (wants {self.desired[n]})" for n in self.held)
+            parts.append(f"holding {waits} until every worker runs the new pod template")
+        if self.unheld:
+            moved = ", ".join(
+                f"{n}@{self.desired[n]} (the spec no longer registers {old})"
+                for n, old in sorted(self.unheld.items())
+            )
+            parts.append(f"cannot hold {moved}: activated during the rollout")
+        return "; ".join(parts) if parts else None
+
+
+def plan_versions(
+    spec: RegistrySpec, previous: Mapping[str, str] | None, rolling: str | None
+) -> Versions:
+    """Decide what the ConfigMap activates.
+
+    `previous` is what the observed ConfigMap activates (None on a first creation or when
+    unknown); `rolling` says why workers of an older pod template may still serve (None when
+    every worker runs the planned template). Outside a rollout the spec takes effect at once.
+    """
+    desired = desired_versions(spec)
+    if rolling is None or previous is None:
+        return Versions(desired=desired, active=dict(desired))
+    registered = {o["name"]: set(o["versions"]) for o in spec.get("orchestrations", [])}
+    active: dict[str, str] = {}
+    held: list[str] = []
+    unheld: dict[str, str] = {}
+    for name, want in desired.items():
+        old = previous.get(name)
+        if old is None or old == want:
+            active[name] = want  # a new NAME, or one that does not change
+        elif old in registered[name]:
+            active[name] = old
+            held.append(name)
+        else:
+            active[name] = want
+            unheld[name] = old
+    return Versions(
+        desired=desired,
+        active=active,
+        held=tuple(sorted(held)),
+        unheld=unheld,
+        waiting_for=rolling if held or unheld else None,
+    )

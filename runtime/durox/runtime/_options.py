@@ -1,0 +1,73 @@
+"""How a runtime is configured (`RuntimeOptions`) and observed (`RuntimeObserver`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from durox._version import __version__
+from durox.core.versions import SemverRange
+from durox.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How a runtime works. Every duration is a `timedelta`."""
+
+    orchestration_concurrency: int = 16
+    activity_concurrency: int = 32
+    orchestration_lock_timeout: timedelta = timedelta(seconds=30)
+    activity_lock_timeout: timedelta = timedelta(seconds=60)
+    lock_renewal_interval: timedelta | None = None
+    """How often a running activity's lease is renewed; default a third of its timeout."""
+    max_attempts: int = 10
+    """Fetches of the same message before it is poisoned (the instance or activity fails)."""
+    unregistered_backoff: timedelta = timedelta(seconds=1)
+    """First delay before retrying work no handler here can take; doubles up to a minute."""
+    unregistered_backoff_max: timedelta = timedelta(seconds=60)
+    poll_interval: timedelta = timedelta(milliseconds=200)
+    """Fallback poll when no wake-up arrives (work enqueued by another process)."""
+    worker_node_id: str | None = None
+    """A stable identity (a pod name) so a restarted worker reclaims what it owned."""
+    pool: str = "default"
+    """The worker pool this runtime belongs to (reported in its capability record)."""
+    supported_replay_versions: SemverRange | None = None
+    """Pinned engine versions this runtime fetches; None: 0.0.0 up to this engine."""
+    session_lock_timeout: timedelta = timedelta(seconds=30)
+    """How long a session stays pinned to this worker without a heartbeat (say, if it dies)."""
+    session_idle_timeout: timedelta = timedelta(minutes=5)
+    """A session with no activity for this long is no longer renewed, and unpins."""
+    max_sessions_per_runtime: int | None = None
+    """Cap on sessions this runtime owns at once; None: no cap; 0: it takes no session work."""
+    heartbeat_interval: timedelta = timedelta(seconds=5)
+    """How often the capability record and session locks are refreshed."""
+
+    def __post_init__(self) -> None:
+        if self.orchestration_concurrency < 1 or self.activity_concurrency < 0:
+            raise ConfigurationError("concurrency must be positive")
+        if self.max_attempts < 1:
+            raise ConfigurationError("max_attempts must be at least 1")
+        if self.heartbeat_interval * 2 >= self.session_lock_timeout:
+            raise ConfigurationError(
+                "session_lock_timeout must be more than twice heartbeat_interval, or sessions "
+                "would lapse between heartbeats"
+            )
+
+    def initial_replay_range(self, engine_version: str = __version__) -> SemverRange:
+        """The range a runtime starts with: `supported_replay_versions`, else every engine
+        version up to its own. `Runtime.replay_range` is the one in force, which `reconfigure`
+        may change; a store's `replay_range` argument is that same range, passed to a fetch."""
+        return self.supported_replay_versions or SemverRange("0.0.0", engine_version)
+
+
+class RuntimeObserver:
+    """Hooks for metrics; every method is a no-op here. Keep overrides cheap: they run inline."""
+
+    def on_turn(self, name: str, version: str, status: str, started: bool, seconds: float) -> None:
+        """A turn was acknowledged; `status` is the execution's status after it."""
+
+    def on_activity(self, name: str, outcome: str, seconds: float) -> None:
+        """An activity finished: `outcome` is completed, failed or poisoned."""
+
+    def on_poison(self, kind: str, reason: str) -> None:
+        """An orchestration (`kind="orchestration"`) was poisoned."""
