@@ -8,14 +8,21 @@
 # The build stage turns the source into wheels (durox and every dependency, with the postgres
 # extra); the final stage installs them from a bind mount, so no wheel, compiler or source tree
 # ends up in a layer. It runs as UID 65532, the user the operator's pods ask for.
+#
+# Offline (air-gapped) builds: put the wheels of every dependency and of the build backend in a
+# folder `wheelhouse/` of the build context and pass `--build-arg WHEELHOUSE=wheelhouse`; pip
+# then reads only that folder (README, "Building the image offline").
 ARG PYTHON_VERSION=3.11
 
 FROM python:${PYTHON_VERSION}-slim AS build
+ARG WHEELHOUSE=""
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY runtime/ runtime/
 COPY operator/ operator/
-RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[postgres]"
+RUN --mount=type=bind,target=/context \
+    pip wheel --no-cache-dir --wheel-dir /wheels \
+      ${WHEELHOUSE:+--no-index --find-links "/context/$WHEELHOUSE"} ".[postgres]"
 
 FROM python:${PYTHON_VERSION}-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -18,24 +18,33 @@ if [ -z "${DUROX_TEST_PG_DSN:-}" ]; then
 fi
 export DUROX_TEST_PG_DSN
 
-# The fault tier (tests/faults) injects its faults from outside: network namespaces and
-# iptables, a skewed clock (libfaketime), a small tmpfs. As root, install what is missing.
+# Debian packages the tiers need, installed when missing (as root):
+# - tests/k8s's real node (k8s_node.py) runs pods with containerd, runc and the CNI plugins,
+#   builds images with buildah on a debootstrap base, and compiles the pause binary with gcc;
+# - tests/faults injects its faults from outside: network namespaces and iptables, a skewed
+#   clock (libfaketime), a small tmpfs.
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
-  missing=()
-  command -v ip >/dev/null || missing+=(iproute2)
-  command -v iptables >/dev/null || missing+=(iptables)
-  command -v faketime >/dev/null || missing+=(faketime)
-  if [ "${#missing[@]}" -gt 0 ]; then
-    echo "==> installing ${missing[*]} for the fault tier" >&2
-    (DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" \
-      || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}")) >&2
+  pkgs=()
+  for need in containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
+    buildah:buildah debootstrap:debootstrap gcc:gcc /usr/lib/x86_64-linux-gnu/libc.a:libc6-dev \
+    iptables:iptables ip:iproute2 faketime:faketime; do
+    what="${need%%:*}"
+    if [ "${what:0:1}" = / ]; then [ -e "$what" ] && continue; else command -v "$what" >/dev/null && continue; fi
+    pkgs+=("${need#*:}")
+  done
+  if [ "${#pkgs[@]}" -gt 0 ]; then
+    echo "==> installing ${pkgs[*]} from Debian's packages" >&2
+    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${pkgs[@]}") >&2
   fi
 fi
 
-# Kubernetes control plane binaries (built from Go modules, cached).
+# Kubernetes binaries (built from Go modules, cached), then the real node's images (base by
+# debootstrap, the worker image built offline from the Dockerfile; cached by content hash).
 if [ -f "$ROOT/tests/k8s/toolchain/build.sh" ]; then
   DUROX_K8S_BIN="$(bash "$ROOT/tests/k8s/toolchain/build.sh")"
   export DUROX_K8S_BIN
+  echo "==> real-node images" >&2
+  PYTHON="$VENV/bin/python" bash "$ROOT/tests/k8s/node/images.sh" >/dev/null
 fi
 # The kstatus checker (sigs.k8s.io/cli-utils, a small Go module, cached the same way).
 if [ -f "$ROOT/tests/k8s/toolchain/build-kstatus.sh" ]; then

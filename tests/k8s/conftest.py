@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from k8s_control_plane import ControlPlane, find_bin_dir, running_control_plane
+from k8s_node import PodStore, RealNode, build_images, running_node, running_pod_store
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,3 +52,26 @@ def registry_crd(control_plane: ControlPlane) -> str:
     name = "orchestrationregistries.durox.dev"
     control_plane.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
     return name
+
+
+# -- the real node (k8s_node.py): real pods, images without a registry, a store pods reach --
+
+
+@pytest.fixture(scope="session")
+def real_node(control_plane: ControlPlane, k8s_bin: Path) -> Iterator[RealNode]:
+    with running_node(control_plane, k8s_bin) as node:
+        yield node
+
+
+@pytest.fixture(scope="session")
+def node_images(real_node: RealNode) -> dict[str, Path]:
+    """The base and worker images, built (or found cached) and imported into the node."""
+    images = build_images()
+    real_node.import_image(images["worker"])
+    return images
+
+
+@pytest.fixture(scope="session")
+def pod_store(real_node: RealNode) -> Iterator[PodStore]:
+    with running_pod_store(real_node.run_dir / "store", real_node.gateway) as store:
+        yield store

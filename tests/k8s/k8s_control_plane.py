@@ -80,6 +80,7 @@ class ControlPlane:
     kubeconfig: Path = field(init=False)
     server: str = field(init=False)
     admin_token: str = field(init=False)
+    kubelet_token: str = field(init=False)
     ca: Path = field(init=False)
     nodes: list[str] = field(default_factory=list)
     _procs: list[_Process] = field(default_factory=list)
@@ -150,6 +151,8 @@ class ControlPlane:
             "admin": ("admin", "system:masters"),
             "controller-manager": ("system:kube-controller-manager", ""),
             "scheduler": ("system:kube-scheduler", ""),
+            # the real node's kubelet (k8s_node.py); RBAC has no Node authorizer here
+            "kubelet": ("system:node:real-node", "system:nodes,system:masters"),
         }
         secrets = {who: os.urandom(16).hex() for who in tokens}
         token_file = pki / "tokens.csv"
@@ -160,6 +163,7 @@ class ControlPlane:
             )
         )
         self.admin_token = secrets["admin"]
+        self.kubelet_token = secrets["kubelet"]
 
         etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
         etcd_url = f"http://127.0.0.1:{etcd_port}"
@@ -194,6 +198,8 @@ class ControlPlane:
             f"--token-auth-file={token_file}",
             "--anonymous-auth=true",
             "--enable-priority-and-fairness=false",
+            # logs and exec reach a real node by its IP: there is no DNS for node names
+            "--kubelet-preferred-address-types=InternalIP",
             "--v=1",
         )
         ca = cert_dir / "apiserver.crt"
@@ -238,7 +244,9 @@ class ControlPlane:
             "kwok",
             f"--kubeconfig={kwok_kubeconfig}",
             f"--config={self.bin_dir / 'kwok-stages.yaml'}",
-            "--manage-all-nodes=true",
+            # only the fake nodes: a real kubelet's node is its own
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             f"--server-address=127.0.0.1:{free_port()}",
         )
 

@@ -43,14 +43,23 @@ def desired_replicas(deployment: Obj, wanted: int | None) -> int:
 
 def rolled_out(deployment: Obj, wanted: int | None) -> bool:
     """Every desired worker runs the Deployment's current template and is available, and no
-    worker of an older template is left."""
+    worker of an older template is left: `replicas` does not count terminating pods, but their
+    workers still run (until SIGTERM arrives, then through their grace period, with their
+    sessions), so `terminatingReplicas` must be 0 too."""
     status = deployment.get("status", {})
     desired = desired_replicas(deployment, wanted)
     seen = status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
     total = int(status.get("replicas", 0))
     updated = int(status.get("updatedReplicas", 0))
     available = int(status.get("availableReplicas", 0))
-    return seen and updated >= desired and total <= updated and available >= desired
+    terminating = int(status.get("terminatingReplicas", 0))
+    return (
+        seen
+        and updated >= desired
+        and total <= updated
+        and available >= desired
+        and terminating == 0
+    )
 
 
 def rollout_counts(deployment: Obj, wanted: int | None) -> str:
@@ -59,7 +68,10 @@ def rollout_counts(deployment: Obj, wanted: int | None) -> str:
     status = deployment.get("status", {})
     updated, ready = int(status.get("updatedReplicas", 0)), int(status.get("readyReplicas", 0))
     desired = desired_replicas(deployment, wanted)
-    return f"{updated} of {desired} workers updated, {ready} ready"
+    terminating = int(status.get("terminatingReplicas", 0))
+    return f"{updated} of {desired} workers updated, {ready} ready" + (
+        f", {terminating} terminating" if terminating else ""
+    )
 
 
 def stall_message(deployment: Obj) -> str | None:

@@ -23,7 +23,7 @@ key="r${TOOLCHAIN_RECIPE}-k8s${KUBERNETES_VERSION}-etcd${ETCD_VERSION}-kwok${KWO
 root="${DUROX_CACHE_DIR:-$HOME/.cache/durox}/k8s/${key}"
 bin="$root/bin"
 
-binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm)
+binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kwok helm pause)
 complete() {
   local b
   for b in "${binaries[@]}"; do [ -x "$bin/$b" ] || return 1; done
@@ -115,8 +115,18 @@ if [ ! -s "$bin/kwok-stages.yaml" ]; then
   done >"$bin/.kwok-stages.tmp"
   mv "$bin/.kwok-stages.tmp" "$bin/kwok-stages.yaml"
 fi
-for cmd in kubectl kube-scheduler kube-controller-manager kube-apiserver; do
+for cmd in kubectl kube-scheduler kube-controller-manager kube-apiserver kubelet; do
   build "$cmd" "$here/kube" "k8s.io/kubernetes/cmd/$cmd" "$kube_ld"
 done
+# The pod sandbox's "pause" process: the module ships its C source; a static binary is all the
+# real-pod node's sandbox image holds (tests/k8s/k8s_node.py wraps it into an image).
+if [ ! -x "$bin/pause" ]; then
+  command -v gcc >/dev/null || { log "building pause needs gcc (apt-get install gcc libc6-dev)"; exit 1; }
+  kube_dir="$(cd /tmp && GOFLAGS= go mod download -json "k8s.io/kubernetes@${kv}" |
+    sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+  gcc -Os -Wall -Werror -static -DVERSION="${kv}" -o "$bin/.pause.tmp" "$kube_dir/build/pause/linux/pause.c"
+  strip "$bin/.pause.tmp"
+  mv "$bin/.pause.tmp" "$bin/pause"
+fi
 log "toolchain ready in $(($(date +%s) - total_start))s: $(du -sh "$bin" | cut -f1) in $bin"
 echo "$bin"

@@ -23,7 +23,7 @@ upstream="$(cd /tmp && go mod download -json "k8s.io/kubernetes@${kv}" |
   grep -E '^go |^godebug ' "$upstream"
   echo
   echo "tool ("
-  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet; do
     echo "	k8s.io/kubernetes/cmd/${cmd}"
   done
   echo ")"

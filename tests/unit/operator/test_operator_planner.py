@@ -583,6 +583,21 @@ def test_an_incomplete_rollout_keeps_holding(status: dict[str, Any]) -> None:
     assert not planner.needs_apply(cm, held_cm)  # nothing to write while it waits
 
 
+def test_terminating_workers_of_the_old_template_keep_holding() -> None:
+    """The Deployment's `replicas` leaves out terminating pods, whose workers still run the old
+    image (until SIGTERM, then through their grace period): found by the real-pod e2e test."""
+    old, new = registry(), _upgrade()
+    held_cm = _plan(new, _published(old), _observed(planner.plan_deployment(old, _config(old))))[1]
+    observed = _observed(planner.plan_deployment(new, _config(new)))
+    observed["status"]["terminatingReplicas"] = 1
+    versions, cm, _ = _plan(new, held_cm, observed)
+    assert versions.held == ("checkout",)
+    assert (
+        versions.waiting_for == "rollout under way: 2 of 2 workers updated, 2 ready, 1 terminating"
+    )
+    assert not planner.needs_apply(cm, held_cm)
+
+
 def test_a_complete_rollout_releases_held_versions() -> None:
     old, new = registry(), _upgrade()
     held_cm = _plan(new, _published(old), _observed(planner.plan_deployment(old, _config(old))))[1]
