@@ -1,15 +1,19 @@
 """`durox-operator run`: the operator's process entry.
 
-One replica is the normal deployment: kopf has no lease-based leader election, so by default it
-runs standalone. `--peering NAME` makes extra replicas safe by letting kopf's peering pause all
-but the highest-priority one (it needs kopf's peering CRDs installed).
+Replicas elect a leader on a Lease (`--lease NAME`): only the holder reconciles, the others
+watch and stand by (`durox_operator.election`). Without `--lease` the process acts alone, as
+the only replica. `--peering NAME` is kopf's own way to pause all but one replica (it needs
+kopf's peering CRDs installed); it is no lease, and the Lease is the recommended way.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import socket
 import sys
+import uuid
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,6 +32,29 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         default=None,
         help="coordinate replicas through kopf peering NAME instead of running standalone",
+    )
+    run.add_argument(
+        "--lease",
+        metavar="NAME",
+        default=None,
+        help="elect a leader on the coordination.k8s.io Lease NAME; only the leader reconciles",
+    )
+    run.add_argument(
+        "--lease-namespace",
+        metavar="NS",
+        default=os.environ.get("POD_NAMESPACE", "default"),
+        help="namespace of the Lease (default: $POD_NAMESPACE, else default)",
+    )
+    run.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=15.0,
+        help="a leader that stops renewing is replaced after this long (default 15)",
+    )
+    run.add_argument(
+        "--identity",
+        default=None,
+        help="this replica's name in the Lease (default: host name and a random suffix)",
     )
     run.add_argument(
         "--liveness",
@@ -61,7 +88,14 @@ def main(argv: list[str] | None = None) -> int:
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         liveness_endpoint=args.liveness,
-        memo=kopf.Memo(namespaces=list(args.namespace), resync_seconds=args.resync_seconds),
+        memo=kopf.Memo(
+            namespaces=list(args.namespace),
+            resync_seconds=args.resync_seconds,
+            lease=args.lease,
+            lease_namespace=args.lease_namespace,
+            lease_seconds=args.lease_seconds,
+            identity=args.identity or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}",
+        ),
     )
     return 0
 

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 _PATHS = {
     "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",
     "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
+    "Lease": "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
     "OrchestrationRegistry": f"/apis/{GROUP}/{VERSION}/namespaces/{{ns}}/{PLURAL}",
 }
 
@@ -123,6 +124,24 @@ class Kube:
         if result is None:
             raise KubeError(f"apply {obj['kind']} {meta['name']}: namespace is gone", 404)
         logger.info("applied %s %s/%s", obj["kind"], meta["namespace"], meta["name"])
+        return result
+
+    def create(self, obj: Obj) -> dict[str, Any]:
+        """POST a new object; a KubeError with status 409 when one by that name exists."""
+        meta = obj["metadata"]
+        result = self._call("POST", self._path(obj["kind"], meta["namespace"]), body=dict(obj))
+        if result is None:
+            raise KubeError(f"create {obj['kind']} {meta['name']}: namespace is gone", 404)
+        return result
+
+    def replace(self, obj: Obj) -> dict[str, Any]:
+        """PUT `obj` whole. Its `metadata.resourceVersion` makes the write conditional: a
+        KubeError with status 409 when the object changed since it was read."""
+        meta = obj["metadata"]
+        path = self._path(obj["kind"], meta["namespace"], meta["name"])
+        result = self._call("PUT", path, body=dict(obj))
+        if result is None:
+            raise KubeError(f"replace {obj['kind']} {meta['name']}: it is gone", 404)
         return result
 
     def post_event(self, registry: Obj, type: str, reason: str, message: str) -> None:

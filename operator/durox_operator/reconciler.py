@@ -4,6 +4,9 @@ Level-triggered: it is run for every event of a registry or of a Deployment it o
 each run recomputes everything from the current objects. Running it twice in a row writes
 nothing the second time: children carry the hash of their planned content, and status is
 patched only when the planned status differs from the stored one.
+
+With a `ChildCache` the children and pods are read from the operator's own watches, once the
+cache is warm: a pass that finds nothing to do costs one request (the registry's GET).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from durox_operator import planner
+from durox_operator.cache import ChildCache
 from durox_operator.kube import Kube, KubeError
 from durox_operator.model import Obj
 
@@ -33,9 +37,10 @@ def utc_now() -> str:
 
 
 class Reconciler:
-    def __init__(self, kube: Kube, record: Recorder) -> None:
+    def __init__(self, kube: Kube, record: Recorder, cache: ChildCache | None = None) -> None:
         self._kube = kube
         self._record = record
+        self._cache = cache
         # A registry event and an event of its Deployment may arrive together on two threads.
         self._locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 
@@ -97,7 +102,7 @@ class Reconciler:
         if failure is not None or plan.refused is not None:
             # The Deployments may be anywhere between old and new: the status reads them afresh.
             deployments = [s for s in planner.SLOTS if s[1] == "Deployment"]
-            fresh = self._read(registry, deployments, tolerant=False)
+            fresh = self._read(registry, deployments, tolerant=False, ask=True)
             after = fresh.with_pods(observed.pods).with_pods(observed.drain_pods, drain=True)
         report = plan.report(after, utc_now(), completed, failure)
         if report.status is not None:
@@ -111,14 +116,21 @@ class Reconciler:
         registry: Obj,
         slots: Sequence[tuple[planner.Slot, str, bool]],
         tolerant: bool = True,
+        ask: bool = False,
     ) -> planner.Observed:
-        """The registry's children in `slots`, as the cluster holds them. The first failed read
-        ends the reading and is recorded (`unreadable`), or raised when not `tolerant`."""
+        """The registry's children in `slots`, as the cluster holds them: from the warm cache,
+        else (or when `ask`) one GET each. The first failed read ends the reading and is
+        recorded (`unreadable`), or raised when not `tolerant`."""
         meta = registry["metadata"]
         observed = planner.Observed()
+        cache = self._cache if self._cache is not None and self._cache.warm and not ask else None
         for slot, kind, drain in slots:
+            name = planner.child_name(registry, drain)
+            if cache is not None:
+                observed = observed.with_child(slot, cache.child(kind, meta["namespace"], name))
+                continue
             try:
-                found = self._kube.get(kind, meta["namespace"], planner.child_name(registry, drain))
+                found = self._kube.get(kind, meta["namespace"], name)
             except KubeError as exc:
                 if not tolerant:
                     raise
@@ -133,10 +145,13 @@ class Reconciler:
         for drain, deployment in ((False, observed.deployment), (True, observed.drain_deployment)):
             if deployment is None:
                 continue
+            selector = planner.selector_labels(registry, drain)
+            if self._cache is not None and self._cache.warm:
+                cached = self._cache.pods(meta["namespace"], meta["name"], selector)
+                observed = observed.with_pods(cached, drain=drain)
+                continue
             try:
-                pods = self._kube.list_pods(
-                    meta["namespace"], planner.selector_labels(registry, drain)
-                )
+                pods = self._kube.list_pods(meta["namespace"], selector)
             except KubeError as exc:
                 logger.warning("listing the pods of %s failed: %s", _name(registry), exc)
                 continue
@@ -147,10 +162,16 @@ class Reconciler:
         """Carry out one step; `after` with the child as the write returned it."""
         match step:
             case planner.Apply():
-                after = after.with_child(step.slot, self._kube.apply(step.obj))
+                applied = self._kube.apply(step.obj)
+                if self._cache is not None:
+                    self._cache.wrote(applied)
+                after = after.with_child(step.slot, applied)
                 self._post(registry, step.event)
             case planner.Delete():
-                if self._kube.delete(step.kind, step.namespace, step.name, step.uid):
+                gone = self._kube.delete(step.kind, step.namespace, step.name, step.uid)
+                if self._cache is not None:
+                    self._cache.deleted(step.kind, step.namespace, step.name, step.uid)
+                if gone:
                     self._post(registry, step.event)
                 after = after.with_child(step.slot, None)
             case planner.Event():

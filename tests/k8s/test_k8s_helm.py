@@ -9,6 +9,7 @@ become Available.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +43,8 @@ def test_chart_renders_secure_defaults_and_the_one_crd(control_plane: ControlPla
         "ClusterRoleBinding",
         "CustomResourceDefinition",
         "Deployment",
+        "Role",
+        "RoleBinding",
         "ServiceAccount",
     ]
     [crd] = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
@@ -49,7 +52,13 @@ def test_chart_renders_secure_defaults_and_the_one_crd(control_plane: ControlPla
     assert crd == source
 
     [dep] = [d for d in docs if d["kind"] == "Deployment"]
-    assert dep["spec"]["replicas"] == 1
+    assert dep["spec"]["replicas"] == 2  # one leader, one standby
+    [role] = [d for d in docs if d["kind"] == "Role"]
+    assert role["metadata"]["namespace"] == "durox-system"
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+         "verbs": ["get", "create", "update"]}
+    ]  # fmt: skip
     pod = dep["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -62,6 +71,10 @@ def test_chart_renders_secure_defaults_and_the_one_crd(control_plane: ControlPla
     }
     assert container["image"] == "ghcr.io/durox-dev/durox-operator:0.1.0"
     assert container["args"][0] == "run"
+    assert {"--lease=durox", "--lease-namespace=durox-system", "--identity=$(POD_NAME)"} <= set(
+        container["args"]
+    )
+    assert container["env"][0]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     for doc in docs[1:] if docs[0]["kind"] == "CustomResourceDefinition" else docs:
         if doc["kind"] == "CustomResourceDefinition":
             continue
@@ -91,7 +104,7 @@ def test_chart_options_reach_the_operator_args(control_plane: ControlPlane) -> N
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
-        ("replicas=2", "replicas > 1 needs peering.enabled"),
+        ("leaderElection.enabled=false", "replicas > 1 needs leaderElection.enabled"),
         ("unknownKey=1", "additional properties 'unknownKey' not allowed"),
         ("image.pullPolicy=Sometimes", "pullPolicy"),
         ("resyncSeconds=1", "resyncSeconds"),
@@ -121,18 +134,22 @@ def test_installed_chart_rbac_runs_a_registry(
 ) -> None:
     plane = control_plane
     dep = plane.get_json("deployment", "durox", "-n", installed)
-    assert dep["status"].get("readyReplicas") == 1  # kwok runs the operator's pod "Ready"
+    assert dep["status"].get("readyReplicas") == 2  # kwok runs the operator's pods "Ready"
     assert plane.exists("crd", "orchestrationregistries.durox.dev")
 
     sa = dep["spec"]["template"]["spec"]["serviceAccountName"]
     token = plane.kubectl("create", "token", sa, "-n", installed, "--duration=1h").strip()
     kubeconfig = plane.write_kubeconfig(f"operator-{installed}", token)
 
-    def can_i(verb: str, resource: str) -> str:
+    def can_i(verb: str, resource: str, ns: str = namespace) -> str:
         return plane.kubectl(
-            "auth", "can-i", verb, resource, "-n", namespace,
+            "auth", "can-i", verb, resource, "-n", ns,
             f"--as=system:serviceaccount:{installed}:{sa}", check=False,
         ).strip()  # fmt: skip
+
+    # The Lease: in the release namespace only, and never deleted.
+    assert [can_i(v, "leases", installed) for v in ("get", "create", "update")] == ["yes"] * 3
+    assert [can_i("delete", "leases", installed), can_i("update", "leases")] == ["no", "no"]
 
     # Least privilege: deleting Deployments and ConfigMaps is granted for a disabled drain pool,
     # nothing the operator never touches is.
@@ -161,8 +178,9 @@ def test_installed_chart_rbac_runs_a_registry(
     log = tmp_path / "operator.log"
     liveness = f"http://127.0.0.1:{free_port()}/healthz"
     with operator_process(
-        plane, log, "--namespace", namespace, "--liveness", liveness, kubeconfig=kubeconfig
-    ):
+        plane, log, "--namespace", namespace, "--liveness", liveness,
+        "--lease", "durox", "--lease-namespace", installed, kubeconfig=kubeconfig,
+    ):  # fmt: skip
         wait_for("the liveness endpoint the chart probes", lambda: http_ok(liveness), 30)
         plane.apply(registry, "-n", namespace)
 
@@ -200,4 +218,6 @@ def test_installed_chart_rbac_runs_a_registry(
         wait_for("the drain pool's children", lambda: drain_children() == [True, True], 60)
         drain(False)
         wait_for("the drain pool to be deleted", lambda: drain_children() == [False, False], 60)
-    assert "403" not in log.read_text()
+    # a 403 anywhere, not a log line's milliseconds (",403")
+    assert not re.search(r"(?<![,\d])403\b", log.read_text())
+    assert "is now the leader" in log.read_text()

@@ -28,3 +28,8 @@ app.kubernetes.io/part-of: durox
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
+
+{{/* The Lease the replicas elect their leader on. */}}
+{{- define "durox.leaseName" -}}
+{{- default (include "durox.fullname" .) .Values.leaderElection.leaseName -}}
+{{- end -}}

@@ -39,3 +39,19 @@ def test_peering_namespaces_and_resync(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_command_is_required() -> None:
     with pytest.raises(SystemExit):
         cli.main([])
+
+
+def test_a_lease_names_the_election(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POD_NAMESPACE", "ops")
+    kwargs = _run(monkeypatch, "--lease", "durox", "--lease-seconds", "6", "--identity", "pod-a")
+    assert kwargs["standalone"] is True  # the Lease, not kopf's peering, decides who acts
+    assert kwargs["memo"]["lease"] == "durox"
+    assert kwargs["memo"]["lease_namespace"] == "ops"
+    assert kwargs["memo"]["lease_seconds"] == 6.0
+    assert kwargs["memo"]["identity"] == "pod-a"
+
+
+def test_identities_differ_between_processes_on_one_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    first = _run(monkeypatch, "--lease", "durox")["memo"]["identity"]
+    second = _run(monkeypatch, "--lease", "durox")["memo"]["identity"]
+    assert first != second
