@@ -23,6 +23,11 @@ class SecretRef(TypedDict):
 
 class StoreSpec(TypedDict):
     secretRef: SecretRef
+    operatorSecretRef: NotRequired[SecretRef]
+
+
+class RolloutSpec(TypedDict, total=False):
+    allowVersionRemoval: bool
 
 
 class OrchestrationSpec(TypedDict):
@@ -75,6 +80,7 @@ class RegistrySpec(TypedDict):
     drain: NotRequired[DrainSpec]
     worker: NotRequired[WorkerSpec]
     pod: NotRequired[PodSpec]
+    rollout: NotRequired[RolloutSpec]
 
 
 def spec_of(registry: Obj) -> RegistrySpec:
@@ -126,3 +132,17 @@ def policy_of(orchestration: OrchestrationSpec) -> Literal["latest", "exact"]:
 
 def secret_key(spec: RegistrySpec) -> str:
     return spec["store"]["secretRef"].get("key", DEFAULT_SECRET_KEY)
+
+
+def operator_secret(spec: RegistrySpec) -> tuple[str, str]:
+    """(Secret name, key) the operator reads the store URL from: `store.operatorSecretRef`
+    when given (a read-only role, so worker credentials need not be shared), else the
+    workers' own `store.secretRef`."""
+    ref = spec["store"].get("operatorSecretRef") or spec["store"]["secretRef"]
+    return ref["name"], ref.get("key", DEFAULT_SECRET_KEY)
+
+
+def allow_version_removal(spec: RegistrySpec) -> bool:
+    """Whether a new image may drop a version instances still run on (the removal guard off)."""
+    rollout: RolloutSpec = spec.get("rollout", {})
+    return bool(rollout.get("allowVersionRemoval", False))

@@ -75,6 +75,9 @@ class Versions:
     not be held and moved at once."""
     waiting_for: str | None = None
     """Why versions wait (the rollout still under way), when any changed during one."""
+    workers_say: str | None = None
+    """Why versions wait once the rollout is done: what the workers' capability records
+    lack (a version, or the same handlers on every worker)."""
 
     def listing(self) -> list[dict[str, str]]:
         """`status.versions`: one entry per NAME, sorted."""
@@ -88,7 +91,13 @@ class Versions:
         parts = []
         if self.held:
             waits = ", ".join(f"{n}@{self.active[n]} (wants {self.desired[n]})" for n in self.held)
-            parts.append(f"holding {waits} until every worker runs the new pod template")
+            if self.workers_say is not None:
+                parts.append(
+                    f"holding {waits} until every live worker registers it with the same "
+                    f"handlers: {self.workers_say}"
+                )
+            else:
+                parts.append(f"holding {waits} until every worker runs the new pod template")
         if self.unheld:
             moved = ", ".join(
                 f"{n}@{self.desired[n]} (the spec no longer registers {old})"
