@@ -21,6 +21,7 @@ import kopf
 from durox_operator.kube import Kube, load_config
 from durox_operator.model import FIELD_MANAGER, GROUP, PLURAL, REGISTRY_LABEL, VERSION
 from durox_operator.reconciler import Reconciler
+from durox_operator.store import StoreObserver
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.level = logging.WARNING
     load_config()
     kube = Kube()
-    reconciler = Reconciler(kube, kube.post_event)
+    stores = StoreObserver()
+    memo["stores"] = stores
+    reconciler = Reconciler(kube, kube.post_event, stores)
     _state["reconciler"] = reconciler
     period = float(memo.get("resync_seconds", DEFAULT_RESYNC_SECONDS))
     namespaces = list(memo.get("namespaces", []))
@@ -52,6 +55,9 @@ async def stop_resync(memo: kopf.Memo, **_: Any) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    stores = memo.get("stores")
+    if isinstance(stores, StoreObserver):
+        await asyncio.to_thread(stores.close)
 
 
 async def _resync_forever(reconciler: Reconciler, namespaces: list[str], period: float) -> None:
@@ -70,6 +76,8 @@ async def _resync_forever(reconciler: Reconciler, namespaces: list[str], period:
 @kopf.on.event(GROUP, VERSION, PLURAL)
 def registry_event(type: str | None, body: kopf.Body, **_: Any) -> None:
     if type == "DELETED":
+        meta = body.get("metadata", {})
+        _reconciler().forget(str(meta.get("namespace")), str(meta.get("name")))
         return
     _reconciler().reconcile(copy.deepcopy(dict(body)))
 

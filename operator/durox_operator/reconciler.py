@@ -8,6 +8,8 @@ patched only when the planned status differs from the stored one.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import threading
 from collections import defaultdict
@@ -18,6 +20,7 @@ from typing import Protocol
 from durox_operator import planner
 from durox_operator.kube import Kube, KubeError
 from durox_operator.model import Obj
+from durox_operator.store import StoreObserver, StoreUnobservable
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +36,10 @@ def utc_now() -> str:
 
 
 class Reconciler:
-    def __init__(self, kube: Kube, record: Recorder) -> None:
+    def __init__(self, kube: Kube, record: Recorder, stores: StoreObserver | None = None) -> None:
         self._kube = kube
         self._record = record
+        self._stores = stores
         # A registry event and an event of its Deployment may arrive together on two threads.
         self._locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 
@@ -66,6 +70,11 @@ class Reconciler:
                     failed += 1
         return failed
 
+    def forget(self, namespace: str, name: str) -> None:
+        """The registry is gone: close its store connection."""
+        if self._stores is not None:
+            self._stores.forget((namespace, name))
+
     def reconcile_by_name(self, namespace: str, name: str) -> None:
         self.reconcile({"metadata": {"namespace": namespace, "name": name}})
 
@@ -76,6 +85,8 @@ class Reconciler:
             # would write that status again and repeat its Events. Read the registry afresh.
             fresh = self._kube.get("OrchestrationRegistry", meta["namespace"], meta["name"])
             if fresh is None or fresh["metadata"].get("deletionTimestamp"):
+                if self._stores is not None:  # its store connection goes with it
+                    self._stores.forget((meta["namespace"], meta["name"]))
                 return  # owner references let the garbage collector remove the children
             self._reconcile_locked(fresh)
 
@@ -83,6 +94,7 @@ class Reconciler:
         """Read, plan, walk the plan's steps in order (stopping at the first failed call),
         report. Every decision is the plan's; this only sequences the calls."""
         observed = self._read_pods(registry, self._read(registry, planner.SLOTS))
+        observed = self._observe_store(registry, observed)
         plan = planner.plan(registry, observed)
         if plan.refused is not None:
             logger.warning("not writing the children of %s: %s", _name(registry), plan.refused)
@@ -142,6 +154,37 @@ class Reconciler:
                 continue
             observed = observed.with_pods(pods, drain=drain)
         return observed
+
+    def _observe_store(self, registry: Obj, observed: planner.Observed) -> planner.Observed:
+        """What the registry's store holds, read with the Secret the registry names for the
+        operator (else the workers'). A failure is a StoreObserved reason, never an error:
+        the plan then decides from Kubernetes alone."""
+        if self._stores is None:
+            return observed
+        meta = registry["metadata"]
+        spec = planner.spec_of(registry)
+        secret_name, key = planner.operator_secret(spec)
+        try:
+            secret = self._kube.get("Secret", meta["namespace"], secret_name)
+        except KubeError as exc:
+            return observed.with_store(None, ("SecretUnreadable", f"Secret {secret_name}: {exc}"))
+        raw = (secret or {}).get("data", {}).get(key)
+        if raw is None:
+            what = "does not exist" if secret is None else f"has no key {key!r}"
+            return observed.with_store(None, ("SecretUnreadable", f"Secret {secret_name} {what}"))
+        try:
+            url = base64.b64decode(raw).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return observed.with_store(
+                None, ("SecretUnreadable", f"Secret {secret_name} key {key!r} is not a URL")
+            )
+        pool = spec.get("pool") or planner.child_name(registry)
+        try:
+            seen = self._stores.observe((meta["namespace"], meta["name"]), url, pool)
+        except StoreUnobservable as exc:
+            logger.info("not observing the store of %s: %s", _name(registry), exc)
+            return observed.with_store(None, (exc.reason, str(exc)))
+        return observed.with_store(seen)
 
     def _take(self, registry: Obj, step: planner.Step, after: planner.Observed) -> planner.Observed:
         """Carry out one step; `after` with the child as the write returned it."""
