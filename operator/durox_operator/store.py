@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -60,10 +61,13 @@ class StoreObserver:
         stale_after: timedelta = timedelta(seconds=30),
         timeout: float = 10.0,
         schema: str = DEFAULT_SCHEMA,
+        retry_after: float = 30.0,
     ) -> None:
         self.stale_after = stale_after
         self.timeout = timeout
         self.schema = schema
+        self.retry_after = retry_after
+        self._failed: dict[tuple[str, str], tuple[str, float, StoreUnobservable]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._guard = threading.Lock()
@@ -92,13 +96,23 @@ class StoreObserver:
             raise StoreUnobservable(
                 "StoreNotObservable", f"unsupported store URL {redacted(url)!r}"
             )
+        with self._guard:
+            failed = self._failed.get(key)
+        if failed is not None and failed[0] == url and time.monotonic() < failed[1]:
+            # A store that just failed is not dialled again on every event: a pass waits
+            # for no connect timeout, and the condition keeps the first failure's words.
+            raise failed[2]
         try:
-            return self._run(self._observe(key, url, pool))
-        except StoreUnobservable:
-            raise
+            seen = self._run(self._observe(key, url, pool))
         except Exception as exc:
-            self.forget(key)
-            raise StoreUnobservable(*_classify(exc, url)) from exc
+            self.forget(key)  # the next attempt reconnects
+            error = StoreUnobservable(*_classify(exc, url))
+            with self._guard:
+                self._failed[key] = (url, time.monotonic() + self.retry_after, error)
+            raise error from exc
+        with self._guard:
+            self._failed.pop(key, None)
+        return seen
 
     async def _observe(self, key: tuple[str, str], url: str, pool: str) -> StoreObservation:
         with self._guard:
@@ -144,6 +158,7 @@ class StoreObserver:
         with self._guard:
             have = self._open.pop(key, None)
             loop = self._loop
+            self._failed.pop(key, None)
         if have is not None and loop is not None:
             with contextlib.suppress(Exception):
                 asyncio.run_coroutine_threadsafe(_close(have[1]), loop).result(self.timeout + 5)

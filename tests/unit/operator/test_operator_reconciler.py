@@ -618,3 +618,17 @@ def test_a_deleted_registry_closes_its_store_connection() -> None:
 
 def test_the_store_url_password_is_redacted() -> None:
     assert redacted("postgresql://observer:s3cret@db/app") == "postgresql://observer:***@db/app"
+
+
+def test_a_failed_store_is_not_dialled_again_until_its_retry_time() -> None:
+    stores = StoreObserver(timeout=1.0, retry_after=60.0)
+    try:
+        url = "postgresql://x:secret@127.0.0.1:1/none"
+        with pytest.raises(StoreUnobservable) as first:
+            stores.observe(("shop", "orders"), url, "orders")
+        with pytest.raises(StoreUnobservable) as again:
+            stores.observe(("shop", "orders"), url, "orders")
+        assert again.value is first.value
+        assert first.value.reason == "StoreUnreachable" and "secret" not in str(first.value)
+    finally:
+        stores.close()
