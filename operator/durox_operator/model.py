@@ -42,6 +42,7 @@ ConditionType = Literal[
     "Degraded",
     "StoreObserved",
     "Stranded",
+    "VersionsMatch",
 ]
 ConditionStatus = Literal["True", "False", "Unknown"]
 
@@ -79,6 +80,17 @@ REASONS: Final[Mapping[str, frozenset[str]]] = {
         {"Observed", "SecretUnreadable", "StoreUnreachable", "StoreNotObservable"}
     ),
     "Stranded": frozenset({"NoneStranded", "InstancesStranded", "StoreNotObserved"}),
+    # Whether the spec's `versions` lists agree with what the live workers register.
+    "VersionsMatch": frozenset(
+        {
+            "AsListed",
+            "Learned",
+            "VersionsMismatch",
+            "RollingOut",
+            "NoLiveWorkers",
+            "StoreNotObserved",
+        }
+    ),
 }
 """The fixed vocabulary of condition reasons, by condition type."""
 
@@ -89,10 +101,20 @@ BLOCKING: Final = STALL_REASONS
 """Reasons that stop progress; each is also reported as a Warning Event."""
 
 WARNINGS: Final = BLOCKING | frozenset(
-    {"InstancesStranded", "SecretUnreadable", "StoreUnreachable", "StoreNotObservable"}
+    {
+        "InstancesStranded",
+        "SecretUnreadable",
+        "StoreUnreachable",
+        "StoreNotObservable",
+        "VersionsMismatch",
+    }
 )
-"""Reasons posted as Warning Events when their condition turns True (or, for StoreObserved,
-False): the blocking ones and those a person must look at though nothing is blocked."""
+"""Reasons posted as Warning Events when their condition turns True (or, for the
+NORMALLY_TRUE ones, False): the blocking ones, and those a person must look at though
+nothing is blocked."""
+
+NORMALLY_TRUE: Final = frozenset({"StoreObserved", "VersionsMatch"})
+"""Condition types whose bad news is False (the others' is True)."""
 
 
 @dataclass(frozen=True)

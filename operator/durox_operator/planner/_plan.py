@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from durox.worker_config import WorkerConfig
-from durox_operator.model import WARNINGS, Obj
+from durox_operator.model import NORMALLY_TRUE, WARNINGS, Obj
 from durox_operator.planner._children import (
     controlled_by,
     plan_configmap,
@@ -37,7 +37,13 @@ from durox_operator.planner._status import (
     plan_status,
     status_changed,
 )
-from durox_operator.planner._store import StoreView, in_use_lacking, serving, workers_lack
+from durox_operator.planner._store import (
+    StoreView,
+    in_use_lacking,
+    registered_versions,
+    serving,
+    workers_lack,
+)
 from durox_operator.planner._versions import (
     Versions,
     desired_versions,
@@ -161,6 +167,8 @@ class Plan:
     store: StoreView | None = None
     """The store observation the pass decided from (None: decided from Kubernetes alone)."""
     store_error: tuple[str, str] | None = None
+    rolling: bool = False
+    """Workers of another pod template may still serve (their records differ from the spec's)."""
     guard: Mapping[str, int] | None = None
     """NAME@version -> instances not ended, for versions in use that a worker of the new pod
     template lacks: the rollout is paused (the removal guard). None when it does not hold."""
@@ -206,6 +214,7 @@ class Plan:
                 store=self.store,
                 store_error=self.store_error,
                 guard=self.guard,
+                rolling=self.rolling,
             )
         if not status_changed(self.registry, status):
             return Report(None, ())
@@ -213,7 +222,7 @@ class Plan:
             Event(
                 "Warning"
                 if cond.reason in WARNINGS
-                and (cond.status == "True") != (cond.type == "StoreObserved")
+                and (cond.status == "True") != (cond.type in NORMALLY_TRUE)
                 else "Normal",
                 cond.reason,
                 f"{cond.type}={cond.status}: {cond.message}",
@@ -264,13 +273,15 @@ def plan(registry: Obj, observed: Observed) -> Plan:
         guard = in_use_lacking(store, serving(store, pods)) or None
     if guard is not None:
         desired_dep = plan_deployment(registry, base, pause=True)
+    learned = None if store is None else registered_versions(serving(store, pods))
     workers_say = None
     if pending is None and store is not None and previous is not None:
         # Kubernetes says every worker runs the new template; activation waits for the
         # workers' own word (their capability records) on each version that changes.
-        changing = {n: v for n, v in desired_versions(spec).items() if previous.get(n) != v}
+        wanted = desired_versions(spec, learned)
+        changing = {n: v for n, v in wanted.items() if previous.get(n) != v}
         workers_say = workers_lack(store, changing, pods)
-    versions = plan_versions(spec, previous, pending or workers_say)
+    versions = plan_versions(spec, previous, pending or workers_say, learned)
     if workers_say is not None and versions.held:
         versions = dataclasses.replace(versions, workers_say=workers_say)
     config = worker_config(registry, versions) if versions.held else base
@@ -304,6 +315,7 @@ def plan(registry: Obj, observed: Observed) -> Plan:
         store=store,
         store_error=observed.store_error,
         guard=guard,
+        rolling=pending is not None,
     )
 
 

@@ -32,7 +32,7 @@ class RolloutSpec(TypedDict, total=False):
 
 class OrchestrationSpec(TypedDict):
     name: str
-    versions: list[str]
+    versions: NotRequired[list[str]]
     policy: NotRequired[Literal["latest", "exact"]]
     version: NotRequired[str]
 

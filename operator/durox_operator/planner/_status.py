@@ -8,7 +8,7 @@ from typing import Any
 import semver
 
 from durox.worker_config import WorkerConfig
-from durox_operator.model import DERIVED, Condition, Obj
+from durox_operator.model import DERIVED, NORMALLY_TRUE, Condition, Obj
 from durox_operator.planner._failures import pod_failures, replica_failure
 from durox_operator.planner._names import InvalidSpec, selector_labels
 from durox_operator.planner._rollout import (
@@ -215,6 +215,7 @@ def plan_status(
     store: StoreView | None = None,
     store_error: tuple[str, str] | None = None,
     guard: Mapping[str, int] | None = None,
+    rolling: bool = False,
 ) -> dict[str, Any]:
     """The registry's whole status. `now` (RFC 3339) stamps only conditions whose status flips:
     an unchanged situation plans an unchanged status, so the reconciler writes nothing.
@@ -230,6 +231,8 @@ def plan_status(
         registry, deployment, error, apply_error, versions, drain, pods, drain_pods, guard
     )
     observed += store_conditions(store, store_error, (*pods, *drain_pods))
+    if store is not None or store_error is not None:
+        observed.append(versions_match(spec, store, (*pods, *drain_pods), rolling))
     for cond in observed:
         was = previous.get(cond.type)
         since = (
@@ -313,6 +316,50 @@ def store_conditions(
     if left.total:
         return [seen, Condition("Stranded", "True", "InstancesStranded", left.message())]
     return [seen, Condition("Stranded", "False", "NoneStranded", "every instance has a worker")]
+
+
+def versions_match(
+    spec: RegistrySpec, store: StoreView | None, pods: Sequence[Obj], rolling: bool
+) -> Condition:
+    """Whether each `versions` list the spec gives is what the live workers register; a NAME
+    without a list is learned from them. Judged only when no rollout is under way (workers of
+    two templates register two sets on purpose)."""
+    if store is None:
+        return Condition("VersionsMatch", "Unknown", "StoreNotObserved", "the store was not read")
+    if rolling:
+        return Condition(
+            "VersionsMatch", "Unknown", "RollingOut", "workers of two pod templates may serve"
+        )
+    workers = serving(store, pods)
+    if not workers:
+        return Condition("VersionsMatch", "Unknown", "NoLiveWorkers", "no live worker reports")
+    seen = registered_versions(workers)
+    problems, learned = [], []
+    for o in spec.get("orchestrations", []):
+        name, have = o["name"], seen.get(o["name"], set())
+        if "versions" not in o:
+            learned.append(f"{name}@{','.join(sorted(have, key=_semver_key)) or '-'}")
+            continue
+        listed = set(o["versions"])
+        missing, extra = listed - have, have - listed
+        if missing:
+            problems.append(
+                f"{name}: the spec lists {', '.join(sorted(missing, key=_semver_key))} that no "
+                "live worker registers"
+            )
+        if extra:
+            problems.append(
+                f"{name}: live workers register {', '.join(sorted(extra, key=_semver_key))} "
+                "that the spec does not list"
+            )
+    if problems:
+        return Condition("VersionsMatch", "False", "VersionsMismatch", "; ".join(problems))
+    if learned:
+        message = "versions learned from the workers: " + "; ".join(learned)
+        return Condition("VersionsMatch", "True", "Learned", message)
+    return Condition(
+        "VersionsMatch", "True", "AsListed", "the live workers register the versions listed"
+    )
 
 
 def store_status(
@@ -427,6 +474,6 @@ def condition_events(before: Obj, after: Mapping[str, Any]) -> Sequence[Conditio
                 and c["type"] in ("Degraded", "Stranded")
                 and c["status"] == "True"
             )
-            or (c["type"] not in old and c["type"] == "StoreObserved" and c["status"] == "False")
+            or (c["type"] not in old and c["type"] in NORMALLY_TRUE and c["status"] == "False")
         )
     ]

@@ -308,3 +308,69 @@ def test_no_guard_outside_a_rollout() -> None:
         versions=(usage("checkout", "1.0.0", {"0.2.0": 4}),),
     )
     assert planner.plan(body, observed.with_store(seen)).guard is None
+
+
+# -- what the image really registers -------------------------------------------------------------
+
+
+def _unlisted() -> dict[str, Any]:
+    body = registry()
+    body["spec"]["orchestrations"] = [{"name": "checkout"}]
+    return body
+
+
+def test_a_spec_without_versions_learns_them_from_the_workers() -> None:
+    body = _unlisted()
+    observed = _converge(body)
+    seen = store(worker("w1", {"checkout": ["1.0.0", "1.1.0"]}))
+    result = planner.plan(body, observed.with_store(seen))
+    assert result.versions is not None and result.versions.desired == {"checkout": "1.1.0"}
+    status = result.report(observed, NOW).status
+    assert status is not None
+    match = _condition(status, "VersionsMatch")
+    assert (match["status"], match["reason"]) == ("True", "Learned")
+    assert "checkout@1.0.0,1.1.0" in match["message"]
+    assert status["activeVersions"] == "checkout@1.1.0"
+
+
+def test_a_learned_new_version_is_held_until_every_worker_registers_it() -> None:
+    body = _unlisted()
+    old = store(worker("w1", {"checkout": ["1.0.0"]}))
+    observed = _converge(body)
+    observed = _converge(body, observed.with_store(old))  # publishes checkout@1.0.0
+    assert planner.published_versions(observed.configmap) == {"checkout": "1.0.0"}
+    new = worker("w2", {"checkout": ["1.0.0", "1.1.0"]})
+    both = store(worker("w1", {"checkout": ["1.0.0"]}), new)
+    result = planner.plan(body, observed.with_store(both))
+    assert _held(result) == ("checkout",)
+    assert result.versions is not None and result.versions.desired == {"checkout": "1.1.0"}
+    assert _held(planner.plan(body, observed.with_store(store(new)))) == ()
+
+
+def test_a_listed_version_no_live_worker_registers_is_a_mismatch() -> None:
+    body = registry()
+    observed = _converge(body)
+    body = _with_status(body, planner.plan(body, observed), observed)
+    seen = store(worker("w1", {"checkout": ["1.0.0", "1.10.0", "1.11.0"], "refund": ["2.0.0"]}))
+    report = planner.plan(body, observed.with_store(seen)).report(observed, NOW)
+    assert report.status is not None
+    match = _condition(report.status, "VersionsMatch")
+    assert (match["status"], match["reason"]) == ("False", "VersionsMismatch")
+    assert match["message"] == (
+        "checkout: the spec lists 1.9.0 that no live worker registers; "
+        "checkout: live workers register 1.11.0 that the spec does not list"
+    )
+    assert ("Warning", "VersionsMismatch") in [(e.type, e.reason) for e in report.events]
+
+
+def test_versions_are_not_judged_during_a_rollout() -> None:
+    body = registry()
+    observed = _converge(body)
+    body = _new_image_and_version(body)
+    seen = store(worker("w1"))
+    result = planner.plan(body, observed.with_store(seen))
+    status = result.report(observed, NOW).status
+    assert status is not None
+    assert _condition(status, "VersionsMatch")["reason"] == "RollingOut"
+    done = planner.plan(registry(), observed.with_store(seen)).report(observed, NOW).status
+    assert done is not None and _condition(done, "VersionsMatch")["reason"] == "AsListed"
