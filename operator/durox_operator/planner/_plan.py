@@ -27,6 +27,7 @@ from durox_operator.planner._children import (
     planned_anew,
 )
 from durox_operator.planner._config import worker_config
+from durox_operator.planner._drain import AutoDrain, auto_drain, pinned_outside, with_drain
 from durox_operator.planner._drift import drift
 from durox_operator.planner._names import InvalidSpec, child_name
 from durox_operator.planner._rollout import rollout_pending
@@ -167,6 +168,8 @@ class Plan:
     store: StoreView | None = None
     """The store observation the pass decided from (None: decided from Kubernetes alone)."""
     store_error: tuple[str, str] | None = None
+    drain_state: Mapping[str, Any] | None = None
+    """What the store says of the drain: `{pinned, emptySince}` for `status.drain`."""
     rolling: bool = False
     """Workers of another pod template may still serve (their records differ from the spec's)."""
     guard: Mapping[str, int] | None = None
@@ -215,6 +218,7 @@ class Plan:
                 store_error=self.store_error,
                 guard=self.guard,
                 rolling=self.rolling,
+                drain_state=self.drain_state,
             )
         if not status_changed(self.registry, status):
             return Report(None, ())
@@ -234,6 +238,9 @@ class Plan:
 
 def plan(registry: Obj, observed: Observed) -> Plan:
     """Decide one pass for `registry`, whose children the cluster holds as `observed`."""
+    auto = auto_drain(registry, observed.store, observed.drain_deployment is not None)
+    if auto is not None:  # Auto mode decides `enabled` for this pass from the store
+        registry = with_drain(registry, auto.wanted)
     spec = spec_of(registry)
     drain = drain_enabled(spec)
     try:
@@ -287,8 +294,10 @@ def plan(registry: Obj, observed: Observed) -> Plan:
     config = worker_config(registry, versions) if versions.held else base
 
     # The file first: new pods must start with the held versions, never the new ones.
-    steps = _ensure("configmap", plan_configmap(registry, config, versions), observed)
+    steps: list[Step] = [Event("Normal", r, m) for r, m in (auto.events if auto else ())]
+    steps += _ensure("configmap", plan_configmap(registry, config, versions), observed)
     published_after = len(steps)
+    drain_state = _drain_state(registry, auto, store)
     activated = activation_event(previous, versions)
     if activated is not None:
         severity, message = activated
@@ -316,7 +325,21 @@ def plan(registry: Obj, observed: Observed) -> Plan:
         store_error=observed.store_error,
         guard=guard,
         rolling=pending is not None,
+        drain_state=drain_state,
     )
+
+
+def _drain_state(
+    registry: Obj, auto: AutoDrain | None, store: StoreView | None
+) -> dict[str, Any] | None:
+    if auto is not None:
+        state: dict[str, Any] = {"mode": "Auto", "pinned": dict(auto.pinned)}
+        if auto.empty_since is not None:
+            state["emptySince"] = auto.empty_since
+        return state
+    if store is not None:
+        return {"mode": "Manual", "pinned": pinned_outside(registry, store)}
+    return None
 
 
 def _foreign(registry: Obj, observed: Observed, drain: bool) -> str | None:

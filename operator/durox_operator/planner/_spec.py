@@ -48,6 +48,8 @@ class ReplaySpec(TypedDict, total=False):
 
 class DrainSpec(TypedDict, total=False):
     enabled: bool
+    mode: Literal["Manual", "Auto"]
+    removeAfterSeconds: int
     replicas: int
     supportedVersions: VersionRange
 
@@ -107,6 +109,17 @@ def paused(spec: RegistrySpec) -> bool:
 
 def drain_enabled(spec: RegistrySpec) -> bool:
     return bool(drain_of(spec).get("enabled", False))
+
+
+def drain_auto(spec: RegistrySpec) -> bool:
+    return drain_of(spec).get("mode", "Manual") == "Auto"
+
+
+DEFAULT_DRAIN_REMOVE_AFTER: Final = 300
+
+
+def drain_remove_after(spec: RegistrySpec) -> int:
+    return int(drain_of(spec).get("removeAfterSeconds", DEFAULT_DRAIN_REMOVE_AFTER))
 
 
 def drain_replicas(spec: RegistrySpec) -> int:

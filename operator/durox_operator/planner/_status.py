@@ -216,6 +216,7 @@ def plan_status(
     store_error: tuple[str, str] | None = None,
     guard: Mapping[str, int] | None = None,
     rolling: bool = False,
+    drain_state: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The registry's whole status. `now` (RFC 3339) stamps only conditions whose status flips:
     an unchanged situation plans an unchanged status, so the reconciler writes nothing.
@@ -257,7 +258,7 @@ def plan_status(
         "workers": f"{ready}/{desired}",
         # for the /scale subresource: an autoscaler finds the workers' pods with it
         "selector": ",".join(f"{k}={v}" for k, v in sorted(selector_labels(registry).items())),
-        "drain": _drain_status(spec, drain),
+        "drain": {**_drain_status(spec, drain), **(drain_state or {})},
         "conditions": conditions,
     }
     if error is not None:

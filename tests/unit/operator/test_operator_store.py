@@ -5,12 +5,14 @@ removal guard, stranded instances and the status a person reads, from constructe
 from __future__ import annotations
 
 import copy
+import dataclasses
+from datetime import timedelta
 from typing import Any
 
 from durox.providers import StoreObservation
 from durox_operator import planner
 from durox_operator.planner import Observed, Plan
-from tests.unit.operator.support import registry, store, usage, worker
+from tests.unit.operator.support import T0, registry, store, usage, worker
 from tests.unit.operator.test_operator_plan import (
     NOW,
     _converge,
@@ -374,3 +376,101 @@ def test_versions_are_not_judged_during_a_rollout() -> None:
     assert _condition(status, "VersionsMatch")["reason"] == "RollingOut"
     done = planner.plan(registry(), observed.with_store(seen)).report(observed, NOW).status
     assert done is not None and _condition(done, "VersionsMatch")["reason"] == "AsListed"
+
+
+# -- drains that finish themselves ---------------------------------------------------------------
+
+
+def _auto(**drain: Any) -> dict[str, Any]:
+    return registry(drain={"mode": "Auto", "supportedVersions": {"max": "0.9.0"}, **drain})
+
+
+def _pinned(pin: str, n: int) -> StoreObservation:
+    return store(worker("w1"), versions=(usage("checkout", "1.0.0", {pin: n, "0.2.0": 5}),))
+
+
+def _steps(result: Plan) -> list[tuple[str, str]]:
+    out = []
+    for s in result.steps:
+        if isinstance(s, planner.Event):
+            out.append(("event", s.reason))
+        elif isinstance(s, planner.Apply):
+            out.append((s.slot, s.event.reason))
+        else:
+            out.append((s.slot, s.event.reason))
+    return out
+
+
+def test_auto_drain_starts_the_pool_when_work_is_pinned_outside_the_main_range() -> None:
+    body = _auto()
+    observed = _converge(body).with_store(store(worker("w1")))
+    assert observed.drain_deployment is None  # nothing pinned outside: no pool
+    result = planner.plan(body, observed.with_store(_pinned("0.0.5", 3)))
+    assert _steps(result) == [
+        ("event", "DrainStarted"),
+        ("drain_configmap", "CreatedConfigMap"),
+        ("drain_deployment", "CreatedDeployment"),
+    ]
+    assert "3 pinned to 0.0.5" in next(s.message for s in result.events)
+    status = result.report(observed, NOW).status
+    assert status is not None
+    assert status["drain"] == {
+        "enabled": True,
+        "workers": "0/1",
+        "mode": "Auto",
+        "pinned": {"0.0.5": 3},
+    }
+
+
+def test_auto_drain_waits_its_delay_once_nothing_is_left_then_removes_the_pool() -> None:
+    body = _auto(removeAfterSeconds=60)
+    running = _converge(body, _converge(body).with_store(_pinned("0.0.5", 3)))
+    assert running.drain_deployment is not None
+    empty = running.with_store(store(worker("w1")))
+    result = planner.plan(body, empty)
+    assert _steps(result) == [("event", "DrainEmpty")]
+    status = result.report(empty, NOW).status
+    assert status is not None and status["drain"]["emptySince"] == "2026-01-02T03:00:00Z"
+    body["status"] = status
+
+    later = dataclasses.replace(store(worker("w1")), observed_at=T0 + timedelta(seconds=59))
+    assert _steps(planner.plan(body, running.with_store(later))) == []
+    done = dataclasses.replace(later, observed_at=T0 + timedelta(seconds=60))
+    assert _steps(planner.plan(body, running.with_store(done))) == [
+        ("event", "DrainFinished"),
+        ("drain_deployment", "DeletedDeployment"),
+        ("drain_configmap", "DeletedConfigMap"),
+    ]
+
+
+def test_work_returning_during_the_delay_keeps_the_pool_and_clears_the_clock() -> None:
+    body = _auto()
+    running = _converge(body, _converge(body).with_store(_pinned("0.0.5", 3)))
+    body["status"] = {"drain": {"enabled": True, "emptySince": "2026-01-02T02:00:00Z"}}
+    result = planner.plan(body, running.with_store(_pinned("0.0.4", 1)))
+    assert _steps(result) == []
+    status = result.report(running, NOW).status
+    assert status is not None and "emptySince" not in status["drain"]
+
+
+def test_auto_drain_without_the_store_leaves_the_pool_as_it_is() -> None:
+    body = _auto()
+    running = _converge(body, _converge(body).with_store(_pinned("0.0.5", 3)))
+    unknown = running.with_store(None, ("StoreUnreachable", "down"))
+    assert _steps(planner.plan(body, unknown)) == []
+    assert _steps(planner.plan(body, _converge(body).with_store(None, ("X", "y")))) == []
+
+
+def test_manual_drain_reports_the_pins_but_is_not_started_by_them() -> None:
+    body = registry(drain={"enabled": False, "supportedVersions": {"max": "0.9.0"}})
+    observed = _converge(body)
+    result = planner.plan(body, observed.with_store(_pinned("0.0.5", 3)))
+    assert result.drain is False and _steps(result) == []
+    status = result.report(observed, NOW).status
+    assert status is not None
+    assert status["drain"] == {
+        "enabled": False,
+        "workers": "0/0",
+        "mode": "Manual",
+        "pinned": {"0.0.5": 3},
+    }
