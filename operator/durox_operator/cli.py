@@ -41,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
         default=300.0,
         help="reconcile every registry this often, besides on events (default 300)",
     )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve Prometheus metrics on this port (default 0: not served)",
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -61,7 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         liveness_endpoint=args.liveness,
-        memo=kopf.Memo(namespaces=list(args.namespace), resync_seconds=args.resync_seconds),
+        memo=kopf.Memo(
+            namespaces=list(args.namespace),
+            resync_seconds=args.resync_seconds,
+            metrics_port=args.metrics_port,
+        ),
     )
     return 0
 

@@ -19,6 +19,7 @@ from typing import Any
 import kopf
 
 from durox_operator.kube import Kube, load_config
+from durox_operator.metrics import OperatorMetrics
 from durox_operator.model import FIELD_MANAGER, GROUP, PLURAL, REGISTRY_LABEL, VERSION
 from durox_operator.reconciler import Reconciler
 from durox_operator.store import StoreObserver
@@ -41,7 +42,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     kube = Kube()
     stores = StoreObserver()
     memo["stores"] = stores
-    reconciler = Reconciler(kube, kube.post_event, stores)
+    metrics = OperatorMetrics()
+    port = int(memo.get("metrics_port", 0))
+    if port:
+        metrics.serve(port)
+    reconciler = Reconciler(kube, kube.post_event, stores, metrics)
     _state["reconciler"] = reconciler
     period = float(memo.get("resync_seconds", DEFAULT_RESYNC_SECONDS))
     namespaces = list(memo.get("namespaces", []))

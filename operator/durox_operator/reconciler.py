@@ -12,6 +12,7 @@ import base64
 import binascii
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from typing import Protocol
 
 from durox_operator import planner
 from durox_operator.kube import Kube, KubeError
+from durox_operator.metrics import OperatorMetrics, Snapshot
 from durox_operator.model import Obj
 from durox_operator.store import StoreObserver, StoreUnobservable
 
@@ -36,10 +38,17 @@ def utc_now() -> str:
 
 
 class Reconciler:
-    def __init__(self, kube: Kube, record: Recorder, stores: StoreObserver | None = None) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        record: Recorder,
+        stores: StoreObserver | None = None,
+        metrics: OperatorMetrics | None = None,
+    ) -> None:
         self._kube = kube
         self._record = record
         self._stores = stores
+        self._metrics = metrics
         # A registry event and an event of its Deployment may arrive together on two threads.
         self._locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 
@@ -74,6 +83,8 @@ class Reconciler:
         """The registry is gone: close its store connection."""
         if self._stores is not None:
             self._stores.forget((namespace, name))
+        if self._metrics is not None:
+            self._metrics.forget((namespace, name))
 
     def reconcile_by_name(self, namespace: str, name: str) -> None:
         self.reconcile({"metadata": {"namespace": namespace, "name": name}})
@@ -85,17 +96,28 @@ class Reconciler:
             # would write that status again and repeat its Events. Read the registry afresh.
             fresh = self._kube.get("OrchestrationRegistry", meta["namespace"], meta["name"])
             if fresh is None or fresh["metadata"].get("deletionTimestamp"):
-                if self._stores is not None:  # its store connection goes with it
-                    self._stores.forget((meta["namespace"], meta["name"]))
+                self.forget(meta["namespace"], meta["name"])  # its store connection too
                 return  # owner references let the garbage collector remove the children
-            self._reconcile_locked(fresh)
+            began = time.monotonic()
+            try:
+                failed = self._reconcile_locked(fresh)
+            except KubeError:
+                failed = True
+                raise
+            finally:
+                if self._metrics is not None:
+                    self._metrics.reconcile_seconds.observe(time.monotonic() - began)
+                    if failed:
+                        self._metrics.reconcile_errors.labels(meta["namespace"], meta["name"]).inc()
 
-    def _reconcile_locked(self, registry: Obj) -> None:
+    def _reconcile_locked(self, registry: Obj) -> bool:
         """Read, plan, walk the plan's steps in order (stopping at the first failed call),
-        report. Every decision is the plan's; this only sequences the calls."""
+        report; True when a write failed. Every decision is the plan's; this only sequences
+        the calls."""
         observed = self._read_pods(registry, self._read(registry, planner.SLOTS))
         observed = self._observe_store(registry, observed)
         plan = planner.plan(registry, observed)
+        self._record_metrics(registry, plan, observed)
         if plan.refused is not None:
             logger.warning("not writing the children of %s: %s", _name(registry), plan.refused)
         after, completed, failure = observed, 0, None
@@ -117,6 +139,36 @@ class Reconciler:
             self._kube.patch_registry_status(meta["namespace"], meta["name"], report.status)
         for event in report.events:
             self._post(registry, event)
+        return failure is not None
+
+    def _record_metrics(
+        self, registry: Obj, plan: planner.Plan, observed: planner.Observed
+    ) -> None:
+        if self._metrics is None or (plan.store is None and plan.store_error is None):
+            return
+        meta = registry["metadata"]
+        key = (meta["namespace"], meta["name"])
+        store = plan.store
+        if store is None:
+            self._metrics.record(key, Snapshot(observed=False))
+            return
+        pods = (*observed.pods, *observed.drain_pods)
+        left = planner.stranded(store, pods)
+        pinned = (plan.drain_state or {}).get("pinned", {})
+        self._metrics.record(
+            key,
+            Snapshot(
+                observed=True,
+                instances={
+                    (v.orchestration_name, v.orchestration_version): v.instances
+                    for v in store.versions
+                },
+                stranded={(k, pin or "none"): n for (k, pin), n in left.counts.items()},
+                live_workers=sum(1 for w in store.workers if w.live),
+                stale_workers=sum(1 for w in store.workers if not w.live),
+                drain_pinned=dict(pinned),
+            ),
+        )
 
     def _read(
         self,

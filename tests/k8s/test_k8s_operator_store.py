@@ -10,9 +10,11 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 from k8s_control_plane import ControlPlane, operator_process, tail, wait_for
+from prometheus_client.parser import text_string_to_metric_families
 
 from durox import Client
 from durox.providers import PostgresProvider
@@ -29,7 +32,26 @@ from durox.providers import PostgresProvider
 pytestmark = [pytest.mark.k8s, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 OUT = os.environ.get("DUROX_STORY_OUT")  # where to write the story a person sees, if set
+METRICS_PORT = _free_port()
+
+
+def _scrape(name: str, **labels: str) -> float | None:
+    """One sample from the operator's /metrics, None when absent."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=5).read()
+    for family in text_string_to_metric_families(text.decode()):
+        for sample in family.samples:
+            if sample.name == name and labels.items() <= sample.labels.items():
+                return float(sample.value)
+    return None
 
 
 def _pg_dsn() -> str:
@@ -123,7 +145,8 @@ def operator(
     control_plane: ControlPlane, registry_crd: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Path]:
     log = tmp_path_factory.mktemp("operator-store") / "operator.log"
-    with operator_process(control_plane, log, "--resync-seconds", "1"):
+    port = str(METRICS_PORT)
+    with operator_process(control_plane, log, "--resync-seconds", "1", "--metrics-port", port):
         yield log
 
 
@@ -226,6 +249,9 @@ def test_an_upgrade_told_by_the_store(
     )
     assert status()["oldestVersions"] == "checkout@1.0.0"
     assert cond("Stranded")["reason"] == "NoneStranded"
+    at = {"namespace": ns, "registry": "orders"}
+    assert _scrape("durox_operator_instances", **at, version="1.0.0") == 3.0
+    assert _scrape("durox_operator_store_observed", **at) == 1.0
     snapshot("the old image, 3 instances on checkout@1.0.0")
 
     # The new image drops 1.0.0; its first worker reports: the rollout is paused.

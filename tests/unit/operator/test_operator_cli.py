@@ -39,3 +39,8 @@ def test_peering_namespaces_and_resync(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_command_is_required() -> None:
     with pytest.raises(SystemExit):
         cli.main([])
+
+
+def test_metrics_are_off_unless_a_port_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _run(monkeypatch)["memo"]["metrics_port"] == 0
+    assert _run(monkeypatch, "--metrics-port", "9090")["memo"]["metrics_port"] == 9090

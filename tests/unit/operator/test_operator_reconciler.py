@@ -9,13 +9,15 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import generate_latest
 
 from durox.providers import StoreObservation
 from durox_operator.kube import Kube, KubeError
+from durox_operator.metrics import OperatorMetrics
 from durox_operator.model import Obj
 from durox_operator.reconciler import Reconciler
 from durox_operator.store import StoreObserver, StoreUnobservable, redacted
-from tests.unit.operator.support import registry, store, worker
+from tests.unit.operator.support import registry, store, usage, worker
 
 
 class FakeKube(Kube):
@@ -632,3 +634,48 @@ def test_a_failed_store_is_not_dialled_again_until_its_retry_time() -> None:
         assert first.value.reason == "StoreUnreachable" and "secret" not in str(first.value)
     finally:
         stores.close()
+
+
+def test_metrics_report_each_registrys_store_and_the_passes() -> None:
+    kube = FakeKube()
+    kube.put(registry() | {"kind": "OrchestrationRegistry"})
+    kube.put(_secret("orders-store", "postgresql://observer:o@db/app"))
+    seen = store(
+        worker("w1", {"checkout": ["1.10.0"], "refund": ["2.0.0"]}),
+        worker("w2", live=False),
+        versions=(usage("checkout", "1.0.0", {"0.2.0": 4}), usage("checkout", "1.10.0", {None: 2})),
+    )
+    metrics = OperatorMetrics()
+    reconciler = Reconciler(kube, Events(), FakeStores(seen), metrics)
+    reconciler.reconcile_by_name("shop", "orders")
+    value = metrics.registry.get_sample_value
+    at = {"namespace": "shop", "registry": "orders"}
+    assert value("durox_operator_store_observed", at) == 1.0
+    assert (
+        value("durox_operator_instances", at | {"orchestration": "checkout", "version": "1.0.0"})
+        == 4.0
+    )
+    assert (
+        value("durox_operator_instances", at | {"orchestration": "checkout", "version": "1.10.0"})
+        == 2.0
+    )
+    assert (
+        value(
+            "durox_operator_stranded_instances", at | {"version": "checkout@1.0.0", "pin": "0.2.0"}
+        )
+        == 4.0
+    )
+    assert value("durox_operator_workers", at | {"state": "stale"}) == 1.0
+    assert value("durox_operator_reconcile_duration_seconds_count", {}) == 1.0
+
+    reconciler.forget("shop", "orders")
+    assert "durox_operator_instances{" not in generate_latest(metrics.registry).decode()
+
+
+def test_a_failed_pass_counts_as_a_reconcile_error() -> None:
+    kube = FakeKube(fail_apply=KubeError("HTTP 500", 500))
+    kube.put(registry() | {"kind": "OrchestrationRegistry"})
+    metrics = OperatorMetrics()
+    Reconciler(kube, Events(), None, metrics).reconcile_by_name("shop", "orders")
+    at = {"namespace": "shop", "registry": "orders"}
+    assert metrics.registry.get_sample_value("durox_operator_reconcile_errors_total", at) == 1.0
