@@ -324,7 +324,8 @@ def plan(registry: Obj, observed: Observed) -> Plan:
         store=store,
         store_error=observed.store_error,
         guard=guard,
-        rolling=pending is not None,
+        # The workers' sets differ on purpose while a rollout runs or a version is held.
+        rolling=pending is not None or bool(versions.held),
         drain_state=drain_state,
     )
 

@@ -459,6 +459,9 @@ def status_changed(registry: Obj, planned: Mapping[str, Any]) -> bool:
     return any(current.get(key) != value for key, value in planned.items())
 
 
+STORE_TYPES = frozenset({"StoreObserved", "Stranded", "VersionsMatch"})
+
+
 def condition_events(before: Obj, after: Mapping[str, Any]) -> Sequence[Condition]:
     """Conditions worth an Event: each one whose status flipped, and a blocking one (Degraded)
     seen for the first time. A registry's very first status is not news on its own, and
@@ -468,6 +471,7 @@ def condition_events(before: Obj, after: Mapping[str, Any]) -> Sequence[Conditio
         Condition(c["type"], c["status"], c["reason"], c["message"])
         for c in after.get("conditions", [])
         if c["type"] not in DERIVED
+        and not (c["type"] in STORE_TYPES and c["status"] == "Unknown")  # no news: cannot tell
         and (
             (c["type"] in old and old[c["type"]] != c["status"])
             or (

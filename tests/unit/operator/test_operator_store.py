@@ -474,3 +474,22 @@ def test_manual_drain_reports_the_pins_but_is_not_started_by_them() -> None:
         "mode": "Manual",
         "pinned": {"0.0.5": 3},
     }
+
+
+def test_versions_are_not_judged_while_a_version_waits_for_the_workers_word() -> None:
+    body, done = _rolled_out_upgrade()
+    result = planner.plan(body, done.with_store(store(worker("w1", NEW), worker("w2"))))
+    assert _held(result) == ("checkout",)
+    status = result.report(done, NOW).status
+    assert status is not None and _condition(status, "VersionsMatch")["reason"] == "RollingOut"
+
+
+def test_a_store_condition_turning_unknown_posts_no_event() -> None:
+    body = registry()
+    observed = _converge(body)
+    seen = observed.with_store(store(worker("w1", {"checkout": ["1.0.0"], "refund": ["2.0.0"]})))
+    body = _with_status(body, planner.plan(body, seen), seen)
+    assert _condition(body["status"], "VersionsMatch")["status"] == "False"
+    gone = observed.with_store(None, ("StoreUnreachable", "down"))
+    report = planner.plan(body, gone).report(gone, NOW)
+    assert [(e.type, e.reason) for e in report.events] == [("Warning", "StoreUnreachable")]
