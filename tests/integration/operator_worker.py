@@ -40,6 +40,10 @@ async def main(dsn: str, schema: str, node: str, versions: str, activities: str)
         worker_node_id=node,
         heartbeat_interval=timedelta(milliseconds=300),
         poll_interval=timedelta(milliseconds=200),
+        # A worker of the new image that lacks a version puts that instance's messages back
+        # with this delay, for every worker: keep it short so the old worker runs them soon.
+        unregistered_backoff=timedelta(milliseconds=100),
+        unregistered_backoff_max=timedelta(milliseconds=500),
     )
     runtime = await Runtime.start(provider, acts.build(), builder.build(), options)
     stop = asyncio.Event()

@@ -269,7 +269,7 @@ def test_an_upgrade_told_by_the_store(
         for i in range(3):
             await client.raise_event(f"c{i}", "go")
         for i in range(3):
-            await client.wait_for_orchestration(f"c{i}", 30)
+            await client.wait_for_orchestration(f"c{i}", 60)
 
     _client_call(database.url, finish)
     wait(
