@@ -296,7 +296,7 @@ def test_an_upgrade_told_by_the_store(
     events = plane.get_json("events", "-n", ns, "--field-selector", "involvedObject.name=orders")
     lines = [
         f"{e['type']:8} {e['reason']:20} {e['message']}"
-        for e in sorted(events["items"], key=lambda e: e.get("firstTimestamp") or "")
+        for e in sorted(events["items"], key=lambda e: int(e["metadata"]["resourceVersion"]))
         if e["involvedObject"]["kind"] == "OrchestrationRegistry"
     ]
     reasons = {line.split()[1] for line in lines}
