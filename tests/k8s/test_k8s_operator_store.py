@@ -300,7 +300,7 @@ def test_an_upgrade_told_by_the_store(
         if e["involvedObject"]["kind"] == "OrchestrationRegistry"
     ]
     reasons = {line.split()[1] for line in lines}
-    assert {"VersionInUse", "ActivatedVersions"} <= reasons
+    assert {"VersionInUse", "WaitingForWorkers", "ActivatedVersions"} <= reasons
     story.append("$ kubectl get events (the registry's)\n" + "\n".join(lines))
     if OUT:
         Path(OUT).write_text("\n\n".join(story) + "\n")

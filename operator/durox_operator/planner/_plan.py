@@ -304,6 +304,9 @@ def plan(registry: Obj, observed: Observed) -> Plan:
         steps.append(
             Event("Warning" if severity == "Warning" else "Normal", "ActivatedVersions", message)
         )
+    waiting = _waiting_event(registry, versions)
+    if waiting is not None:
+        steps.append(waiting)
     steps += _ensure("deployment", desired_dep, observed)
     if drain_base is not None and desired_drain is not None:
         if versions.held:
@@ -328,6 +331,18 @@ def plan(registry: Obj, observed: Observed) -> Plan:
         rolling=pending is not None or bool(versions.held),
         drain_state=drain_state,
     )
+
+
+def _waiting_event(registry: Obj, versions: Versions) -> Event | None:
+    """`WaitingForWorkers` when a version waits for the workers' word with a reason the
+    status does not say yet (the rollout is done; `describe` shows why it still waits)."""
+    if versions.workers_say is None:
+        return None
+    conditions = registry.get("status", {}).get("conditions", [])
+    said = next((c.get("message", "") for c in conditions if c.get("type") == "Progressing"), "")
+    if versions.workers_say in str(said):
+        return None
+    return Event("Normal", "WaitingForWorkers", str(versions.holding_message()))
 
 
 def _drain_state(

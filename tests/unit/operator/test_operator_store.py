@@ -493,3 +493,15 @@ def test_a_store_condition_turning_unknown_posts_no_event() -> None:
     gone = observed.with_store(None, ("StoreUnreachable", "down"))
     report = planner.plan(body, gone).report(gone, NOW)
     assert [(e.type, e.reason) for e in report.events] == [("Warning", "StoreUnreachable")]
+
+
+def test_waiting_for_the_workers_word_is_an_event_once_per_reason() -> None:
+    body, done = _rolled_out_upgrade()
+    seen = done.with_store(store(worker("w1", NEW), worker("w2")))
+    result = planner.plan(body, seen)
+    [event] = [s for s in result.events if s.reason == "WaitingForWorkers"]
+    assert "do not register checkout@1.11.0 (w2)" in event.message
+    body = _with_status(body, result, seen)
+    assert [s.reason for s in planner.plan(body, seen).events] == []
+    other = done.with_store(store(worker("w1", NEW), worker("w3")))
+    assert [s.reason for s in planner.plan(body, other).events] == ["WaitingForWorkers"]
