@@ -68,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
         default=300.0,
         help="reconcile every registry this often, besides on events (default 300)",
     )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve Prometheus metrics on this port (default 0: not served)",
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -95,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             lease_namespace=args.lease_namespace,
             lease_seconds=args.lease_seconds,
             identity=args.identity or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}",
+            metrics_port=args.metrics_port,
         ),
     )
     return 0

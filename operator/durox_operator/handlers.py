@@ -27,8 +27,10 @@ from durox_operator.cache import ChildCache, slim
 from durox_operator.coalesce import Coalescer
 from durox_operator.election import LeaseElector, Timing
 from durox_operator.kube import Kube, load_config
+from durox_operator.metrics import OperatorMetrics
 from durox_operator.model import FIELD_MANAGER, GROUP, PLURAL, REGISTRY_LABEL, VERSION
 from durox_operator.reconciler import Reconciler
+from durox_operator.store import StoreObserver
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +69,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.level = logging.WARNING
     load_config()
     kube = Kube()
+    stores = StoreObserver()
+    metrics = OperatorMetrics()
+    port = int(memo.get("metrics_port", 0))
+    if port:
+        metrics.serve(port)
     cache = ChildCache()
-    reconciler = Reconciler(kube, kube.post_event, cache)
+    reconciler = Reconciler(kube, kube.post_event, stores, metrics, cache=cache)
 
     async def run_pass(key: Key) -> None:
         if _operator().leading:
@@ -110,6 +117,7 @@ async def stop(**_: Any) -> None:
     await op.passes.close()
     if op.elector is not None:
         await asyncio.to_thread(op.elector.release)
+    await asyncio.to_thread(op.reconciler.close_stores)
 
 
 async def _resync_forever(op: _Operator, namespaces: list[str], period: float) -> None:
@@ -134,7 +142,11 @@ async def _resync_forever(op: _Operator, namespaces: list[str], period: float) -
 async def registry_event(type: str | None, body: kopf.Body, **kwargs: Any) -> None:
     _warm(kwargs)
     name, namespace = body.metadata.name, body.metadata.namespace
-    if type != "DELETED" and name and namespace:
+    if type == "DELETED":
+        if name and namespace:
+            await asyncio.to_thread(_operator().reconciler.forget, namespace, name)
+        return
+    if name and namespace:
         _operator().passes.trigger((namespace, name), REGISTRY_DELAY)
 
 

@@ -27,6 +27,7 @@ _PATHS = {
     "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",
     "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
     "Lease": "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
+    "Secret": "/api/v1/namespaces/{ns}/secrets",
     "OrchestrationRegistry": f"/apis/{GROUP}/{VERSION}/namespaces/{{ns}}/{PLURAL}",
 }
 

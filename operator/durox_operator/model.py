@@ -33,11 +33,28 @@ CONFIG_FILE: Final = "worker.yaml"
 Obj = Mapping[str, Any]
 """A raw Kubernetes object as decoded JSON; the planner only reads these."""
 
-ConditionType = Literal["Ready", "Reconciling", "Stalled", "Available", "Progressing", "Degraded"]
+ConditionType = Literal[
+    "Ready",
+    "Reconciling",
+    "Stalled",
+    "Available",
+    "Progressing",
+    "Degraded",
+    "StoreObserved",
+    "Stranded",
+    "VersionsMatch",
+]
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 STALL_REASONS: Final = frozenset(
-    {"InvalidSpec", "ApplyFailed", "RolloutStalled", "ReplicaFailure", "PodsFailing"}
+    {
+        "InvalidSpec",
+        "ApplyFailed",
+        "RolloutStalled",
+        "ReplicaFailure",
+        "PodsFailing",
+        "VersionInUse",
+    }
 )
 """Why a registry cannot move on without someone's help (Degraded and Stalled are True)."""
 
@@ -57,6 +74,23 @@ REASONS: Final[Mapping[str, frozenset[str]]] = {
         {"WorkersUnavailable", "RolloutComplete", "Stalled"} | PROGRESS_REASONS
     ),
     "Stalled": frozenset({"AsExpected"} | STALL_REASONS),
+    # What the store says (issue 12): whether the operator could read it this pass, and
+    # whether instances wait that no live worker can run. Neither stops a rollout by itself.
+    "StoreObserved": frozenset(
+        {"Observed", "SecretUnreadable", "StoreUnreachable", "StoreNotObservable"}
+    ),
+    "Stranded": frozenset({"NoneStranded", "InstancesStranded", "StoreNotObserved"}),
+    # Whether the spec's `versions` lists agree with what the live workers register.
+    "VersionsMatch": frozenset(
+        {
+            "AsListed",
+            "Learned",
+            "VersionsMismatch",
+            "RollingOut",
+            "NoLiveWorkers",
+            "StoreNotObserved",
+        }
+    ),
 }
 """The fixed vocabulary of condition reasons, by condition type."""
 
@@ -65,6 +99,22 @@ DERIVED: Final = frozenset({"Ready", "Reconciling", "Stalled"})
 
 BLOCKING: Final = STALL_REASONS
 """Reasons that stop progress; each is also reported as a Warning Event."""
+
+WARNINGS: Final = BLOCKING | frozenset(
+    {
+        "InstancesStranded",
+        "SecretUnreadable",
+        "StoreUnreachable",
+        "StoreNotObservable",
+        "VersionsMismatch",
+    }
+)
+"""Reasons posted as Warning Events when their condition turns True (or, for the
+NORMALLY_TRUE ones, False): the blocking ones, and those a person must look at though
+nothing is blocked."""
+
+NORMALLY_TRUE: Final = frozenset({"StoreObserved", "VersionsMatch"})
+"""Condition types whose bad news is False (the others' is True)."""
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,11 @@ cache is warm: a pass that finds nothing to do costs one request (the registry's
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -21,7 +24,9 @@ from typing import Protocol
 from durox_operator import planner
 from durox_operator.cache import ChildCache
 from durox_operator.kube import Kube, KubeError
+from durox_operator.metrics import OperatorMetrics, Snapshot
 from durox_operator.model import Obj
+from durox_operator.store import StoreObserver, StoreUnobservable
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +42,19 @@ def utc_now() -> str:
 
 
 class Reconciler:
-    def __init__(self, kube: Kube, record: Recorder, cache: ChildCache | None = None) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        record: Recorder,
+        stores: StoreObserver | None = None,
+        metrics: OperatorMetrics | None = None,
+        *,
+        cache: ChildCache | None = None,
+    ) -> None:
         self._kube = kube
         self._record = record
+        self._stores = stores
+        self._metrics = metrics
         self._cache = cache
         # A registry event and an event of its Deployment may arrive together on two threads.
         self._locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
@@ -71,6 +86,18 @@ class Reconciler:
                     failed += 1
         return failed
 
+    def close_stores(self) -> None:
+        """Close every store connection (the operator is stopping)."""
+        if self._stores is not None:
+            self._stores.close()
+
+    def forget(self, namespace: str, name: str) -> None:
+        """The registry is gone: close its store connection."""
+        if self._stores is not None:
+            self._stores.forget((namespace, name))
+        if self._metrics is not None:
+            self._metrics.forget((namespace, name))
+
     def reconcile_by_name(self, namespace: str, name: str) -> None:
         self.reconcile({"metadata": {"namespace": namespace, "name": name}})
 
@@ -81,14 +108,28 @@ class Reconciler:
             # would write that status again and repeat its Events. Read the registry afresh.
             fresh = self._kube.get("OrchestrationRegistry", meta["namespace"], meta["name"])
             if fresh is None or fresh["metadata"].get("deletionTimestamp"):
+                self.forget(meta["namespace"], meta["name"])  # its store connection too
                 return  # owner references let the garbage collector remove the children
-            self._reconcile_locked(fresh)
+            began = time.monotonic()
+            try:
+                failed = self._reconcile_locked(fresh)
+            except KubeError:
+                failed = True
+                raise
+            finally:
+                if self._metrics is not None:
+                    self._metrics.reconcile_seconds.observe(time.monotonic() - began)
+                    if failed:
+                        self._metrics.reconcile_errors.labels(meta["namespace"], meta["name"]).inc()
 
-    def _reconcile_locked(self, registry: Obj) -> None:
+    def _reconcile_locked(self, registry: Obj) -> bool:
         """Read, plan, walk the plan's steps in order (stopping at the first failed call),
-        report. Every decision is the plan's; this only sequences the calls."""
+        report; True when a write failed. Every decision is the plan's; this only sequences
+        the calls."""
         observed = self._read_pods(registry, self._read(registry, planner.SLOTS))
+        observed = self._observe_store(registry, observed)
         plan = planner.plan(registry, observed)
+        self._record_metrics(registry, plan, observed)
         if plan.refused is not None:
             logger.warning("not writing the children of %s: %s", _name(registry), plan.refused)
         after, completed, failure = observed, 0, None
@@ -110,6 +151,36 @@ class Reconciler:
             self._kube.patch_registry_status(meta["namespace"], meta["name"], report.status)
         for event in report.events:
             self._post(registry, event)
+        return failure is not None
+
+    def _record_metrics(
+        self, registry: Obj, plan: planner.Plan, observed: planner.Observed
+    ) -> None:
+        if self._metrics is None or (plan.store is None and plan.store_error is None):
+            return
+        meta = registry["metadata"]
+        key = (meta["namespace"], meta["name"])
+        store = plan.store
+        if store is None:
+            self._metrics.record(key, Snapshot(observed=False))
+            return
+        pods = (*observed.pods, *observed.drain_pods)
+        left = planner.stranded(store, pods)
+        pinned = (plan.drain_state or {}).get("pinned", {})
+        self._metrics.record(
+            key,
+            Snapshot(
+                observed=True,
+                instances={
+                    (v.orchestration_name, v.orchestration_version): v.instances
+                    for v in store.versions
+                },
+                stranded={(k, pin or "none"): n for (k, pin), n in left.counts.items()},
+                live_workers=sum(1 for w in store.workers if w.live),
+                stale_workers=sum(1 for w in store.workers if not w.live),
+                drain_pinned=dict(pinned),
+            ),
+        )
 
     def _read(
         self,
@@ -157,6 +228,37 @@ class Reconciler:
                 continue
             observed = observed.with_pods(pods, drain=drain)
         return observed
+
+    def _observe_store(self, registry: Obj, observed: planner.Observed) -> planner.Observed:
+        """What the registry's store holds, read with the Secret the registry names for the
+        operator (else the workers'). A failure is a StoreObserved reason, never an error:
+        the plan then decides from Kubernetes alone."""
+        if self._stores is None:
+            return observed
+        meta = registry["metadata"]
+        spec = planner.spec_of(registry)
+        secret_name, key = planner.operator_secret(spec)
+        try:
+            secret = self._kube.get("Secret", meta["namespace"], secret_name)
+        except KubeError as exc:
+            return observed.with_store(None, ("SecretUnreadable", f"Secret {secret_name}: {exc}"))
+        raw = (secret or {}).get("data", {}).get(key)
+        if raw is None:
+            what = "does not exist" if secret is None else f"has no key {key!r}"
+            return observed.with_store(None, ("SecretUnreadable", f"Secret {secret_name} {what}"))
+        try:
+            url = base64.b64decode(raw).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return observed.with_store(
+                None, ("SecretUnreadable", f"Secret {secret_name} key {key!r} is not a URL")
+            )
+        pool = spec.get("pool") or planner.child_name(registry)
+        try:
+            seen = self._stores.observe((meta["namespace"], meta["name"]), url, pool)
+        except StoreUnobservable as exc:
+            logger.info("not observing the store of %s: %s", _name(registry), exc)
+            return observed.with_store(None, (exc.reason, str(exc)))
+        return observed.with_store(seen)
 
     def _take(self, registry: Obj, step: planner.Step, after: planner.Observed) -> planner.Observed:
         """Carry out one step; `after` with the child as the write returned it."""

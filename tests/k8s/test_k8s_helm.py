@@ -45,6 +45,7 @@ def test_chart_renders_secure_defaults_and_the_one_crd(control_plane: ControlPla
         "Deployment",
         "Role",
         "RoleBinding",
+        "Service",
         "ServiceAccount",
     ]
     [crd] = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
@@ -99,6 +100,34 @@ def test_chart_options_reach_the_operator_args(control_plane: ControlPlane) -> N
     assert "--namespace=b" in args
     assert "--peering=durox" in args
     assert "--resync-seconds=300" in args
+    assert "--metrics-port=8080" in args
+
+
+def test_chart_metrics_service_and_an_opt_in_service_monitor(control_plane: ControlPlane) -> None:
+    """The metrics Service by default, the ServiceMonitor only when asked, nothing when off."""
+    kinds = [d["kind"] for d in _render(control_plane)]
+    assert "Service" in kinds and "ServiceMonitor" not in kinds
+    docs = _render(
+        control_plane,
+        "--set", "metrics.serviceMonitor.enabled=true",
+        "--set", "metrics.serviceMonitor.labels.release=prom",
+    )  # fmt: skip
+    [monitor] = [d for d in docs if d["kind"] == "ServiceMonitor"]
+    [service] = [d for d in docs if d["kind"] == "Service"]
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert monitor["spec"]["endpoints"] == [
+        {"port": "metrics", "path": "/metrics", "interval": "30s"}
+    ]
+    off = _render(control_plane, "--set", "metrics.enabled=false")
+    assert {"Service", "ServiceMonitor"}.isdisjoint(d["kind"] for d in off)
+    [dep] = [d for d in off if d["kind"] == "Deployment"]
+    assert not any(
+        a.startswith("--metrics-port")
+        for a in dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -152,13 +181,15 @@ def test_installed_chart_rbac_runs_a_registry(
     assert [can_i("delete", "leases", installed), can_i("update", "leases")] == ["no", "no"]
 
     # Least privilege: deleting Deployments and ConfigMaps is granted for a disabled drain pool,
+    # reading (only getting, by name) the store Secret a registry names to observe its store;
     # nothing the operator never touches is.
     assert can_i("delete", "deployments") == "yes"
-    assert [can_i("delete", "pods"), can_i("get", "secrets"), can_i("delete", "secrets")] == [
+    assert [can_i("delete", "pods"), can_i("list", "secrets"), can_i("delete", "secrets")] == [
         "no",
         "no",
         "no",
     ]
+    assert can_i("get", "secrets") == "yes"
 
     plane.kubectl(
         "create", "secret", "generic", "store", "-n", namespace, "--from-literal=url=sqlite://x"

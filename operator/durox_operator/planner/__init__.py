@@ -18,7 +18,8 @@ version's handlers.
 The decisions are split by subject into private modules; import them from here, the stable
 surface: `_spec` (typed views of the registry's spec), `_names` (children's names, labels,
 digest), `_versions` (which versions to activate or hold), `_config` (the worker file),
-`_children` (the ConfigMap and Deployment), `_drift` (which applied fields a child no longer
+`_children` (the ConfigMap and Deployment), `_store` (what the store's observation says:
+workers' word, stranded instances), `_drift` (which applied fields a child no longer
 holds), `_rollout` (reading a Deployment's progress), `_failures` (pods that cannot be created
 or cannot run), `_status` (conditions, kstatus' among them, status, Events), and `_plan`,
 which puts them together: `plan(registry, observed) -> Plan`, the one call the reconciler makes.
@@ -62,8 +63,10 @@ from durox_operator.planner._rollout import rollout_pending
 from durox_operator.planner._spec import (
     DEFAULT_DRAIN_REPLICAS,
     RegistrySpec,
+    allow_version_removal,
     drain_enabled,
     drain_replicas,
+    operator_secret,
     spec_of,
 )
 from durox_operator.planner._status import (
@@ -72,7 +75,18 @@ from durox_operator.planner._status import (
     observe_conditions,
     plan_status,
     status_changed,
+    store_conditions,
+    store_status,
     with_kstatus,
+)
+from durox_operator.planner._store import (
+    StoreView,
+    Stranded,
+    in_use_lacking,
+    registered_versions,
+    serving,
+    stranded,
+    workers_lack,
 )
 from durox_operator.planner._versions import (
     Versions,
@@ -102,10 +116,13 @@ __all__ = [
     "Report",
     "Slot",
     "Step",
+    "StoreView",
+    "Stranded",
     "Versions",
     "activation_event",
     "active_version",
     "active_versions",
+    "allow_version_removal",
     "child_name",
     "condition_events",
     "content_hash",
@@ -116,9 +133,11 @@ __all__ = [
     "drain_replicas",
     "drift",
     "format_versions",
+    "in_use_lacking",
     "labels",
     "needs_apply",
     "observe_conditions",
+    "operator_secret",
     "owner_reference",
     "parse_versions",
     "plan",
@@ -131,13 +150,19 @@ __all__ = [
     "pod_failures",
     "published_versions",
     "quantity",
+    "registered_versions",
     "render_worker_config",
     "replica_failure",
     "rollout_pending",
     "selector_labels",
+    "serving",
     "spec_of",
     "startup_digest",
     "status_changed",
+    "store_conditions",
+    "store_status",
+    "stranded",
     "with_kstatus",
     "worker_config",
+    "workers_lack",
 ]

@@ -124,12 +124,15 @@ def _merge_env(
     return list(merged.values())
 
 
-def plan_deployment(registry: Obj, config: WorkerConfig, drain: bool = False) -> dict[str, Any]:
+def plan_deployment(
+    registry: Obj, config: WorkerConfig, drain: bool = False, pause: bool = False
+) -> dict[str, Any]:
     """The worker Deployment (the drain pool's when `drain`). The config revision is
     deliberately absent from the pod template: the ConfigMap is mounted as a folder (never
     subPath), so the kubelet swaps the file in place and the worker reloads it without a
     restart. The metadata carries the template's digest, so a pass can tell that a new
-    template is about to roll (see `rollout_pending`)."""
+    template is about to roll (see `rollout_pending`). `pause` stops the rollout whatever
+    the spec says (the removal guard)."""
     spec = spec_of(registry)
     pod = pod_of(spec)
     pod_spec: dict[str, Any] = {
@@ -170,7 +173,7 @@ def plan_deployment(registry: Obj, config: WorkerConfig, drain: bool = False) ->
         "revisionHistoryLimit": 5,
         "template": {"metadata": template_meta, "spec": pod_spec},
     }
-    if paused(spec):  # left out when false, so resuming removes the field we set
+    if paused(spec) or pause:  # left out when false, so resuming removes the field we set
         deployment_spec["paused"] = True
     if drain:
         deployment_spec["replicas"] = drain_replicas(spec)

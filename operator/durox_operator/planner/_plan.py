@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from durox.worker_config import WorkerConfig
-from durox_operator.model import BLOCKING, Obj
+from durox_operator.model import NORMALLY_TRUE, WARNINGS, Obj
 from durox_operator.planner._children import (
     controlled_by,
     plan_configmap,
@@ -27,17 +27,30 @@ from durox_operator.planner._children import (
     planned_anew,
 )
 from durox_operator.planner._config import worker_config
+from durox_operator.planner._drain import AutoDrain, auto_drain, pinned_outside, with_drain
 from durox_operator.planner._drift import drift
 from durox_operator.planner._names import InvalidSpec, child_name
 from durox_operator.planner._rollout import rollout_pending
-from durox_operator.planner._spec import drain_enabled, spec_of
+from durox_operator.planner._spec import allow_version_removal, drain_enabled, spec_of
 from durox_operator.planner._status import (
     activation_event,
     condition_events,
     plan_status,
     status_changed,
 )
-from durox_operator.planner._versions import Versions, plan_versions, published_versions
+from durox_operator.planner._store import (
+    StoreView,
+    in_use_lacking,
+    registered_versions,
+    serving,
+    workers_lack,
+)
+from durox_operator.planner._versions import (
+    Versions,
+    desired_versions,
+    plan_versions,
+    published_versions,
+)
 
 Slot = Literal["configmap", "deployment", "drain_configmap", "drain_deployment"]
 """Which of a registry's (at most) four children an observation or a step is about."""
@@ -66,6 +79,12 @@ class Observed:
     pods: tuple[Obj, ...] = ()
     """The main pool's pods (its Deployment's selector), for failures the Deployment hides."""
     drain_pods: tuple[Obj, ...] = ()
+    store: StoreView | None = None
+    """What the store held at the start of the pass (`durox.providers.StoreObservation`);
+    None when it was not read (see `store_error`) or not asked for (no store step)."""
+    store_error: tuple[str, str] | None = None
+    """(StoreObserved reason, message) when the store could not be observed: the pass goes
+    on deciding from Kubernetes alone."""
 
     def with_child(self, slot: Slot, obj: Obj | None) -> Observed:
         change: dict[str, Any] = {slot: obj}
@@ -73,6 +92,9 @@ class Observed:
 
     def with_unreadable(self, error: str) -> Observed:
         return dataclasses.replace(self, unreadable=error)
+
+    def with_store(self, store: StoreView | None, error: tuple[str, str] | None = None) -> Observed:
+        return dataclasses.replace(self, store=store, store_error=error)
 
     def with_pods(self, pods: Sequence[Obj], drain: bool = False) -> Observed:
         if drain:
@@ -143,6 +165,16 @@ class Plan:
     """Whether a drain pool is wanted."""
     published_after: int = 0
     """How many steps must succeed before the worker file counts as published."""
+    store: StoreView | None = None
+    """The store observation the pass decided from (None: decided from Kubernetes alone)."""
+    store_error: tuple[str, str] | None = None
+    drain_state: Mapping[str, Any] | None = None
+    """What the store says of the drain: `{pinned, emptySince}` for `status.drain`."""
+    rolling: bool = False
+    """Workers of another pod template may still serve (their records differ from the spec's)."""
+    guard: Mapping[str, int] | None = None
+    """NAME@version -> instances not ended, for versions in use that a worker of the new pod
+    template lacks: the rollout is paused (the removal guard). None when it does not hold."""
 
     @property
     def applies(self) -> tuple[Apply, ...]:
@@ -182,12 +214,20 @@ class Plan:
                 drain=after.drain_deployment if self.drain else None,
                 pods=after.pods,
                 drain_pods=after.drain_pods if self.drain else (),
+                store=self.store,
+                store_error=self.store_error,
+                guard=self.guard,
+                rolling=self.rolling,
+                drain_state=self.drain_state,
             )
         if not status_changed(self.registry, status):
             return Report(None, ())
         events = tuple(
             Event(
-                "Warning" if cond.reason in BLOCKING and cond.status == "True" else "Normal",
+                "Warning"
+                if cond.reason in WARNINGS
+                and (cond.status == "True") != (cond.type in NORMALLY_TRUE)
+                else "Normal",
                 cond.reason,
                 f"{cond.type}={cond.status}: {cond.message}",
             )
@@ -198,6 +238,9 @@ class Plan:
 
 def plan(registry: Obj, observed: Observed) -> Plan:
     """Decide one pass for `registry`, whose children the cluster holds as `observed`."""
+    auto = auto_drain(registry, observed.store, observed.drain_deployment is not None)
+    if auto is not None:  # Auto mode decides `enabled` for this pass from the store
+        registry = with_drain(registry, auto.wanted)
     spec = spec_of(registry)
     drain = drain_enabled(spec)
     try:
@@ -207,10 +250,16 @@ def plan(registry: Obj, observed: Observed) -> Plan:
         base = worker_config(registry)
         drain_base = worker_config(registry, drain=True) if drain else None
     except InvalidSpec as exc:
-        return Plan(registry, invalid=exc)
+        return Plan(registry, invalid=exc, store=observed.store, store_error=observed.store_error)
     refused = observed.unreadable or _foreign(registry, observed, drain)
     if refused is not None:
-        return Plan(registry, refused=refused, drain=drain)
+        return Plan(
+            registry,
+            refused=refused,
+            drain=drain,
+            store=observed.store,
+            store_error=observed.store_error,
+        )
 
     desired_dep = plan_deployment(registry, base)
     desired_drain = plan_deployment(registry, base, drain=True) if drain else None
@@ -222,18 +271,42 @@ def plan(registry: Obj, observed: Observed) -> Plan:
             spec, desired_drain, observed.drain_deployment, drain=True
         )
     previous = published_versions(observed.configmap)
-    versions = plan_versions(spec, previous, pending)
+    store = observed.store
+    pods = observed.pods + (observed.drain_pods if drain else ())
+    guard = None
+    if store is not None and pending is not None and not allow_version_removal(spec):
+        # The removal guard: a worker of the new template lacks a version instances still
+        # need. Old workers serve them all, so whoever lacks one is new; stop the rollout.
+        guard = in_use_lacking(store, serving(store, pods)) or None
+    if guard is not None:
+        desired_dep = plan_deployment(registry, base, pause=True)
+    learned = None if store is None else registered_versions(serving(store, pods))
+    workers_say = None
+    if pending is None and store is not None and previous is not None:
+        # Kubernetes says every worker runs the new template; activation waits for the
+        # workers' own word (their capability records) on each version that changes.
+        wanted = desired_versions(spec, learned)
+        changing = {n: v for n, v in wanted.items() if previous.get(n) != v}
+        workers_say = workers_lack(store, changing, pods)
+    versions = plan_versions(spec, previous, pending or workers_say, learned)
+    if workers_say is not None and versions.held:
+        versions = dataclasses.replace(versions, workers_say=workers_say)
     config = worker_config(registry, versions) if versions.held else base
 
     # The file first: new pods must start with the held versions, never the new ones.
-    steps = _ensure("configmap", plan_configmap(registry, config, versions), observed)
+    steps: list[Step] = [Event("Normal", r, m) for r, m in (auto.events if auto else ())]
+    steps += _ensure("configmap", plan_configmap(registry, config, versions), observed)
     published_after = len(steps)
+    drain_state = _drain_state(registry, auto, store)
     activated = activation_event(previous, versions)
     if activated is not None:
         severity, message = activated
         steps.append(
             Event("Warning" if severity == "Warning" else "Normal", "ActivatedVersions", message)
         )
+    waiting = _waiting_event(registry, versions)
+    if waiting is not None:
+        steps.append(waiting)
     steps += _ensure("deployment", desired_dep, observed)
     if drain_base is not None and desired_drain is not None:
         if versions.held:
@@ -251,7 +324,38 @@ def plan(registry: Obj, observed: Observed) -> Plan:
         versions=versions,
         drain=drain,
         published_after=published_after,
+        store=store,
+        store_error=observed.store_error,
+        guard=guard,
+        # The workers' sets differ on purpose while a rollout runs or a version is held.
+        rolling=pending is not None or bool(versions.held),
+        drain_state=drain_state,
     )
+
+
+def _waiting_event(registry: Obj, versions: Versions) -> Event | None:
+    """`WaitingForWorkers` when a version waits for the workers' word with a reason the
+    status does not say yet (the rollout is done; `describe` shows why it still waits)."""
+    if versions.workers_say is None:
+        return None
+    conditions = registry.get("status", {}).get("conditions", [])
+    said = next((c.get("message", "") for c in conditions if c.get("type") == "Progressing"), "")
+    if versions.workers_say in str(said):
+        return None
+    return Event("Normal", "WaitingForWorkers", str(versions.holding_message()))
+
+
+def _drain_state(
+    registry: Obj, auto: AutoDrain | None, store: StoreView | None
+) -> dict[str, Any] | None:
+    if auto is not None:
+        state: dict[str, Any] = {"mode": "Auto", "pinned": dict(auto.pinned)}
+        if auto.empty_since is not None:
+            state["emptySince"] = auto.empty_since
+        return state
+    if store is not None:
+        return {"mode": "Manual", "pinned": pinned_outside(registry, store)}
+    return None
 
 
 def _foreign(registry: Obj, observed: Observed, drain: bool) -> str | None:

@@ -23,11 +23,16 @@ class SecretRef(TypedDict):
 
 class StoreSpec(TypedDict):
     secretRef: SecretRef
+    operatorSecretRef: NotRequired[SecretRef]
+
+
+class RolloutSpec(TypedDict, total=False):
+    allowVersionRemoval: bool
 
 
 class OrchestrationSpec(TypedDict):
     name: str
-    versions: list[str]
+    versions: NotRequired[list[str]]
     policy: NotRequired[Literal["latest", "exact"]]
     version: NotRequired[str]
 
@@ -43,6 +48,8 @@ class ReplaySpec(TypedDict, total=False):
 
 class DrainSpec(TypedDict, total=False):
     enabled: bool
+    mode: Literal["Manual", "Auto"]
+    removeAfterSeconds: int
     replicas: int
     supportedVersions: VersionRange
 
@@ -75,6 +82,7 @@ class RegistrySpec(TypedDict):
     drain: NotRequired[DrainSpec]
     worker: NotRequired[WorkerSpec]
     pod: NotRequired[PodSpec]
+    rollout: NotRequired[RolloutSpec]
 
 
 def spec_of(registry: Obj) -> RegistrySpec:
@@ -103,6 +111,17 @@ def drain_enabled(spec: RegistrySpec) -> bool:
     return bool(drain_of(spec).get("enabled", False))
 
 
+def drain_auto(spec: RegistrySpec) -> bool:
+    return drain_of(spec).get("mode", "Manual") == "Auto"
+
+
+DEFAULT_DRAIN_REMOVE_AFTER: Final = 300
+
+
+def drain_remove_after(spec: RegistrySpec) -> int:
+    return int(drain_of(spec).get("removeAfterSeconds", DEFAULT_DRAIN_REMOVE_AFTER))
+
+
 def drain_replicas(spec: RegistrySpec) -> int:
     return int(drain_of(spec).get("replicas", DEFAULT_DRAIN_REPLICAS))
 
@@ -126,3 +145,17 @@ def policy_of(orchestration: OrchestrationSpec) -> Literal["latest", "exact"]:
 
 def secret_key(spec: RegistrySpec) -> str:
     return spec["store"]["secretRef"].get("key", DEFAULT_SECRET_KEY)
+
+
+def operator_secret(spec: RegistrySpec) -> tuple[str, str]:
+    """(Secret name, key) the operator reads the store URL from: `store.operatorSecretRef`
+    when given (a read-only role, so worker credentials need not be shared), else the
+    workers' own `store.secretRef`."""
+    ref = spec["store"].get("operatorSecretRef") or spec["store"]["secretRef"]
+    return ref["name"], ref.get("key", DEFAULT_SECRET_KEY)
+
+
+def allow_version_removal(spec: RegistrySpec) -> bool:
+    """Whether a new image may drop a version instances still run on (the removal guard off)."""
+    rollout: RolloutSpec = spec.get("rollout", {})
+    return bool(rollout.get("allowVersionRemoval", False))

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import semver
+
 from durox.worker_config import WorkerConfig
-from durox_operator.model import DERIVED, Condition, Obj
+from durox_operator.model import DERIVED, NORMALLY_TRUE, Condition, Obj
 from durox_operator.planner._failures import pod_failures, replica_failure
 from durox_operator.planner._names import InvalidSpec, selector_labels
 from durox_operator.planner._rollout import (
@@ -23,6 +25,13 @@ from durox_operator.planner._spec import (
     paused,
     spec_of,
 )
+from durox_operator.planner._store import (
+    StoreView,
+    registered_versions,
+    rfc3339,
+    serving,
+    stranded,
+)
 from durox_operator.planner._versions import Versions, format_versions, plan_versions
 
 
@@ -35,6 +44,7 @@ def observe_conditions(
     drain: Obj | None = None,
     pods: Sequence[Obj] = (),
     drain_pods: Sequence[Obj] = (),
+    guard: Mapping[str, int] | None = None,
 ) -> list[Condition]:
     """Available, Progressing and Degraded, from the Deployments, their pods and what went
     wrong, if any; then kstatus' Ready, Reconciling and Stalled, derived from those three.
@@ -45,7 +55,7 @@ def observe_conditions(
     (the Deployment's ReplicaFailure) or cannot run (image pulls, crash loops) come before a
     rollout past its progress deadline, whose own message hides why."""
     return with_kstatus(
-        _observe(registry, deployment, error, apply_error, versions, drain, pods, drain_pods)
+        _observe(registry, deployment, error, apply_error, versions, drain, pods, drain_pods, guard)
     )
 
 
@@ -88,6 +98,7 @@ def _observe(
     drain: Obj | None,
     pods: Sequence[Obj],
     drain_pods: Sequence[Obj],
+    guard: Mapping[str, int] | None = None,
 ) -> list[Condition]:
     spec = spec_of(registry)
     wanted = spec.get("replicas")
@@ -149,7 +160,17 @@ def _observe(
             f"all {desired} workers{extra} run the current spec",
         )
 
-    return [avail, prog, _degraded(spec, deployment, apply_error, drain, pods, drain_pods)]
+    degraded = _degraded(spec, deployment, apply_error, drain, pods, drain_pods)
+    if guard and degraded.reason in ("AsExpected", "RolloutStalled"):
+        in_use = ", ".join(f"{k} ({n} not ended)" for k, n in sorted(guard.items()))
+        degraded = Condition(
+            "Degraded",
+            "True",
+            "VersionInUse",
+            f"rollout paused: workers of the new pod template lack {in_use}; the old workers "
+            "keep serving them (set spec.rollout.allowVersionRemoval to roll anyway)",
+        )
+    return [avail, prog, degraded]
 
 
 def _degraded(
@@ -191,6 +212,11 @@ def plan_status(
     drain: Obj | None = None,
     pods: Sequence[Obj] = (),
     drain_pods: Sequence[Obj] = (),
+    store: StoreView | None = None,
+    store_error: tuple[str, str] | None = None,
+    guard: Mapping[str, int] | None = None,
+    rolling: bool = False,
+    drain_state: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The registry's whole status. `now` (RFC 3339) stamps only conditions whose status flips:
     an unchanged situation plans an unchanged status, so the reconciler writes nothing.
@@ -203,8 +229,11 @@ def plan_status(
     previous = {c["type"]: c for c in before.get("conditions", [])}
     conditions = []
     observed = observe_conditions(
-        registry, deployment, error, apply_error, versions, drain, pods, drain_pods
+        registry, deployment, error, apply_error, versions, drain, pods, drain_pods, guard
     )
+    observed += store_conditions(store, store_error, (*pods, *drain_pods))
+    if store is not None or store_error is not None:
+        observed.append(versions_match(spec, store, (*pods, *drain_pods), rolling))
     for cond in observed:
         was = previous.get(cond.type)
         since = (
@@ -229,7 +258,7 @@ def plan_status(
         "workers": f"{ready}/{desired}",
         # for the /scale subresource: an autoscaler finds the workers' pods with it
         "selector": ",".join(f"{k}={v}" for k, v in sorted(selector_labels(registry).items())),
-        "drain": _drain_status(spec, drain),
+        "drain": {**_drain_status(spec, drain), **(drain_state or {})},
         "conditions": conditions,
     }
     if error is not None:
@@ -245,11 +274,152 @@ def plan_status(
         taken = plan_versions(spec, None, None)
         status["activeVersions"] = format_versions(taken.active)
         status["versions"] = taken.listing()
+    if store is not None:
+        status.update(store_status(store, status["versions"], (*pods, *drain_pods)))
+    else:  # not read this pass: keep what the last read said rather than flap
+        for k in ("instances", "oldestVersions", "workerRecords"):
+            if k in before:
+                status[k] = before[k]
     if config is not None:
         status["configRevision"] = config.revision
     elif "configRevision" in before:
         status["configRevision"] = before["configRevision"]
     return status
+
+
+def store_conditions(
+    store: StoreView | None, error: tuple[str, str] | None, pods: Sequence[Obj]
+) -> list[Condition]:
+    """StoreObserved, and Stranded: instances not ended that no serving worker can run (their
+    NAME@version unregistered, or their engine pin outside every such worker's replay range).
+    Nothing when the pass did not try to read the store."""
+    if store is None and error is None:
+        return []
+    if store is None:
+        reason, message = error or ("StoreUnreachable", "")
+        return [
+            Condition("StoreObserved", "False", reason, message),
+            Condition(
+                "Stranded",
+                "Unknown",
+                "StoreNotObserved",
+                "the store could not be read; deciding from Kubernetes alone",
+            ),
+        ]
+    live = sum(1 for w in store.workers if w.live)
+    seen = Condition(
+        "StoreObserved",
+        "True",
+        "Observed",
+        f"{sum(v.instances for v in store.versions)} instances not ended, {live} live workers",
+    )
+    left = stranded(store, pods)
+    if left.total:
+        return [seen, Condition("Stranded", "True", "InstancesStranded", left.message())]
+    return [seen, Condition("Stranded", "False", "NoneStranded", "every instance has a worker")]
+
+
+def versions_match(
+    spec: RegistrySpec, store: StoreView | None, pods: Sequence[Obj], rolling: bool
+) -> Condition:
+    """Whether each `versions` list the spec gives is what the live workers register; a NAME
+    without a list is learned from them. Judged only when no rollout is under way (workers of
+    two templates register two sets on purpose)."""
+    if store is None:
+        return Condition("VersionsMatch", "Unknown", "StoreNotObserved", "the store was not read")
+    if rolling:
+        return Condition(
+            "VersionsMatch", "Unknown", "RollingOut", "workers of two pod templates may serve"
+        )
+    workers = serving(store, pods)
+    if not workers:
+        return Condition("VersionsMatch", "Unknown", "NoLiveWorkers", "no live worker reports")
+    seen = registered_versions(workers)
+    problems, learned = [], []
+    for o in spec.get("orchestrations", []):
+        name, have = o["name"], seen.get(o["name"], set())
+        if "versions" not in o:
+            learned.append(f"{name}@{','.join(sorted(have, key=_semver_key)) or '-'}")
+            continue
+        listed = set(o["versions"])
+        missing, extra = listed - have, have - listed
+        if missing:
+            problems.append(
+                f"{name}: the spec lists {', '.join(sorted(missing, key=_semver_key))} that no "
+                "live worker registers"
+            )
+        if extra:
+            problems.append(
+                f"{name}: live workers register {', '.join(sorted(extra, key=_semver_key))} "
+                "that the spec does not list"
+            )
+    if problems:
+        return Condition("VersionsMatch", "False", "VersionsMismatch", "; ".join(problems))
+    if learned:
+        message = "versions learned from the workers: " + "; ".join(learned)
+        return Condition("VersionsMatch", "True", "Learned", message)
+    return Condition(
+        "VersionsMatch", "True", "AsListed", "the live workers register the versions listed"
+    )
+
+
+def store_status(
+    store: StoreView, listing: Sequence[Mapping[str, Any]], pods: Sequence[Obj]
+) -> dict[str, Any]:
+    """What the store adds to the status: per NAME its versions in use (running count, oldest
+    running, registered by a live worker), all instances not ended, the oldest version in use
+    per NAME (printer columns), and the workers' records (live, ready, stale)."""
+    workers = serving(store, pods)
+    registered = registered_versions([w.record for w in store.workers if w.live])
+    usage: dict[str, list[dict[str, Any]]] = {}
+    for v in store.versions:
+        usage.setdefault(v.orchestration_name, []).append(
+            {
+                "version": v.orchestration_version,
+                "running": v.instances,
+                "oldestRunning": rfc3339(v.oldest_created_at),
+                "oldestInstance": v.oldest_instance_id,
+                "registered": v.orchestration_version
+                in registered.get(v.orchestration_name, set()),
+            }
+        )
+    versions = []
+    for entry in listing:
+        name = entry["name"]
+        in_use = sorted(usage.get(name, []), key=lambda u: _semver_key(u["version"]))
+        versions.append(
+            {
+                **{k: entry[k] for k in ("name", "active", "desired")},
+                "running": sum(u["running"] for u in in_use),
+                "registered": entry["active"] in registered.get(name, set()),
+                "inUse": in_use,
+            }
+        )
+    oldest = {
+        name: min((u["version"] for u in in_use), key=_semver_key)
+        for name, in_use in usage.items()
+        if in_use
+    }
+    active = {e["name"]: e["active"] for e in listing}
+    ready = sum(1 for w in workers if all(w.has_version(n, v) for n, v in active.items()))
+    return {
+        "versions": versions,
+        "instances": sum(v.instances for v in store.versions),
+        "oldestVersions": format_versions(oldest),
+        "workerRecords": {
+            "live": sum(1 for w in store.workers if w.live),
+            "ready": ready,
+            "stale": sum(1 for w in store.workers if not w.live),
+        },
+    }
+
+
+def _semver_key(version: str) -> tuple[int, ...]:
+    try:
+        v = semver.Version.parse(version)
+    except ValueError:
+        return (1 << 30,)
+    return (v.major, v.minor, v.patch)
 
 
 def _drain_status(spec: RegistrySpec, drain: Obj | None) -> dict[str, Any]:
@@ -289,6 +459,9 @@ def status_changed(registry: Obj, planned: Mapping[str, Any]) -> bool:
     return any(current.get(key) != value for key, value in planned.items())
 
 
+STORE_TYPES = frozenset({"StoreObserved", "Stranded", "VersionsMatch"})
+
+
 def condition_events(before: Obj, after: Mapping[str, Any]) -> Sequence[Condition]:
     """Conditions worth an Event: each one whose status flipped, and a blocking one (Degraded)
     seen for the first time. A registry's very first status is not news on its own, and
@@ -298,8 +471,14 @@ def condition_events(before: Obj, after: Mapping[str, Any]) -> Sequence[Conditio
         Condition(c["type"], c["status"], c["reason"], c["message"])
         for c in after.get("conditions", [])
         if c["type"] not in DERIVED
+        and not (c["type"] in STORE_TYPES and c["status"] == "Unknown")  # no news: cannot tell
         and (
             (c["type"] in old and old[c["type"]] != c["status"])
-            or (c["type"] not in old and c["type"] == "Degraded" and c["status"] == "True")
+            or (
+                c["type"] not in old
+                and c["type"] in ("Degraded", "Stranded")
+                and c["status"] == "True"
+            )
+            or (c["type"] not in old and c["type"] in NORMALLY_TRUE and c["status"] == "False")
         )
     ]

@@ -10,18 +10,36 @@ import semver
 from durox_operator.model import ACTIVE_ANNOTATION, Obj
 from durox_operator.planner._spec import OrchestrationSpec, RegistrySpec, policy_of
 
+Learned = Mapping[str, set[str]]
+"""NAME -> the versions live workers register (their capability records), when the store was
+read: what stands in for a `versions` list the spec leaves out."""
 
-def active_version(orchestration: OrchestrationSpec) -> str:
-    """The version new instances of one NAME start on under its policy."""
+
+def registered(orchestration: OrchestrationSpec, learned: Learned | None = None) -> set[str]:
+    """The versions of one NAME the image registers: the spec's list, else the workers' word."""
+    if "versions" in orchestration:
+        return set(orchestration["versions"])
+    return set((learned or {}).get(orchestration["name"], set()))
+
+
+def active_version(orchestration: OrchestrationSpec, learned: Learned | None = None) -> str | None:
+    """The version new instances of one NAME start on under its policy; None when it cannot
+    be known (`latest` with no `versions` list and no worker's word yet)."""
     if policy_of(orchestration) == "exact":
         return str(orchestration["version"])
-    versions = [semver.Version.parse(v) for v in orchestration["versions"]]
-    return str(max(versions))
+    versions = [semver.Version.parse(v) for v in registered(orchestration, learned)]
+    return str(max(versions)) if versions else None
 
 
-def desired_versions(spec: RegistrySpec) -> dict[str, str]:
-    """The version each NAME should start new instances on, by the spec's policies alone."""
-    return {o["name"]: active_version(o) for o in spec.get("orchestrations", [])}
+def desired_versions(spec: RegistrySpec, learned: Learned | None = None) -> dict[str, str]:
+    """The version each NAME should start new instances on, by the spec's policies (and, for
+    a NAME without a `versions` list, what the workers register)."""
+    out: dict[str, str] = {}
+    for o in spec.get("orchestrations", []):
+        version = active_version(o, learned)
+        if version is not None:
+            out[o["name"]] = version
+    return out
 
 
 def format_versions(versions: Mapping[str, str]) -> str:
@@ -75,6 +93,9 @@ class Versions:
     not be held and moved at once."""
     waiting_for: str | None = None
     """Why versions wait (the rollout still under way), when any changed during one."""
+    workers_say: str | None = None
+    """Why versions wait once the rollout is done: what the workers' capability records
+    lack (a version, or the same handlers on every worker)."""
 
     def listing(self) -> list[dict[str, str]]:
         """`status.versions`: one entry per NAME, sorted."""
@@ -88,7 +109,13 @@ class Versions:
         parts = []
         if self.held:
             waits = ", ".join(f"{n}@{self.active[n]} (wants {self.desired[n]})" for n in self.held)
-            parts.append(f"holding {waits} until every worker runs the new pod template")
+            if self.workers_say is not None:
+                parts.append(
+                    f"holding {waits} until every live worker registers it with the same "
+                    f"handlers: {self.workers_say}"
+                )
+            else:
+                parts.append(f"holding {waits} until every worker runs the new pod template")
         if self.unheld:
             moved = ", ".join(
                 f"{n}@{self.desired[n]} (the spec no longer registers {old})"
@@ -99,7 +126,10 @@ class Versions:
 
 
 def plan_versions(
-    spec: RegistrySpec, previous: Mapping[str, str] | None, rolling: str | None
+    spec: RegistrySpec,
+    previous: Mapping[str, str] | None,
+    rolling: str | None,
+    learned: Learned | None = None,
 ) -> Versions:
     """Decide what the ConfigMap activates.
 
@@ -107,10 +137,10 @@ def plan_versions(
     unknown); `rolling` says why workers of an older pod template may still serve (None when
     every worker runs the planned template). Outside a rollout the spec takes effect at once.
     """
-    desired = desired_versions(spec)
+    desired = desired_versions(spec, learned)
     if rolling is None or previous is None:
         return Versions(desired=desired, active=dict(desired))
-    registered = {o["name"]: set(o["versions"]) for o in spec.get("orchestrations", [])}
+    known = {o["name"]: registered(o, learned) for o in spec.get("orchestrations", [])}
     active: dict[str, str] = {}
     held: list[str] = []
     unheld: dict[str, str] = {}
@@ -118,7 +148,7 @@ def plan_versions(
         old = previous.get(name)
         if old is None or old == want:
             active[name] = want  # a new NAME, or one that does not change
-        elif old in registered[name]:
+        elif old in known[name]:
             active[name] = old
             held.append(name)
         else:

@@ -70,7 +70,7 @@ def _setup() -> tuple[CountingKube, ChildCache, Watch, Reconciler, Events]:
     cache = ChildCache()
     watch = Watch(kube)
     events = Events()
-    return kube, cache, watch, Reconciler(kube, events, cache), events
+    return kube, cache, watch, Reconciler(kube, events, cache=cache), events
 
 
 def test_a_cold_cache_reads_every_child_from_the_api() -> None:

@@ -55,3 +55,8 @@ def test_identities_differ_between_processes_on_one_host(monkeypatch: pytest.Mon
     first = _run(monkeypatch, "--lease", "durox")["memo"]["identity"]
     second = _run(monkeypatch, "--lease", "durox")["memo"]["identity"]
     assert first != second
+
+
+def test_metrics_are_off_unless_a_port_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _run(monkeypatch)["memo"]["metrics_port"] == 0
+    assert _run(monkeypatch, "--metrics-port", "9090")["memo"]["metrics_port"] == 9090

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import generate_latest
 
+from durox.providers import StoreObservation
 from durox_operator.kube import Kube, KubeError
+from durox_operator.metrics import OperatorMetrics
 from durox_operator.model import Obj
 from durox_operator.reconciler import Reconciler
-from tests.unit.operator.support import registry
+from durox_operator.store import StoreObserver, StoreUnobservable, redacted
+from tests.unit.operator.support import registry, store, usage, worker
 
 
 class FakeKube(Kube):
@@ -520,3 +525,157 @@ def test_pods_of_the_pool_are_read_and_their_failures_reported() -> None:
         "back-off 40s restarting"
     )
     assert ("Warning", "PodsFailing") in events.posted
+
+
+# -- the store step ------------------------------------------------------------------------------
+
+
+class FakeStores(StoreObserver):
+    """Answers `observe` with a canned observation (or failure); records what it was asked."""
+
+    def __init__(self, answer: StoreObservation | StoreUnobservable) -> None:
+        super().__init__()
+        self.answer = answer
+        self.asked: list[tuple[tuple[str, str], str, str]] = []
+        self.forgotten: list[tuple[str, str]] = []
+
+    def observe(self, key: tuple[str, str], url: str, pool: str) -> StoreObservation:
+        self.asked.append((key, url, pool))
+        if isinstance(self.answer, StoreUnobservable):
+            raise self.answer
+        return self.answer
+
+    def forget(self, key: tuple[str, str]) -> None:
+        self.forgotten.append(key)
+
+
+def _secret(name: str, url: str) -> dict[str, Any]:
+    data = {"url": base64.b64encode(url.encode()).decode()}
+    return {"kind": "Secret", "metadata": {"name": name, "namespace": "shop"}, "data": data}
+
+
+def _store_condition(kube: FakeKube) -> tuple[str, str]:
+    status = kube.objects[("OrchestrationRegistry", "shop", "orders")]["status"]
+    cond = next(c for c in status["conditions"] if c["type"] == "StoreObserved")
+    return cond["status"], cond["reason"]
+
+
+def test_a_missing_store_secret_is_a_condition_and_the_children_are_still_written() -> None:
+    kube = FakeKube()
+    stores = FakeStores(store(worker("w1")))
+    kube.put(registry() | {"kind": "OrchestrationRegistry"})
+    events = Events()
+    Reconciler(kube, events, stores).reconcile_by_name("shop", "orders")
+    assert kube.writes == [("apply", "ConfigMap"), ("apply", "Deployment"), ("status", "orders")]
+    assert _store_condition(kube) == ("False", "SecretUnreadable")
+    assert ("Warning", "SecretUnreadable") in events.posted
+    assert stores.asked == []
+
+
+def test_a_sqlite_store_is_not_observable_and_never_opened() -> None:
+    kube = FakeKube()
+    kube.put(registry() | {"kind": "OrchestrationRegistry"})
+    kube.put(_secret("orders-store", "sqlite:///data/durox.db"))
+    stores = StoreObserver()
+    try:
+        Reconciler(kube, Events(), stores).reconcile_by_name("shop", "orders")
+    finally:
+        stores.close()
+    assert _store_condition(kube) == ("False", "StoreNotObservable")
+    assert stores.open_keys() == set()
+
+
+def test_the_operator_secret_is_preferred_and_the_pool_named() -> None:
+    kube = FakeKube()
+    body = registry()
+    body["kind"] = "OrchestrationRegistry"
+    body["spec"]["store"]["operatorSecretRef"] = {"name": "orders-store-ro"}
+    kube.put(body)
+    kube.put(_secret("orders-store", "postgresql://worker:w@db/app"))
+    kube.put(_secret("orders-store-ro", "postgresql://observer:o@db/app"))
+    stores = FakeStores(store(worker("w1")))
+    Reconciler(kube, Events(), stores).reconcile_by_name("shop", "orders")
+    assert stores.asked == [(("shop", "orders"), "postgresql://observer:o@db/app", "orders")]
+    assert _store_condition(kube) == ("True", "Observed")
+
+
+def test_an_unreachable_store_is_a_condition_not_a_crash() -> None:
+    kube = FakeKube()
+    kube.put(registry() | {"kind": "OrchestrationRegistry"})
+    kube.put(_secret("orders-store", "postgresql://observer:o@db/app"))
+    stores = FakeStores(StoreUnobservable("StoreUnreachable", "cannot reach the store"))
+    Reconciler(kube, Events(), stores).reconcile_by_name("shop", "orders")
+    assert _store_condition(kube) == ("False", "StoreUnreachable")
+    assert ("apply", "Deployment") in kube.writes
+
+
+def test_a_deleted_registry_closes_its_store_connection() -> None:
+    kube = FakeKube()
+    stores = FakeStores(store())
+    reconciler = Reconciler(kube, Events(), stores)
+    reconciler.reconcile_by_name("shop", "gone")
+    reconciler.forget("shop", "other")
+    assert stores.forgotten == [("shop", "gone"), ("shop", "other")]
+
+
+def test_the_store_url_password_is_redacted() -> None:
+    assert redacted("postgresql://observer:s3cret@db/app") == "postgresql://observer:***@db/app"
+
+
+def test_a_failed_store_is_not_dialled_again_until_its_retry_time() -> None:
+    stores = StoreObserver(timeout=1.0, retry_after=60.0)
+    try:
+        url = "postgresql://x:secret@127.0.0.1:1/none"
+        with pytest.raises(StoreUnobservable) as first:
+            stores.observe(("shop", "orders"), url, "orders")
+        with pytest.raises(StoreUnobservable) as again:
+            stores.observe(("shop", "orders"), url, "orders")
+        assert again.value is first.value
+        assert first.value.reason == "StoreUnreachable" and "secret" not in str(first.value)
+    finally:
+        stores.close()
+
+
+def test_metrics_report_each_registrys_store_and_the_passes() -> None:
+    kube = FakeKube()
+    kube.put(registry() | {"kind": "OrchestrationRegistry"})
+    kube.put(_secret("orders-store", "postgresql://observer:o@db/app"))
+    seen = store(
+        worker("w1", {"checkout": ["1.10.0"], "refund": ["2.0.0"]}),
+        worker("w2", live=False),
+        versions=(usage("checkout", "1.0.0", {"0.2.0": 4}), usage("checkout", "1.10.0", {None: 2})),
+    )
+    metrics = OperatorMetrics()
+    reconciler = Reconciler(kube, Events(), FakeStores(seen), metrics)
+    reconciler.reconcile_by_name("shop", "orders")
+    value = metrics.registry.get_sample_value
+    at = {"namespace": "shop", "registry": "orders"}
+    assert value("durox_operator_store_observed", at) == 1.0
+    assert (
+        value("durox_operator_instances", at | {"orchestration": "checkout", "version": "1.0.0"})
+        == 4.0
+    )
+    assert (
+        value("durox_operator_instances", at | {"orchestration": "checkout", "version": "1.10.0"})
+        == 2.0
+    )
+    assert (
+        value(
+            "durox_operator_stranded_instances", at | {"version": "checkout@1.0.0", "pin": "0.2.0"}
+        )
+        == 4.0
+    )
+    assert value("durox_operator_workers", at | {"state": "stale"}) == 1.0
+    assert value("durox_operator_reconcile_duration_seconds_count", {}) == 1.0
+
+    reconciler.forget("shop", "orders")
+    assert "durox_operator_instances{" not in generate_latest(metrics.registry).decode()
+
+
+def test_a_failed_pass_counts_as_a_reconcile_error() -> None:
+    kube = FakeKube(fail_apply=KubeError("HTTP 500", 500))
+    kube.put(registry() | {"kind": "OrchestrationRegistry"})
+    metrics = OperatorMetrics()
+    Reconciler(kube, Events(), None, metrics).reconcile_by_name("shop", "orders")
+    at = {"namespace": "shop", "registry": "orders"}
+    assert metrics.registry.get_sample_value("durox_operator_reconcile_errors_total", at) == 1.0
