@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from k8s_control_plane import ControlPlane, find_bin_dir, running_control_plane
-from k8s_node import PodStore, RealNode, build_images, running_node, running_pod_store
+
+from tests.k8s.k8s_control_plane import ControlPlane, find_bin_dir, running_control_plane
+from tests.k8s.k8s_node import PodStore, RealNode, build_images, running_node, running_pod_store
 
 REPO = Path(__file__).resolve().parents[2]
 

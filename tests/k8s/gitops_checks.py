@@ -18,6 +18,7 @@ from typing import Any
 
 import celpy
 import yaml
+from celpy.adapter import json_to_cel
 from lupa import lua51
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,7 +95,7 @@ def flux_status(obj: dict[str, Any]) -> str:
     ):
         return "InProgress"
     env = celpy.Environment()
-    activation = {key: celpy.json_to_cel(value) for key, value in obj.items()}
+    activation = {key: json_to_cel(value) for key, value in obj.items()}
     for field, verdict in (
         ("inProgress", "InProgress"),
         ("failed", "Failed"),

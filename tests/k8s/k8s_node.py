@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from k8s_control_plane import ControlPlane, _die_with_parent, free_port, tail, wait_for
+from tests.k8s.k8s_control_plane import ControlPlane, _die_with_parent, free_port, tail, wait_for
 
 NODE_ROOT = Path(os.environ.get("DUROX_K8S_NODE_ROOT", "/var/lib/durox-k8s-node"))
 NODE_NAME = "real-node"

@@ -23,8 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from k8s_control_plane import ControlPlane, free_port, http_ok, operator_process, tail, wait_for
-from k8s_node import IMAGES_SCRIPT, PLACEMENT, NodeError, PodStore, RealNode
+from tests.k8s.k8s_control_plane import (
+    ControlPlane,
+    free_port,
+    http_ok,
+    operator_process,
+    tail,
+    wait_for,
+)
+from tests.k8s.k8s_node import IMAGES_SCRIPT, PLACEMENT, NodeError, PodStore, RealNode
 
 REPO = Path(__file__).resolve().parents[2]
 APPS = Path(__file__).resolve().parent / "apps"

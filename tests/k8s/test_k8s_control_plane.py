@@ -11,7 +11,8 @@ import json
 from typing import Any
 
 import pytest
-from k8s_control_plane import ControlPlane, wait_for
+
+from tests.k8s.k8s_control_plane import ControlPlane, wait_for
 
 pytestmark = [pytest.mark.k8s, pytest.mark.timeout(300)]
 

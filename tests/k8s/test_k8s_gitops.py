@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gitops_checks import (
+
+from tests.k8s.gitops_checks import (
     argocd_action,
     argocd_available_actions,
     argocd_health,
@@ -21,7 +22,7 @@ from gitops_checks import (
     kstatus,
     kstatus_checker,
 )
-from k8s_control_plane import ControlPlane, operator_process, tail, wait_for
+from tests.k8s.k8s_control_plane import ControlPlane, operator_process, tail, wait_for
 
 pytestmark = [pytest.mark.k8s, pytest.mark.timeout(300)]
 

@@ -17,7 +17,15 @@ from typing import Any
 
 import pytest
 import yaml
-from k8s_control_plane import ControlPlane, free_port, http_ok, operator_process, tail, wait_for
+
+from tests.k8s.k8s_control_plane import (
+    ControlPlane,
+    free_port,
+    http_ok,
+    operator_process,
+    tail,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.k8s, pytest.mark.timeout(300)]
 

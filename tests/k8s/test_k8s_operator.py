@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
-from k8s_control_plane import ControlPlane, operator_process, tail, wait_for
+
+from tests.k8s.k8s_control_plane import ControlPlane, operator_process, tail, wait_for
 
 pytestmark = [pytest.mark.k8s, pytest.mark.timeout(300)]
 
@@ -322,7 +323,7 @@ def test_refused_apply_is_degraded_then_recovers(cluster: Cluster) -> None:
 def _checkout(cm: dict[str, Any]) -> dict[str, Any]:
     """The checkout policy in a worker ConfigMap's file."""
     policies = yaml.safe_load(cm["data"]["worker.yaml"])["orchestrations"]
-    return next(p for p in policies if p["name"] == "checkout")  # type: ignore[no-any-return]
+    return next(p for p in policies if p["name"] == "checkout")
 
 
 def _progressing(cluster: Cluster) -> dict[str, Any]:

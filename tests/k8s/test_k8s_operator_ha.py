@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from k8s_control_plane import ControlPlane, operator_process, tail, wait_for
+
+from tests.k8s.k8s_control_plane import ControlPlane, operator_process, tail, wait_for
 
 pytestmark = [pytest.mark.k8s, pytest.mark.timeout(300)]
 

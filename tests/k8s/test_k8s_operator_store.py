@@ -23,11 +23,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-from k8s_control_plane import ControlPlane, operator_process, tail, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from durox import Client
 from durox.providers import PostgresProvider
+from tests.k8s.k8s_control_plane import ControlPlane, operator_process, tail, wait_for
 
 pytestmark = [pytest.mark.k8s, pytest.mark.timeout(300)]
 
@@ -320,7 +320,7 @@ def test_a_sqlite_store_is_reported_and_the_rest_still_works(
     def observed() -> bool:
         st = plane.get_json("oreg", "orders", "-n", ns).get("status", {})
         conds = {c["type"]: c for c in st.get("conditions", [])}
-        return (
+        return bool(
             conds.get("StoreObserved", {}).get("reason") == "StoreNotObservable"
             and conds.get("Ready", {}).get("status") == "True"
         )

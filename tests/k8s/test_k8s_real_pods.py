@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from k8s_control_plane import ControlPlane
-from k8s_node import NODE_NAME, PodStore, RealNode
-from k8s_pods import (
+
+from tests.k8s.k8s_control_plane import ControlPlane
+from tests.k8s.k8s_node import NODE_NAME, PodStore, RealNode
+from tests.k8s.k8s_pods import (
     APPS,
     Pods,
     app_image,
@@ -224,7 +225,7 @@ def _run_upgrade(cluster: Pods, db: PodStore, images: dict[str, str], wrong_orde
     while time.monotonic() < deadline:
         now = time.time()
         active = cluster.active_versions()
-        progressing = next(
+        progressing: dict[str, Any] = next(
             (c for c in cluster.status().get("conditions", []) if c["type"] == "Progressing"), {}
         )
         sample = Sample(
