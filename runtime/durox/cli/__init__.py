@@ -1,5 +1,7 @@
-"""The `durox` command: turning arguments and environment into a worker, or into a replay
-check of a store against an app before it is deployed (`durox replay-check`).
+"""The `durox` command: turning arguments and environment into a worker, into a replay
+check of a store against an app before it is deployed (`durox replay-check`), or into the
+management commands that read a store (`durox instances`, `versions`, `workers`,
+`drain-report`, `queues`: `durox.cli._admin`, docs/cli.md).
 
 Arguments that a Deployment sets from a Secret or the downward API also read environment
 variables (`DUROX_STORE_URL`, `DUROX_NODE_ID`), so the store password never has to appear in a
@@ -39,6 +41,8 @@ from durox.worker import (
     scrubbed,
     serve,
 )
+
+from . import _admin
 
 CANNOT_RUN = EXIT_INCOMPLETE
 """`durox replay-check` exits 2 when it could not run (or not to the end)."""
@@ -96,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("config-schema", help="print the JSON schema of the worker config file")
     _replay_check_parser(sub)
+    _admin.add_parsers(sub)
     return parser
 
 
@@ -172,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "replay-check":
         return _replay_check(args)
+    if getattr(args, "admin", None) is not None:
+        return _admin.run(args)
     if not args.store:
         _parser().error("worker: --store is required when $DUROX_STORE_URL is not set")
     handler = configure_logging(args.log_format, args.log_level)
