@@ -482,7 +482,9 @@ def event_line(event: ev.Event) -> str:
     raw = event_json(event)
     kind, event_id, ts = raw.pop("kind"), raw.pop("event_id"), raw.pop("ts", None)
     when = _iso(datetime.fromtimestamp(ts / 1000, UTC)) if isinstance(ts, int) else "-"
-    rest = " ".join(f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in raw.items())
+    rest = " ".join(
+        f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in raw.items() if v is not None
+    )
     return f"{event_id:>5}  {when}  {kind:<28} {rest}".rstrip()
 
 
