@@ -130,11 +130,26 @@ class Client:
         status: InstanceStatus | str | None = None,
         name: str | None = None,
         version: str | None = None,
+        pin: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
         limit: int = 1000,
+        offset: int = 0,
     ) -> list[InstanceInfo]:
-        """`status` is an `InstanceStatus` or its exact word; `ConfigurationError` if unknown."""
+        """Instances matching every filter given, oldest first, after skipping `offset`.
+        `status` is an `InstanceStatus` or its exact word (`ConfigurationError` if unknown);
+        `pin` the pinned engine version; `created_after` is inclusive, `created_before` not."""
+        if limit < 1 or offset < 0:
+            raise ConfigurationError("limit must be at least 1 and offset at least 0")
         return await self.provider.list_instances(
-            status=status_filter(status), name=name, version=version, limit=limit
+            status=status_filter(status),
+            name=name,
+            version=version,
+            pin=pin,
+            created_after=created_after,
+            created_before=created_before,
+            limit=limit,
+            offset=offset,
         )
 
     async def list_executions(self, instance_id: str) -> list[ExecutionInfo]:

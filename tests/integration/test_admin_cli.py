@@ -132,7 +132,9 @@ async def _fill(url: str) -> str:
 
 
 async def test_instances_list_show_and_history(url: str) -> None:
-    listed = read("instances", "list", store=url)["instances"]
+    document = read("instances", "list", store=url)
+    assert set(document) == {"instances", "next_offset"} and document["next_offset"] is None
+    listed = document["instances"]
     assert sorted(i["instance_id"] for i in listed) == sorted(  # several start in the same ms
         [
             "order-waiting-a",
@@ -151,6 +153,20 @@ async def test_instances_list_show_and_history(url: str) -> None:
     assert (
         len(read("instances", "list", "--name", ORDER, "--limit", "2", store=url)["instances"]) == 2
     )
+
+    def ids(*filters: str) -> list[str]:
+        return [
+            i["instance_id"] for i in read("instances", "list", *filters, store=url)["instances"]
+        ]
+
+    assert len(ids("--pin", "0.1.0")) == 5 and ids("--pin", "9.9.9") == []
+    assert len(ids("--created-after", "2000-01-01T00:00Z")) == 5
+    assert ids("--created-before", "2000-01-01") == []
+    pages = [
+        read("instances", "list", "--limit", "2", "--offset", str(n), store=url) for n in (0, 2, 4)
+    ]
+    assert [p["next_offset"] for p in pages] == [2, 4, None]
+    assert sorted(i["instance_id"] for p in pages for i in p["instances"]) == sorted(ids())
 
     code, out, err = durox("instances", "list", "--status", "running", store=url)
     assert code == 2 and out == "" and "did you mean 'Running'?" in err[0]

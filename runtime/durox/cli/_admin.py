@@ -61,7 +61,17 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     ls.add_argument("--status", help="Running, Completed, Failed, Cancelled or ContinuedAsNew")
     ls.add_argument("--name", help="orchestration NAME")
     ls.add_argument("--version", help="orchestration version (with or without --name)")
+    ls.add_argument("--pin", help="engine version the instances are pinned to")
+    ls.add_argument(
+        "--created-after", type=_time, metavar="TIME", help="ISO 8601, included (UTC if no zone)"
+    )
+    ls.add_argument(
+        "--created-before", type=_time, metavar="TIME", help="ISO 8601, excluded (UTC if no zone)"
+    )
     ls.add_argument("--limit", type=_positive_int, default=100, help="at most N (default: 100)")
+    ls.add_argument(
+        "--offset", type=_not_negative_int, default=0, help="skip the first N (default: 0)"
+    )
 
     show = _command(isub, "show", _show, "an instance, its executions and custom status")
     show.add_argument("instance_id", metavar="ID")
@@ -150,6 +160,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _not_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be at least 0")
+    return value
+
+
+def _time(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not an ISO 8601 time, e.g. 2026-11-29T23:00Z") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 def _json_value(text: str) -> Any:
     try:
         return json.loads(text)
@@ -218,8 +243,16 @@ async def _instance(client: Client, instance_id: str) -> InstanceInfo:
 
 async def _list(client: Client, args: argparse.Namespace) -> int:
     found = await client.list_instances(
-        status=args.status, name=args.name, version=args.version, limit=args.limit
+        status=args.status,
+        name=args.name,
+        version=args.version,
+        pin=args.pin,
+        created_after=args.created_after,
+        created_before=args.created_before,
+        limit=args.limit,
+        offset=args.offset,
     )
+    more = args.offset + len(found) if len(found) == args.limit else None
     rows = [
         (
             i.instance_id,
@@ -232,8 +265,9 @@ async def _list(client: Client, args: argparse.Namespace) -> int:
         for i in found
     ]
     headers = ("ID", "NAME@VERSION", "STATUS", "PIN", "CREATED", "UPDATED")
-    doc = {"instances": [instance_json(i) for i in found]}
-    return _emit(args, doc, lambda: table(headers, rows))
+    doc = {"instances": [instance_json(i) for i in found], "next_offset": more}
+    hint = "" if more is None else f"\n(more may follow: --offset {more})"
+    return _emit(args, doc, lambda: table(headers, rows) + hint)
 
 
 async def _show(client: Client, args: argparse.Namespace) -> int:

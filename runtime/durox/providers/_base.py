@@ -270,9 +270,15 @@ class ProviderAdmin(abc.ABC):
         status: InstanceStatus | str | None = None,
         name: str | None = None,
         version: str | None = None,
+        pin: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
         limit: int = 1000,
+        offset: int = 0,
     ) -> list[InstanceInfo]:
-        """Instances matching every filter given, oldest first. A `status` string must be an
+        """Instances matching every filter given, oldest first (ties by instance id), the
+        first `offset` of them skipped. `pin` is the pinned engine version; `created_after`
+        includes its bound, `created_before` excludes it. A `status` string must be an
         `InstanceStatus` value (`ConfigurationError` otherwise: see `status_filter`)."""
 
     @abc.abstractmethod

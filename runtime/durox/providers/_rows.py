@@ -48,6 +48,18 @@ def dt(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
+def bound_ms(when: datetime | None) -> int | None:
+    """A time bound as the stores keep times (whole milliseconds since the epoch), rounded
+    up: `created_at >= bound_ms(t)` and `created_at < bound_ms(t)` then mean exactly `>= t`
+    and `< t` for a `t` between two milliseconds. Integer arithmetic, so no float drift."""
+    if when is None:
+        return None
+    return -((_EPOCH - when) // timedelta(milliseconds=1))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def load_migrations(package: str) -> list[tuple[int, str, str]]:
     """(version, file name, SQL) for every `NNNN_name.sql` in `package/migrations`, in order."""
     folder = resources.files(package).joinpath("migrations")

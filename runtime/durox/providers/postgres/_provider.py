@@ -49,6 +49,7 @@ from durox.providers._base import (
 )
 from durox.providers._rows import (
     Clock,
+    bound_ms,
     execution_from_row,
     execution_ref_from_row,
     instance_from_row,
@@ -326,9 +327,23 @@ class PostgresProvider(Store):
         status: str | None = None,
         name: str | None = None,
         version: str | None = None,
+        pin: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
         limit: int = 1000,
+        offset: int = 0,
     ) -> list[InstanceInfo]:
-        rows = await self._db.fetch("list_instances", status_filter(status), name, version, limit)
+        rows = await self._db.fetch(
+            "list_instances",
+            status_filter(status),
+            name,
+            version,
+            pin,
+            bound_ms(created_after),
+            bound_ms(created_before),
+            limit,
+            offset,
+        )
         return [instance_from_row(r) for r in rows]
 
     async def list_executions(self, instance_id: str) -> list[ExecutionInfo]:

@@ -153,12 +153,16 @@ SELECT EXISTS (SELECT 1 FROM {schema}.orchestrator_queue WHERE instance_id = $1
 SELECT {instance_columns} FROM {schema}.instances WHERE instance_id = $1
 
 -- name: list_instances
--- (status, name, version: each NULL for any; limit)
+-- (status, name, version, pin, created at or after (ms), created before (ms): each NULL for
+-- any; limit, offset)
 SELECT {instance_columns} FROM {schema}.instances
 WHERE ($1::text IS NULL OR status = $1)
     AND ($2::text IS NULL OR orchestration_name = $2)
     AND ($3::text IS NULL OR orchestration_version = $3)
-ORDER BY created_at, instance_id LIMIT $4
+    AND ($4::text IS NULL OR pinned_engine_version = $4)
+    AND ($5::bigint IS NULL OR created_at >= $5)
+    AND ($6::bigint IS NULL OR created_at < $6)
+ORDER BY created_at, instance_id LIMIT $7 OFFSET $8
 
 -- name: list_executions
 -- (instance id)

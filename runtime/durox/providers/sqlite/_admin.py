@@ -28,6 +28,7 @@ from durox.providers._base import (
 )
 from durox.providers._rows import (
     Clock,
+    bound_ms,
     execution_from_row,
     execution_ref_from_row,
     instance_from_row,
@@ -72,10 +73,18 @@ class SqliteAdmin(ProviderAdmin):
         status: InstanceStatus | str | None = None,
         name: str | None = None,
         version: str | None = None,
+        pin: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
         limit: int = 1000,
+        offset: int = 0,
     ) -> list[InstanceInfo]:
         wanted = status_filter(status)
-        args = (wanted, wanted, name, name, version, version, limit)
+        after, before = bound_ms(created_after), bound_ms(created_before)
+        args = (
+            *(wanted, wanted, name, name, version, version, pin, pin),
+            *(after, after, before, before, limit, offset),
+        )
         sql = self._sql["list_instances"]
         rows = await self._db.run(lambda c: c.execute(sql, args).fetchall())
         return [instance_from_row(r) for r in rows]

@@ -249,11 +249,13 @@ WHERE instance_id = ? AND kind = 'StartOrchestration' LIMIT 1;
 SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id = ?;
 
 -- name: list_instances
--- (status, status, name, name, version, version, limit): NULL leaves a filter out.
+-- (status, status, name, name, version, version, pin, pin, created at or after (ms) twice,
+-- created before (ms) twice, limit, offset): NULL leaves a filter out.
 SELECT {INSTANCE_COLUMNS} FROM instances
 WHERE (? IS NULL OR status = ?) AND (? IS NULL OR orchestration_name = ?)
-  AND (? IS NULL OR orchestration_version = ?)
-ORDER BY created_at, instance_id LIMIT ?;
+  AND (? IS NULL OR orchestration_version = ?) AND (? IS NULL OR pinned_engine_version = ?)
+  AND (? IS NULL OR created_at >= ?) AND (? IS NULL OR created_at < ?)
+ORDER BY created_at, instance_id LIMIT ? OFFSET ?;
 
 -- name: list_executions
 SELECT {EXECUTION_COLUMNS} FROM executions WHERE instance_id = ? ORDER BY execution_id;

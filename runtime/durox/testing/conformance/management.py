@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import astuple
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -289,3 +290,27 @@ async def test_the_drain_report_counts_pins_outside_the_range(store: Harness) ->
     assert (entry.orchestration_name, entry.pinned_engine_version) == ("O", "0.0.5")
     assert (entry.running_instances, entry.queued_messages, entry.poisoned_instances) == (1, 2, 0)
     assert await store.p.drain_report(SemverRange("0.0.0", "0.2.0")) == []
+
+
+async def test_listing_by_engine_pin_creation_time_and_offset(store: Harness) -> None:
+    t0 = store.clock.now
+    for n, engine in enumerate(["0.1.0", "0.2.0", "0.2.0"]):
+        await store.begin(f"p{n}", engine=engine)
+        store.clock.advance(10)
+
+    async def ids(**filters: Any) -> list[str]:
+        return [i.instance_id for i in await store.p.list_instances(**filters)]
+
+    def at(ms: int) -> datetime:
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+
+    assert await ids(pin="0.2.0") == ["p1", "p2"]
+    assert await ids(pin="9.9.9") == []
+    assert await ids(created_after=at(t0 + 10)) == ["p1", "p2"]  # the bound included
+    assert await ids(created_before=at(t0 + 10)) == ["p0"]  # the bound excluded
+    assert await ids(created_after=at(t0 + 9) + timedelta(microseconds=500)) == ["p1", "p2"]
+    assert await ids(created_after=at(t0 + 5), created_before=at(t0 + 15)) == ["p1"]
+    assert await ids(offset=1) == ["p1", "p2"]
+    assert await ids(offset=1, limit=1) == ["p1"]
+    assert await ids(offset=3) == []
+    assert await ids(pin="0.2.0", offset=1) == ["p2"]
