@@ -133,3 +133,13 @@ def test_replay_check_without_a_store_says_so_in_one_line(
     assert capsys.readouterr().err == (
         "durox replay-check: --store is required when $DUROX_STORE_URL is not set\n"
     )
+
+
+def test_the_cli_runs_as_a_module() -> None:
+    """`python -m durox.cli` is how tests and images without the installed script start a
+    worker; the package needs its `__main__` (the fault tier broke when `cli` became one)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "durox.cli", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "worker" in done.stdout and "replay-check" in done.stdout
