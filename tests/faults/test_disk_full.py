@@ -30,6 +30,7 @@ pytestmark = pytest.mark.timeout(300)
 
 N = 300
 LATE = 50  # started once the disk is full: refused then, started again after
+WAKERS = 10  # timers due just after the fill: the workers have a turn to write whatever the pace
 FULL_FOR = 10.0  # seconds the disk stays full while the workers keep trying
 
 
@@ -61,6 +62,8 @@ async def test_a_full_disk_stops_work_cleanly_and_it_resumes(scratch: Path, logs
             await client.start_orchestration(f"p-{i}", "Pipeline", i)
         await wait_for(lambda: _at_least(provider, N // 5), "a fifth completes", 120)
 
+        for i in range(WAKERS):  # work that is certain to write after the fill
+            await client.start_orchestration(f"wake-{i}", "Wait", 3.0)
         # fill the volume: every byte left goes to a ballast file
         sh("dd", "if=/dev/zero", f"of={small / 'ballast'}", "bs=64k", check=False)
         t_full = time.monotonic()
@@ -90,7 +93,7 @@ async def test_a_full_disk_stops_work_cleanly_and_it_resumes(scratch: Path, logs
         resume = await wait_for(lambda: _at_least(provider, stalled_at + 1), "work resumes", 120)
         for i in errors:  # what was refused is started again
             await client.start_orchestration(f"late-{i}", "Pipeline", i)
-        await wait_for(lambda: _at_least(provider, N + LATE), "everything completes", 180)
+        await wait_for(lambda: _at_least(provider, N + LATE + WAKERS), "everything completes", 180)
         recovered = time.monotonic() - t_free
 
         ids = [f"p-{i}" for i in range(N)] + [f"late-{i}" for i in range(LATE)]
