@@ -261,13 +261,6 @@ def test_live_upgrade_holds_the_new_version_until_every_worker_runs_it(
     cluster, db = pods
     report = _run_upgrade(cluster, db, images, wrong_order=False)
 
-    # The operator read this store as well: the activation above waited for the workers' own
-    # capability records (every live worker registering 1.0.1), not only for Kubernetes.
-    status = cluster.status()
-    conditions = {c["type"]: c for c in status.get("conditions", [])}
-    assert conditions.get("StoreObserved", {}).get("status") == "True", conditions
-    assert status.get("workerRecords", {}).get("live", 0) >= 3, status.get("workerRecords")
-
     # the hold: 1.0.1 was never active while a worker of image v1 was serving
     assert any(s.reason == "HoldingVersions" for s in report.samples)
     for s in report.samples:
