@@ -22,7 +22,8 @@ digest), `_versions` (which versions to activate or hold), `_config` (the worker
 workers' word, stranded instances), `_drift` (which applied fields a child no longer
 holds), `_rollout` (reading a Deployment's progress), `_ramp` (gates, ramps, rollbacks),
 `_failures` (pods that cannot be created or cannot run), `_status` (conditions, kstatus'
-among them, status, Events), and `_plan`, which puts them together: `plan(registry, observed) -> Plan`, the one call the reconciler makes.
+among them, status, Events), and `_plan`, which puts them together: `plan(registry,
+observed) -> Plan`, the one call the reconciler makes.
 """
 
 from durox_operator.planner._children import (
