@@ -184,6 +184,10 @@ class Figures:
     def roll_back(self) -> bool:
         return self.enough and self.excess > self.threshold
 
+    def summary(self, to: str, frm: str) -> str:
+        (ne, nf, _), (oe, of, _) = self.new, self.old
+        return f"{to} failed {nf} of {ne} ended, {frm} {of} of {oe}"
+
     def describe(self, name: str, to: str, frm: str, since: str) -> str:
         (ne, nf, np_), (oe, of, op) = self.new, self.old
         return (
@@ -394,12 +398,13 @@ def _ramp_step(
     pause = int(steps[index].get("pauseSeconds", 0))
     if store.observed_at - _parse(since) < timedelta(seconds=pause):
         return current, [], None
+    last = f" (step {index + 1}: {figures.summary(to, frm)})"
     if index + 1 < len(steps):
         nxt = _at_step(name, frm, to, index + 1, steps, now, template)
-        return nxt, [("Normal", "RampStep", _step_words(nxt))], None
+        return nxt, [("Normal", "RampStep", _step_words(nxt) + last)], None
     done = {**current, "phase": COMPLETED, "percent": 100, "finishedAt": now}
     done.pop("message", None)
-    words = f"{name}: the ramp to {to} is complete; every new start goes to {to} (was {frm})"
+    words = f"{name}: the ramp to {to} is complete; every new start goes to {to} (was {frm}){last}"
     return done, [("Normal", "RampCompleted", words)], None
 
 

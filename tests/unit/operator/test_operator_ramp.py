@@ -240,7 +240,11 @@ def test_a_ramp_advances_one_step_per_pause_then_completes() -> None:
 
     second = run.step(60, _outcomes("2026-01-02T03:00:00Z", (5, 0, 0), (40, 0, 0)))
     assert _checkout(second)["ramp"] == {"version": "1.11.0", "percent": 50.0}
-    assert ("Normal", "RampStep") in _events(second)
+    (stepped,) = [e.message for e in second.events if e.reason == "RampStep"]
+    assert stepped == (
+        "checkout: step 2 of 2: 50% of new starts on 1.11.0, the rest on 1.10.0 "
+        "(step 1: 1.11.0 failed 0 of 5 ended, 1.10.0 0 of 40)"
+    )
     (ramp,) = run.rollout["ramps"]
     assert (ramp["step"], ramp["stepStartedAt"]) == (2, "2026-01-02T03:01:00Z")
 
