@@ -443,7 +443,8 @@ async def test_a_ramp_rolls_back_when_the_new_version_fails_more(
         f"checkout@2.0.0 failed {on_new} of {on_new} ended instances (100.0%"
         in (degraded["message"])
     )
-    assert ("Warning", "RolledBack") in [(t, r) for t, r, _ in cluster.recorded.events]
+    warnings = [(t, r) for t, r, _ in cluster.recorded.events if t == "Warning"]
+    assert warnings == [("Warning", "RampRolledBack"), ("Warning", "RolledBack")]
     assert cluster.checkout_policy() == {"name": "checkout", "policy": "exact", "version": "1.0.0"}
     assert cluster.status["activeVersions"] == "checkout@1.0.0"
     await _workers_applied(cluster, provider)

@@ -348,7 +348,8 @@ def plan(registry: Obj, observed: Observed) -> Plan:
         rollout=safe.status,
         held_back=safe.degraded,
         # The workers' sets differ on purpose while a rollout runs or a version is held.
-        rolling=pending is not None or bool(versions.held),
+        # (A NAME held by a gate, a ramp or a rollback is not: every worker runs one template.)
+        rolling=pending is not None or any(n not in versions.reasons for n in versions.held),
         drain_state=drain_state,
     )
 

@@ -393,7 +393,13 @@ def _ramp_step(
             f"{current['steps']}: {figures.describe(name, to, frm, since)}"
         )
         current |= {"phase": ROLLED_BACK, "message": message, "percent": 0, "finishedAt": now}
-        return current, [("Warning", "RolledBack", message)], ("RolledBack", message)
+        # The figures go with Degraded=RolledBack (its own Warning); this one names the NAME,
+        # so a second NAME rolled back while Degraded is already True still gets its Event.
+        stopped = (
+            f"{name}: the ramp to {to} stopped at step {current['step']} of {current['steps']}; "
+            f"new starts return to {frm}"
+        )
+        return current, [("Warning", "RampRolledBack", stopped)], ("RolledBack", message)
     index = int(current["step"]) - 1
     pause = int(steps[index].get("pauseSeconds", 0))
     if store.observed_at - _parse(since) < timedelta(seconds=pause):

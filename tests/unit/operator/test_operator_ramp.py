@@ -273,7 +273,9 @@ def test_a_ramp_that_fails_more_than_the_previous_version_rolls_back() -> None:
         in (degraded["message"])
     )
     assert "checkout@1.10.0 5 of 100 (5.0%" in degraded["message"]
-    assert ("Warning", "RolledBack") in _events(bad)
+    assert ("Warning", "RampRolledBack") in _events(bad)
+    assert ("Warning", "RolledBack") in [(e.type, e.reason) for e in run.report.events]
+    assert run.condition("VersionsMatch")["reason"] == "AsListed"  # one template serves
     # The ramp stays stopped: later passes advance nothing, even after the pause.
     later = run.step(600, SafeSeen())
     assert _checkout(later)["policy"] == "exact" and _events(later) == []
