@@ -282,7 +282,9 @@ class Reconciler:
                 self._post(registry, step)
             case planner.StartGate():
                 if self._stores is not None:
-                    rollout_io.start_gate(self._stores, _key(registry), step)
+                    refused = rollout_io.start_gate(self._stores, _key(registry), step)
+                    if refused is not None:
+                        self._post(registry, refused)
         return after
 
     def _post(self, registry: Obj, event: planner.Event) -> None:

@@ -61,8 +61,12 @@ async def _gate(provider: Any, instance_id: str) -> planner.GateSeen | None:
     return planner.GateSeen(status.status, error)
 
 
-def start_gate(stores: StoreObserver, key: tuple[str, str], step: planner.StartGate) -> None:
-    """Start the gate orchestration; an instance that exists already is left alone."""
+def start_gate(
+    stores: StoreObserver, key: tuple[str, str], step: planner.StartGate
+) -> planner.Event | None:
+    """Start the gate orchestration; an instance that exists already is left alone. A
+    `GateNotStarted` Warning when the store refused (a read-only role, say): the next pass
+    tries again, and the gate fails at its timeout if it never starts."""
 
     async def start(provider: Any) -> None:
         with contextlib.suppress(InstanceAlreadyExistsError):  # started by an earlier pass
@@ -74,5 +78,11 @@ def start_gate(stores: StoreObserver, key: tuple[str, str], step: planner.StartG
         stores.call(key, start)
     except StoreUnobservable as exc:
         logger.warning("starting gate %s of %s/%s failed: %s", step.instance_id, *key, exc)
-    else:
-        logger.info("started gate %s of %s/%s", step.instance_id, *key)
+        return planner.Event(
+            "Warning",
+            "GateNotStarted",
+            f"could not start gate {step.orchestration}@{step.version} "
+            f"(instance {step.instance_id}): {exc}"[:1000],
+        )
+    logger.info("started gate %s of %s/%s", step.instance_id, *key)
+    return None

@@ -325,6 +325,58 @@ async def test_a_failing_gate_holds_the_activation(
     assert cluster.status["activeVersions"] == "checkout@1.0.0"
 
 
+async def test_a_gate_the_operators_role_cannot_start_says_so_and_fails_at_its_timeout(
+    cluster: Cluster, client: tuple[Client, PostgresProvider], database: str
+) -> None:
+    """The read-only role of docs/operator.md ("Reading the store") observes but cannot start
+    the gate: a Warning names the refusal, the old version stays active, the gate times out."""
+    _, provider = client
+    await _start_old(cluster, provider)
+    role = f"durox_ro_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(database)
+    try:
+        await conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'ro'")
+        await conn.execute(f"GRANT USAGE ON SCHEMA durox TO {role}")
+        await conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA durox TO {role}")
+        parts = urlsplit(database)
+        read_only = urlunsplit(
+            parts._replace(netloc=f"{role}:ro@{parts.netloc.rpartition('@')[2]}")
+        )
+        cluster.kube.put(
+            {
+                "kind": "Secret",
+                "metadata": {"namespace": NS, "name": "orders-store-ro"},
+                "data": {"url": base64.b64encode(read_only.encode()).decode()},
+            }
+        )
+        gate = {"orchestration": "checkout", "timeoutSeconds": 3}
+        cluster.apply_spec("good", ["1.0.0", "2.0.0"], gate=gate)
+        body = cluster.registry
+        body["spec"]["store"]["operatorSecretRef"] = {"name": "orders-store-ro"}
+        cluster.kube.put(body)
+        await cluster.until(
+            lambda: cluster.status.get("rollout", {}).get("gate", {}).get("phase") == "Failed",
+            "the gate times out",
+            timeout=30,
+        )
+        refused = [m for t, r, m in cluster.recorded.events if r == "GateNotStarted"]
+        assert refused and all(t == "Warning" for t, r, _ in cluster.recorded.events
+                               if r == "GateNotStarted")  # fmt: skip
+        assert "permission denied" in refused[0]
+        degraded = cluster.condition("Degraded")
+        assert (
+            degraded["reason"] == "GateFailed"
+            and "did not complete within 3s" in (degraded["message"])
+        )
+        assert cluster.status["activeVersions"] == "checkout@1.0.0"
+        assert await provider.get_instance(cluster.status["rollout"]["gate"]["instance"]) is None
+    finally:
+        await asyncio.to_thread(cluster.close)  # its pool logs in as the role
+        await conn.execute(f"DROP OWNED BY {role}")
+        await conn.execute(f"DROP ROLE {role}")
+        await conn.close()
+
+
 async def test_a_healthy_version_passes_the_gate_and_ramps_to_completion(
     cluster: Cluster, client: tuple[Client, PostgresProvider]
 ) -> None:
