@@ -30,18 +30,24 @@ def read(
 ) -> planner.Observed:
     """`observed` with what `planner.reads(registry)` asks for, when the store was observed."""
     wanted = planner.reads(registry)
-    if observed.store is None or (wanted.gate_instance is None and not wanted.windows):
+    if observed.store is None or wanted == planner.Reads(None, ()):
         return observed
     gate: planner.GateSeen | None = None
     outcomes: dict[str, Any] = {}
+    step_gates: dict[str, planner.GateSeen] = {}
     try:
         if wanted.gate_instance is not None:
-            gate = stores.call(key, lambda p: _gate(p, str(wanted.gate_instance)))
+            gate = stores.call(key, _gate(wanted.gate_instance))
         for since in wanted.windows:
             outcomes[since] = stores.call(key, _outcomes(since))
+        for instance in wanted.step_gates:
+            found = stores.call(key, _gate(instance))
+            if found is not None:
+                step_gates[instance] = found
     except StoreUnobservable as exc:
         logger.warning("reading the rollout of %s/%s failed: %s", *key, exc)
-    return observed.with_safe(planner.SafeSeen(gate=gate, outcomes=outcomes))
+    seen = planner.SafeSeen(gate=gate, outcomes=outcomes, step_gates=step_gates)
+    return observed.with_safe(seen)
 
 
 def _outcomes(since: str) -> Callable[[Any], Awaitable[Any]]:
@@ -53,12 +59,15 @@ def _outcomes(since: str) -> Callable[[Any], Awaitable[Any]]:
     return read
 
 
-async def _gate(provider: Any, instance_id: str) -> planner.GateSeen | None:
-    status = await Client(provider).get_orchestration_status(instance_id)
-    if status.status == "NotFound":
-        return None
-    error = None if status.error is None else f"{status.error.type}: {status.error.message}"
-    return planner.GateSeen(status.status, error)
+def _gate(instance_id: str) -> Callable[[Any], Awaitable[planner.GateSeen | None]]:
+    async def read(provider: Any) -> planner.GateSeen | None:
+        status = await Client(provider).get_orchestration_status(instance_id)
+        if status.status == "NotFound":
+            return None
+        error = None if status.error is None else f"{status.error.type}: {status.error.message}"
+        return planner.GateSeen(status.status, error)
+
+    return read
 
 
 def start_gate(

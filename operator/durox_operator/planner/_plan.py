@@ -312,8 +312,7 @@ def plan(registry: Obj, observed: Observed) -> Plan:
     steps: list[Step] = [Event("Normal", r, m) for r, m in (auto.events if auto else ())]
     steps += _ensure("configmap", plan_configmap(registry, config, versions), observed)
     published_after = len(steps)
-    if safe.start is not None:
-        steps.append(safe.start)
+    steps += safe.starts
     steps += [Event("Warning" if t == "Warning" else "Normal", r, m) for t, r, m in safe.events]
     drain_state = _drain_state(registry, auto, store)
     activated = activation_event(previous, versions)

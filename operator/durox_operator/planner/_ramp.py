@@ -73,6 +73,9 @@ class SafeSeen:
     """The gate instance named in `status.rollout.gate`; None when it does not exist (yet)."""
     outcomes: Mapping[str, Sequence[OutcomeView]] = field(default_factory=dict)
     """Window start (RFC 3339, as in the status) -> the outcomes of instances created since."""
+    step_gates: Mapping[str, GateSeen] = field(default_factory=dict)
+    """Instance id -> a ramp step's gate (`gate.everyStep`) as the store holds it; absent when
+    it does not exist (yet)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class Reads:
 
     gate_instance: str | None
     windows: tuple[str, ...]
+    step_gates: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,7 @@ class Safe:
     versions: Versions
     status: Mapping[str, Any] | None = None
     """`status.rollout`; None when there is nothing to say."""
-    start: StartGate | None = None
+    starts: tuple[StartGate, ...] = ()
     events: tuple[tuple[str, str, str], ...] = ()
     """(type, reason, message) for the gate's and the ramp's steps."""
     degraded: tuple[str, str] | None = None
@@ -124,7 +128,12 @@ def reads(registry: Obj) -> Reads:
         {str(r["stepStartedAt"]) for r in before.get("ramps", []) if r.get("phase") == RAMPING}
     )
     running = gate.get("phase") == GATE_RUNNING
-    return Reads(str(gate["instance"]) if running else None, tuple(windows))
+    step_gates = sorted(
+        str(r["gate"]["instance"])
+        for r in before.get("ramps", [])
+        if r.get("phase") == RAMPING and (r.get("gate") or {}).get("phase") == GATE_RUNNING
+    )
+    return Reads(str(gate["instance"]) if running else None, tuple(windows), tuple(step_gates))
 
 
 def _parse(text: str) -> datetime:
@@ -273,8 +282,9 @@ def plan_safe(
     now = rfc3339(store.observed_at) if store is not None else ""
     events: list[tuple[str, str, str]] = []
     degraded: tuple[str, str] | None = None
-    start: StartGate | None = None
+    starts: list[StartGate] = []
     gate_status = before.get("gate")
+    step_gate: StepGate | None = None
 
     if gate:
         key = content_hash(
@@ -294,18 +304,29 @@ def plan_safe(
             if version is None:
                 g |= {"phase": GATE_FAILED, "message": _no_version(gate["orchestration"])}
             else:
-                start = StartGate(instance, gate["orchestration"], version, gate.get("input"))
+                starts.append(
+                    StartGate(instance, gate["orchestration"], version, gate.get("input"))
+                )
                 events.append(("Normal", "GateStarted", _gate_words(g, "started")))
         elif g.get("phase") == GATE_RUNNING:
-            g = _gate_progress(
-                g, seen, store, int(gate.get("timeoutSeconds", DEFAULT_GATE_TIMEOUT))
-            )
+            found = seen.gate if seen is not None else None
+            g = _gate_progress(g, found, store, _timeout(gate))
             if g["phase"] == GATE_PASSED:
                 events.append(("Normal", "GatePassed", _gate_words(g, "completed")))
-            elif g["phase"] == GATE_RUNNING and (seen is None or seen.gate is None):
+            elif g["phase"] == GATE_RUNNING and found is None:
                 # Not in the store: the start did not land (a failed pass); start it again.
-                start = StartGate(instance, g["orchestration"], g["version"], gate.get("input"))
+                starts.append(
+                    StartGate(instance, g["orchestration"], g["version"], gate.get("input"))
+                )
         gate_status = g
+        if gate.get("everyStep", False):
+            step_gate = StepGate(
+                gate["orchestration"],
+                str(g["version"]),
+                gate.get("input"),
+                _timeout(gate),
+                instance,
+            )
         if g["phase"] != GATE_PASSED:
             reason = f"gate {g['orchestration']}@{g['version']} (instance {instance}) " + (
                 "failed" if g["phase"] == GATE_FAILED else "has not completed yet"
@@ -319,17 +340,18 @@ def plan_safe(
             held = versions
             for name in sorted(changing):
                 held = _hold(held, name, previous[name], reason)
-            return Safe(held, status(gate=gate_status), start, tuple(events), degraded)
+            return Safe(held, status(gate=gate_status), tuple(starts), tuple(events), degraded)
 
     ramps: list[dict[str, Any]] = [r for n, r in ramps_before.items() if n not in changing]
     out = versions
     if steps:
         for name in sorted(changing):
-            entry, step_events, why = _ramp_step(
+            entry, step_events, why, step_starts = _ramp_step(
                 spec, name, previous[name], changing[name], ramps_before.get(name), template,
-                store, seen, now, steps,
+                store, seen, now, steps, step_gate,
             )  # fmt: skip
             events += step_events
+            starts += step_starts
             ramps.append(entry)
             if why is not None:
                 degraded = degraded or why
@@ -346,7 +368,23 @@ def plan_safe(
         if name not in out.held and name in known:
             remembered[name] = previous[name]
     ramps.sort(key=lambda r: str(r["name"]))
-    return Safe(out, status(gate=gate_status, ramps=ramps), start, tuple(events), degraded)
+    return Safe(out, status(gate=gate_status, ramps=ramps), tuple(starts), tuple(events), degraded)
+
+
+@dataclass(frozen=True)
+class StepGate:
+    """`gate.everyStep`: the gate to run before each step after the first (and before the
+    ramp completes), named after the first gate's instance."""
+
+    orchestration: str
+    version: str
+    input: Any
+    timeout: int
+    prefix: str
+
+
+def _timeout(gate: Mapping[str, Any]) -> int:
+    return int(gate.get("timeoutSeconds", DEFAULT_GATE_TIMEOUT))
 
 
 def _ramp_step(
@@ -360,8 +398,10 @@ def _ramp_step(
     seen: SafeSeen | None,
     now: str,
     steps: Sequence[Mapping[str, Any]],
-) -> tuple[dict[str, Any], list[tuple[str, str, str]], tuple[str, str] | None]:
-    """One NAME's ramp entry after this pass, its Events and, when rolled back, Degraded."""
+    gate: StepGate | None = None,
+) -> tuple[dict[str, Any], list[tuple[str, str, str]], tuple[str, str] | None, list[StartGate]]:
+    """One NAME's ramp entry after this pass, its Events, Degraded when it was rolled back,
+    and the step gate to start."""
     fresh = (
         entry is None
         or entry.get("from") != frm
@@ -371,11 +411,11 @@ def _ramp_step(
     )
     if fresh:
         new = _at_step(name, frm, to, 0, steps, now, template)
-        return new, [("Normal", "RampStep", _step_words(new))], None
+        return new, [("Normal", "RampStep", _step_words(new))], None, []
     assert entry is not None and store is not None
     current = dict(entry)
     if current["phase"] == ROLLED_BACK:
-        return current, [], ("RolledBack", str(current.get("message", "")))
+        return current, [], ("RolledBack", str(current.get("message", ""))), []
     since = str(current["stepStartedAt"])
     outcomes = (seen.outcomes if seen is not None else {}).get(since, ())
     figures = analyse(spec, outcomes, name, to, frm)
@@ -388,30 +428,65 @@ def _ramp_step(
         "previousPoisoned": figures.old[2],
     }
     if figures.roll_back:
-        message = (
-            f"new starts of {name} returned to {frm} at step {current['step']} of "
-            f"{current['steps']}: {figures.describe(name, to, frm, since)}"
-        )
-        current |= {"phase": ROLLED_BACK, "message": message, "percent": 0, "finishedAt": now}
-        # The figures go with Degraded=RolledBack (its own Warning); this one names the NAME,
-        # so a second NAME rolled back while Degraded is already True still gets its Event.
-        stopped = (
-            f"{name}: the ramp to {to} stopped at step {current['step']} of {current['steps']}; "
-            f"new starts return to {frm}"
-        )
-        return current, [("Warning", "RampRolledBack", stopped)], ("RolledBack", message)
+        return _rolled_back(current, name, frm, to, now, figures.describe(name, to, frm, since))
     index = int(current["step"]) - 1
     pause = int(steps[index].get("pauseSeconds", 0))
     if store.observed_at - _parse(since) < timedelta(seconds=pause):
-        return current, [], None
+        return current, [], None, []
+    events: list[tuple[str, str, str]] = []
+    if gate is not None:
+        # `gate.everyStep`: the gate runs again before the share grows (or the ramp ends).
+        instance = f"{gate.prefix}-{name}-{index + 2}"
+        g = dict(current.get("gate") or {})
+        if g.get("instance") != instance:
+            g = {
+                "orchestration": gate.orchestration,
+                "version": gate.version,
+                "instance": instance,
+                "phase": GATE_RUNNING,
+                "startedAt": now,
+            }
+            current["gate"] = g
+            start = StartGate(instance, gate.orchestration, gate.version, gate.input)
+            started = _gate_words(g, f"started before step {index + 2} of {name}'s ramp")
+            return current, [("Normal", "GateStarted", started)], None, [start]
+        found = seen.step_gates.get(instance) if seen is not None else None
+        g = _gate_progress(g, found, store, gate.timeout)
+        current["gate"] = g
+        if g["phase"] == GATE_FAILED:
+            why = f"{_gate_words(g, 'failed')}: {g.get('message', '')}"
+            return _rolled_back(current, name, frm, to, now, why)
+        if g["phase"] == GATE_RUNNING:
+            again = [] if found is not None else [
+                StartGate(instance, gate.orchestration, gate.version, gate.input)
+            ]  # fmt: skip
+            return current, [], None, again
+        events.append(("Normal", "GatePassed", _gate_words(g, "completed")))
     last = f" (step {index + 1}: {figures.summary(to, frm)})"
     if index + 1 < len(steps):
         nxt = _at_step(name, frm, to, index + 1, steps, now, template)
-        return nxt, [("Normal", "RampStep", _step_words(nxt) + last)], None
+        return nxt, [*events, ("Normal", "RampStep", _step_words(nxt) + last)], None, []
     done = {**current, "phase": COMPLETED, "percent": 100, "finishedAt": now}
     done.pop("message", None)
     words = f"{name}: the ramp to {to} is complete; every new start goes to {to} (was {frm}){last}"
-    return done, [("Normal", "RampCompleted", words)], None
+    return done, [*events, ("Normal", "RampCompleted", words)], None, []
+
+
+def _rolled_back(
+    current: dict[str, Any], name: str, frm: str, to: str, now: str, why: str
+) -> tuple[dict[str, Any], list[tuple[str, str, str]], tuple[str, str] | None, list[StartGate]]:
+    message = (
+        f"new starts of {name} returned to {frm} at step {current['step']} of "
+        f"{current['steps']}: {why}"
+    )
+    current |= {"phase": ROLLED_BACK, "message": message, "percent": 0, "finishedAt": now}
+    # The reason goes with Degraded=RolledBack (its own Warning); this one names the NAME, so
+    # a second NAME rolled back while Degraded is already True still gets its Event.
+    stopped = (
+        f"{name}: the ramp to {to} stopped at step {current['step']} of {current['steps']}; "
+        f"new starts return to {frm}"
+    )
+    return current, [("Warning", "RampRolledBack", stopped)], ("RolledBack", message), []
 
 
 def _at_step(
@@ -452,9 +527,8 @@ def _no_version(name: str) -> str:
 
 
 def _gate_progress(
-    g: dict[str, Any], seen: SafeSeen | None, store: StoreView | None, timeout: int
+    g: dict[str, Any], gate: GateSeen | None, store: StoreView | None, timeout: int
 ) -> dict[str, Any]:
-    gate = seen.gate if seen is not None else None
     now = store.observed_at if store is not None else None
     if gate is not None and gate.status == "Completed":
         return g | {"phase": GATE_PASSED, "finishedAt": rfc3339(now) if now else ""}

@@ -30,6 +30,7 @@ class GateSpec(TypedDict):
     orchestration: str
     input: NotRequired[Any]
     timeoutSeconds: NotRequired[int]
+    everyStep: NotRequired[bool]
 
 
 class RampStepSpec(TypedDict):

@@ -397,3 +397,92 @@ def test_a_ramped_file_is_one_the_worker_accepts() -> None:
     parsed = WorkerConfig.model_validate(yaml.safe_load(cm.obj["data"]["worker.yaml"]))
     (policy,) = [p for p in parsed.orchestrations if p.name == "checkout"]
     assert policy.ramp is not None and policy.ramp.percent == 10.0
+
+
+# -- a gate at every step -------------------------------------------------------------------------
+
+
+def _step_gate(run: Run) -> dict[str, Any]:
+    return dict(run.rollout["ramps"][0].get("gate") or {})
+
+
+def test_a_gate_at_every_step_must_pass_before_the_share_grows() -> None:
+    run = Run(*_upgrade(gate={**GATE, "everyStep": True}, steps=STEPS))
+    run.step()
+    run.step(5, SafeSeen(gate=GateSeen("Completed")))  # the first gate: the ramp starts
+    window = "2026-01-02T03:00:05Z"
+    fine = _outcomes(window, (5, 0, 0), (40, 0, 0))
+    due = run.step(70, fine)
+    (start,) = [s for s in due.steps if isinstance(s, StartGate)]
+    assert start.instance_id == run.rollout["gate"]["instance"] + "-checkout-2"
+    assert (start.orchestration, start.version) == ("checkout", "1.11.0")
+    assert _checkout(due)["ramp"]["percent"] == 10.0  # not before the gate passed
+    assert planner.reads(run.body).step_gates == (start.instance_id,)
+
+    running = {start.instance_id: GateSeen("Running")}
+    held = run.step(80, SafeSeen(outcomes=fine.outcomes, step_gates=running))
+    assert held.applies == () and not [s for s in held.steps if isinstance(s, StartGate)]
+
+    passed = {start.instance_id: GateSeen("Completed")}
+    grown = run.step(90, SafeSeen(outcomes=fine.outcomes, step_gates=passed))
+    assert _checkout(grown)["ramp"]["percent"] == 50.0
+    assert [r for _, r in _events(grown)] == ["GatePassed", "RampStep"]
+    assert "gate" not in run.rollout["ramps"][0]
+
+    # Before the ramp completes, the gate runs once more.
+    window = run.rollout["ramps"][0]["stepStartedAt"]
+    last = run.step(160, _outcomes(window, (5, 0, 0), (5, 0, 0)))
+    (final,) = [s for s in last.steps if isinstance(s, StartGate)]
+    assert final.instance_id.endswith("-checkout-3") and "ramp" in _checkout(last)
+
+
+def test_a_gate_that_fails_at_a_step_rolls_the_ramp_back() -> None:
+    run = Run(*_upgrade(gate={**GATE, "everyStep": True}, steps=STEPS))
+    run.step()
+    run.step(5, SafeSeen(gate=GateSeen("Completed")))
+    fine = _outcomes("2026-01-02T03:00:05Z", (5, 0, 0), (40, 0, 0))
+    run.step(70, fine)
+    instance = _step_gate(run)["instance"]
+    failed = {instance: GateSeen("Failed", "ValueError: no price")}
+    result = run.step(80, SafeSeen(outcomes=fine.outcomes, step_gates=failed))
+    assert _checkout(result) == {"name": "checkout", "policy": "exact", "version": "1.10.0"}
+    degraded = run.condition("Degraded")
+    assert degraded["reason"] == "RolledBack" and "ValueError: no price" in degraded["message"]
+    assert ("Warning", "RampRolledBack") in _events(result)
+
+
+def test_a_gate_at_every_step_that_times_out_rolls_back_and_a_lost_one_starts_again() -> None:
+    run = Run(*_upgrade(gate={**GATE, "everyStep": True}, steps=STEPS))
+    run.step()
+    run.step(5, SafeSeen(gate=GateSeen("Completed")))
+    fine = _outcomes("2026-01-02T03:00:05Z", (5, 0, 0), (40, 0, 0))
+    run.step(70, fine)
+    lost = run.step(80, fine)  # not in the store: started again
+    assert [s.instance_id for s in lost.steps if isinstance(s, StartGate)] == [
+        _step_gate(run)["instance"]
+    ]
+    late = run.step(70 + 121, fine)
+    assert late.held_back is not None and "did not complete within 120s" in late.held_back[1]
+
+
+def test_without_every_step_no_gate_runs_between_steps() -> None:
+    run = Run(*_upgrade(gate=GATE, steps=STEPS))
+    run.step()
+    run.step(5, SafeSeen(gate=GateSeen("Completed")))
+    grown = run.step(70, _outcomes("2026-01-02T03:00:05Z", (5, 0, 0), (40, 0, 0)))
+    assert not [s for s in grown.steps if isinstance(s, StartGate)]
+    assert _checkout(grown)["ramp"]["percent"] == 50.0
+
+
+def test_rolling_forward_after_a_rollback_by_hand_ramps_again() -> None:
+    run = Run(*_upgrade(steps=STEPS))
+    run.step()
+    run.step(60, _outcomes("2026-01-02T03:00:00Z", (1, 0, 0), (1, 0, 0)))
+    run.step(120, _outcomes("2026-01-02T03:01:00Z", (1, 0, 0), (1, 0, 0)))
+    assert run.rollout["ramps"][0]["phase"] == "Completed"
+    _rollback(run)
+    run.step(130)
+    _rollback(run, on=False)
+    again = run.step(140)
+    assert _checkout(again)["ramp"] == {"version": "1.11.0", "percent": 10.0}
+    assert run.rollout["ramps"][0]["step"] == 1
