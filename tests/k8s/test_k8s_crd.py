@@ -168,7 +168,11 @@ def test_safe_rollout_fields_are_accepted_with_defaults_and_their_status_kept(
     survives the schema's pruning (a field the schema lacked would vanish silently)."""
     body = valid_registry("safe")
     body["spec"]["rollout"] = {
-        "gate": {"orchestration": "checkout", "input": {"order": [1, "two", None]}},
+        "gate": {
+            "orchestration": "checkout",
+            "input": {"order": [1, "two", None]},
+            "everyStep": True,
+        },
         "steps": [{"percent": 10, "pauseSeconds": 300}, {"percent": 50.5}],
         "analysis": {"minSamples": 50},
     }
@@ -178,6 +182,7 @@ def test_safe_rollout_fields_are_accepted_with_defaults_and_their_status_kept(
     assert rollout["gate"] == {
         "orchestration": "checkout",
         "input": {"order": [1, "two", None]},
+        "everyStep": True,
         "timeoutSeconds": 300,
     }
     assert rollout["steps"] == [
@@ -212,6 +217,14 @@ def test_safe_rollout_fields_are_accepted_with_defaults_and_their_status_kept(
                     "template": "0123456789abcdef",
                     "message": "checkout@1.1.0 failed 9 of 20 ended instances",
                     "analysis": {"newEnded": 20, "newFailed": 9, "newPoisoned": 1},
+                    "gate": {
+                        "orchestration": "checkout",
+                        "version": "1.1.0",
+                        "instance": "durox-gate-safe-0123456789-checkout-2",
+                        "phase": "Failed",
+                        "startedAt": "2026-01-02T03:00:50Z",
+                        "message": "it ended Failed: ValueError: no price",
+                    },
                 }
             ],
         }
