@@ -3,9 +3,10 @@ before planning, start a gate orchestration when the plan says so.
 
 Kept apart from the reconciler so that it only gains two hooks: everything here goes through
 the registry's open store connection (`StoreObserver.call`) and every failure is logged and
-absorbed. A read that fails leaves the plan without it (the gate counts as not seen, the ramp
-step's analysis as an empty sample, so nothing advances on missing figures); a start that
-fails is tried again by the next pass, which does not find the instance.
+absorbed. A read that fails leaves the plan without it: a gate not seen is started again (its
+instance id is fixed, so that is harmless), and a ramp step whose window was not read neither
+advances nor rolls back. A start that fails is tried again by the next pass, which does not
+find the instance.
 """
 
 from __future__ import annotations

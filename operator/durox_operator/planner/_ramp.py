@@ -417,8 +417,11 @@ def _ramp_step(
     if current["phase"] == ROLLED_BACK:
         return current, [], ("RolledBack", str(current.get("message", ""))), []
     since = str(current["stepStartedAt"])
-    outcomes = (seen.outcomes if seen is not None else {}).get(since, ())
-    figures = analyse(spec, outcomes, name, to, frm)
+    if seen is None or since not in seen.outcomes:
+        # The window was not read this pass (the store failed between reads): no verdict and
+        # no step on missing figures; the next pass reads it again.
+        return current, [], None, []
+    figures = analyse(spec, seen.outcomes[since], name, to, frm)
     current["analysis"] = {
         "newEnded": figures.new[0],
         "newFailed": figures.new[1],

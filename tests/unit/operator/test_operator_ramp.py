@@ -282,6 +282,16 @@ def test_a_ramp_that_fails_more_than_the_previous_version_rolls_back() -> None:
     assert planner.reads(run.body).windows == ()
 
 
+def test_a_step_does_not_advance_on_figures_that_were_not_read() -> None:
+    run = Run(*_upgrade(steps=STEPS))
+    run.step()
+    unread = run.step(600, SafeSeen())  # the window's read failed this pass
+    assert unread.applies == () and _events(unread) == []
+    assert run.rollout["ramps"][0]["step"] == 1
+    read = run.step(610, _outcomes("2026-01-02T03:00:00Z", (0, 0, 0), (0, 0, 0)))
+    assert _checkout(read)["ramp"]["percent"] == 50.0  # read, and empty: no verdict, it steps
+
+
 @pytest.mark.parametrize(
     ("new", "old", "rolls_back"),
     [
