@@ -54,6 +54,8 @@ STALL_REASONS: Final = frozenset(
         "ReplicaFailure",
         "PodsFailing",
         "VersionInUse",
+        "GateFailed",
+        "RolledBack",
     }
 )
 """Why a registry cannot move on without someone's help (Degraded and Stalled are True)."""

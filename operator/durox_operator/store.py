@@ -19,7 +19,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -152,6 +152,24 @@ class StoreObserver:
         # Not `PostgresProvider.connect`: that migrates the schema, which needs write grants
         # the operator's read-only role does not have (the workers migrate it).
         return PostgresProvider(url, self.schema, pg_pool, None)
+
+    def call(self, key: tuple[str, str], use: Callable[[Any], Awaitable[T]]) -> T:
+        """Run `use(provider)` on the registry's open connection (the one its last `observe`
+        opened), within the timeout. A gate's start and the ramp's reads go this way, so they
+        cost no connection of their own; a failure is a `StoreUnobservable`."""
+        with self._guard:
+            have = self._open.get(key)
+        if have is None:
+            raise StoreUnobservable("StoreUnreachable", "the store was not observed this pass")
+        provider = have[1]
+
+        async def bounded() -> T:
+            return await asyncio.wait_for(use(provider), self.timeout)
+
+        try:
+            return self._run(bounded())
+        except Exception as exc:
+            raise StoreUnobservable(*_classify(exc, have[0])) from exc
 
     def forget(self, key: tuple[str, str]) -> None:
         """Close the registry's pool, if one is open (the registry was deleted)."""

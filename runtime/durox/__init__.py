@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         InstanceInfo,
         ObservedWorker,
         StoreObservation,
+        VersionOutcomes,
         VersionUsage,
         WorkerRecord,
     )
@@ -81,6 +82,7 @@ _HOME: dict[str, str] = {
             "InstanceInfo",
             "ObservedWorker",
             "StoreObservation",
+            "VersionOutcomes",
             "VersionUsage",
             "WorkerRecord",
         ),
@@ -143,6 +145,7 @@ __all__ = [
     "SemverRange",
     "StoreObservation",
     "SubOrchestrationFailedError",
+    "VersionOutcomes",
     "VersionPolicy",
     "VersionUsage",
     "WorkerRecord",

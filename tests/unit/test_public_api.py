@@ -46,6 +46,7 @@ def test_public_surface_is_pinned() -> None:
         "SemverRange",
         "StoreObservation",
         "SubOrchestrationFailedError",
+        "VersionOutcomes",
         "VersionPolicy",
         "VersionUsage",
         "WorkerRecord",

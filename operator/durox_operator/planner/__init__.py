@@ -20,9 +20,10 @@ surface: `_spec` (typed views of the registry's spec), `_names` (children's name
 digest), `_versions` (which versions to activate or hold), `_config` (the worker file),
 `_children` (the ConfigMap and Deployment), `_store` (what the store's observation says:
 workers' word, stranded instances), `_drift` (which applied fields a child no longer
-holds), `_rollout` (reading a Deployment's progress), `_failures` (pods that cannot be created
-or cannot run), `_status` (conditions, kstatus' among them, status, Events), and `_plan`,
-which puts them together: `plan(registry, observed) -> Plan`, the one call the reconciler makes.
+holds), `_rollout` (reading a Deployment's progress), `_ramp` (gates, ramps, rollbacks),
+`_failures` (pods that cannot be created or cannot run), `_status` (conditions, kstatus'
+among them, status, Events), and `_plan`, which puts them together: `plan(registry,
+observed) -> Plan`, the one call the reconciler makes.
 """
 
 from durox_operator.planner._children import (
@@ -58,6 +59,17 @@ from durox_operator.planner._plan import (
     Slot,
     Step,
     plan,
+)
+from durox_operator.planner._ramp import (
+    Figures,
+    GateSeen,
+    Reads,
+    Safe,
+    SafeSeen,
+    StartGate,
+    analyse,
+    plan_safe,
+    reads,
 )
 from durox_operator.planner._rollout import rollout_pending
 from durox_operator.planner._spec import (
@@ -109,12 +121,18 @@ __all__ = [
     "Apply",
     "Delete",
     "Event",
+    "Figures",
+    "GateSeen",
     "InvalidSpec",
     "Observed",
     "Plan",
+    "Reads",
     "RegistrySpec",
     "Report",
+    "Safe",
+    "SafeSeen",
     "Slot",
+    "StartGate",
     "Step",
     "StoreView",
     "Stranded",
@@ -123,6 +141,7 @@ __all__ = [
     "active_version",
     "active_versions",
     "allow_version_removal",
+    "analyse",
     "child_name",
     "condition_events",
     "content_hash",
@@ -143,6 +162,7 @@ __all__ = [
     "plan",
     "plan_configmap",
     "plan_deployment",
+    "plan_safe",
     "plan_status",
     "plan_versions",
     "planned_anew",
@@ -150,6 +170,7 @@ __all__ = [
     "pod_failures",
     "published_versions",
     "quantity",
+    "reads",
     "registered_versions",
     "render_worker_config",
     "replica_failure",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from durox.worker_config import WorkerConfig
-from durox_operator.model import NORMALLY_TRUE, WARNINGS, Obj
+from durox_operator.model import NORMALLY_TRUE, TEMPLATE_ANNOTATION, WARNINGS, Obj
 from durox_operator.planner._children import (
     controlled_by,
     plan_configmap,
@@ -30,6 +30,7 @@ from durox_operator.planner._config import worker_config
 from durox_operator.planner._drain import AutoDrain, auto_drain, pinned_outside, with_drain
 from durox_operator.planner._drift import drift
 from durox_operator.planner._names import InvalidSpec, child_name
+from durox_operator.planner._ramp import SafeSeen, StartGate, plan_safe
 from durox_operator.planner._rollout import rollout_pending
 from durox_operator.planner._spec import allow_version_removal, drain_enabled, spec_of
 from durox_operator.planner._status import (
@@ -85,6 +86,8 @@ class Observed:
     store_error: tuple[str, str] | None = None
     """(StoreObserved reason, message) when the store could not be observed: the pass goes
     on deciding from Kubernetes alone."""
+    safe: SafeSeen | None = None
+    """The gate instance and the ramp windows read for `planner.reads(registry)`."""
 
     def with_child(self, slot: Slot, obj: Obj | None) -> Observed:
         change: dict[str, Any] = {slot: obj}
@@ -95,6 +98,9 @@ class Observed:
 
     def with_store(self, store: StoreView | None, error: tuple[str, str] | None = None) -> Observed:
         return dataclasses.replace(self, store=store, store_error=error)
+
+    def with_safe(self, seen: SafeSeen | None) -> Observed:
+        return dataclasses.replace(self, safe=seen)
 
     def with_pods(self, pods: Sequence[Obj], drain: bool = False) -> Observed:
         if drain:
@@ -133,7 +139,7 @@ class Delete:
     event: Event
 
 
-Step = Apply | Delete | Event
+Step = Apply | Delete | Event | StartGate
 
 
 @dataclass(frozen=True)
@@ -175,6 +181,10 @@ class Plan:
     guard: Mapping[str, int] | None = None
     """NAME@version -> instances not ended, for versions in use that a worker of the new pod
     template lacks: the rollout is paused (the removal guard). None when it does not hold."""
+    rollout: Mapping[str, Any] | None = None
+    """`status.rollout`: the gate, the ramps, the versions they replaced (planner/_ramp.py)."""
+    held_back: tuple[str, str] | None = None
+    """(Degraded reason, message) when a gate failed or a ramp was rolled back."""
 
     @property
     def applies(self) -> tuple[Apply, ...]:
@@ -219,6 +229,8 @@ class Plan:
                 guard=self.guard,
                 rolling=self.rolling,
                 drain_state=self.drain_state,
+                rollout=self.rollout,
+                held_back=self.held_back,
             )
         if not status_changed(self.registry, status):
             return Report(None, ())
@@ -291,12 +303,17 @@ def plan(registry: Obj, observed: Observed) -> Plan:
     versions = plan_versions(spec, previous, pending or workers_say, learned)
     if workers_say is not None and versions.held:
         versions = dataclasses.replace(versions, workers_say=workers_say)
+    template = str(desired_dep["metadata"]["annotations"][TEMPLATE_ANNOTATION])
+    safe = plan_safe(registry, previous, versions, store, observed.safe, template, learned)
+    versions = safe.versions
     config = worker_config(registry, versions) if versions.held else base
 
     # The file first: new pods must start with the held versions, never the new ones.
     steps: list[Step] = [Event("Normal", r, m) for r, m in (auto.events if auto else ())]
     steps += _ensure("configmap", plan_configmap(registry, config, versions), observed)
     published_after = len(steps)
+    steps += safe.starts
+    steps += [Event("Warning" if t == "Warning" else "Normal", r, m) for t, r, m in safe.events]
     drain_state = _drain_state(registry, auto, store)
     activated = activation_event(previous, versions)
     if activated is not None:
@@ -327,8 +344,11 @@ def plan(registry: Obj, observed: Observed) -> Plan:
         store=store,
         store_error=observed.store_error,
         guard=guard,
+        rollout=safe.status,
+        held_back=safe.degraded,
         # The workers' sets differ on purpose while a rollout runs or a version is held.
-        rolling=pending is not None or bool(versions.held),
+        # (A NAME held by a gate, a ramp or a rollback is not: every worker runs one template.)
+        rolling=pending is not None or any(n not in versions.reasons for n in versions.held),
         drain_state=drain_state,
     )
 

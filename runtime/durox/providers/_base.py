@@ -38,6 +38,7 @@ from durox.providers._records import (
     SystemMetrics,
     TurnCommit,
     VersionExecutions,
+    VersionOutcomes,
     VersionUsage,
     WorkerRecord,
     WorkItem,
@@ -65,6 +66,7 @@ __all__ = [
     "SystemMetrics",
     "TurnCommit",
     "VersionExecutions",
+    "VersionOutcomes",
     "VersionUsage",
     "WorkItem",
     "WorkerRecord",
@@ -306,6 +308,13 @@ class ProviderAdmin(abc.ABC):
         ended and the failures in the window, not the instances the store keeps, so it stays
         cheap on a store with millions of finished ones (docs/postgres.md).
         """
+
+    @abc.abstractmethod
+    async def outcomes(self, *, since: datetime) -> list[VersionOutcomes]:
+        """Per `NAME@version`, the instances created at or after `since`: how many started,
+        ended, failed and were poisoned, ordered by name and version. Read-only, like
+        `observe`; its cost follows the instances created in the window (by creation time),
+        so an operator may read a ramp step's window on every pass."""
 
     @abc.abstractmethod
     async def drain_report(self, replay_range: SemverRange) -> list[DrainEntry]:

@@ -226,6 +226,27 @@ class FailureCount:
 
 
 @dataclass(frozen=True, slots=True)
+class VersionOutcomes:
+    """How the instances of one `NAME@version` created within a window have fared so far:
+    what a progressive rollout compares between the new version and the previous one."""
+
+    orchestration_name: str
+    orchestration_version: str
+    started: int
+    """Instances created at or after the window's start (their current execution's version)."""
+    ended: int
+    """Those that have ended (Completed, Failed or Cancelled): the sample a share is taken of."""
+    failed: int
+    """Those that ended Failed, the poisoned ones included."""
+    poisoned: int
+    """Those that failed because no worker could take them (`ErrorDetails.kind == "poison"`)."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.orchestration_name}@{self.orchestration_version}"
+
+
+@dataclass(frozen=True, slots=True)
 class ObservedWorker:
     """A capability record with its age by the store's clock, so a reader on another host
     (the operator's pod) judges liveness by the same clock the workers' heartbeats use."""

@@ -27,8 +27,10 @@ def _shape(plan: Plan) -> list[tuple[str, ...]]:
             shape.append(("apply", step.slot, step.event.reason))
         elif isinstance(step, Delete):
             shape.append(("delete", step.slot, step.event.reason))
-        else:
+        elif isinstance(step, Event):
             shape.append(("event", step.type, step.reason))
+        else:
+            shape.append(("start gate", step.orchestration, step.version))
     return shape
 
 

@@ -44,6 +44,7 @@ from durox.providers._base import (
     SystemMetrics,
     TurnCommit,
     VersionExecutions,
+    VersionOutcomes,
     WorkerRecord,
     WorkItem,
 )
@@ -54,6 +55,7 @@ from durox.providers._rows import (
     execution_ref_from_row,
     instance_from_row,
     observation_from,
+    sorted_outcomes,
     worker_body,
     worker_from_row,
 )
@@ -306,6 +308,10 @@ class PostgresProvider(Store):
             failures=decode_json(row[2]),
             workers=decode_json(row[3]),
         )
+
+    async def outcomes(self, *, since: datetime) -> list[VersionOutcomes]:
+        rows = await self._db.fetch("outcomes", int(since.timestamp() * 1000))
+        return sorted_outcomes(rows)
 
     async def drain_report(self, replay_range: SemverRange) -> list[DrainEntry]:
         (a, b, c), (d, e, f) = replay_range.bounds()

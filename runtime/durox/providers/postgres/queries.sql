@@ -141,6 +141,17 @@ SELECT t.now,
         FROM {schema}.workers w WHERE $3::text IS NULL OR w.pool = $3)
 FROM t
 
+-- name: outcomes
+-- (since ms): per NAME@version, the instances created since then: started, ended, failed and
+-- poisoned. Walks instances_by_created over the window only, so a ramp step's analysis costs
+-- the instances the step started, not the store's history.
+SELECT orchestration_name, orchestration_version, count(*),
+    count(*) FILTER (WHERE status IN ({terminal})),
+    count(*) FILTER (WHERE status = {failed}),
+    count(*) FILTER (WHERE status = {failed} AND (error::json ->> 'kind') = 'poison')
+FROM {schema}.instances WHERE created_at >= $1
+GROUP BY orchestration_name, orchestration_version
+
 -- ---- reads -------------------------------------------------------------------------
 
 -- name: start_pending

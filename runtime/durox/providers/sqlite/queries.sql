@@ -234,6 +234,16 @@ JOIN instances i ON i.instance_id = x.instance_id
 WHERE x.status = {FAILED} AND x.completed_at >= ?
 GROUP BY i.orchestration_name, x.orchestration_version;
 
+-- name: outcomes
+-- (since ms): per NAME@version, the instances created since then: started, ended, failed and
+-- poisoned (a ramp step's analysis).
+SELECT orchestration_name, orchestration_version, count(*),
+  sum(status IN ({TERMINAL})),
+  sum(status = {FAILED}),
+  sum(status = {FAILED} AND json_extract(error, '$.kind') = 'poison')
+FROM instances WHERE created_at >= ?
+GROUP BY orchestration_name, orchestration_version;
+
 -- name: observe_workers
 -- (pool or NULL for every pool, the same again): every record, stale ones too (nothing is
 -- reaped: observing writes nothing).
