@@ -15,6 +15,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import urllib.request
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
@@ -375,3 +376,15 @@ def test_a_taken_port_exits_2(tmp_path: Path) -> None:
         proc = dashboard_process("--store", url, "--port", str(taken.getsockname()[1]))
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "cannot listen on 127.0.0.1:" in err, err
+
+
+def test_without_the_extra_it_says_how_to_get_it(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['aiohttp'] = None; from durox.cli import main; "
+        f"sys.exit(main(['dashboard', '--store', 'sqlite:///{tmp_path}/x.db']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert "aiohttp is not installed: pip install 'durox[dashboard]'" in result.stderr
