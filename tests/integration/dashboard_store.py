@@ -62,13 +62,15 @@ async def add_monitor_and_markup(store: Store) -> None:
         await client.start_orchestration_versioned("monitor-db", MONITOR, "1.0.0", 1)
         await client.start_orchestration("markup", ECHO, MARKUP)
 
-        async def on_second_execution() -> bool:
-            return (await client.get_instance_info("monitor-db")).current_execution_id == 2
+        async def on_second_execution() -> bool:  # the start is queued until a worker takes it
+            info = await store.get_instance("monitor-db")
+            return info is not None and info.custom_status == {"cycle": 2, "on": "1.0.2"}
 
         await eventually(on_second_execution, what="monitor-db on its second execution")
 
         async def waiting() -> bool:
-            return bool((await client.get_instance_info("markup")).custom_status == MARKUP)
+            info = await store.get_instance("markup")
+            return info is not None and info.custom_status == MARKUP
 
         await eventually(waiting, what="markup waiting for its event")
         await client.raise_event("markup", "say", MARKUP)
