@@ -45,6 +45,9 @@ from durox.worker import (
 )
 
 from . import _admin
+from ._kubectl import main as kubectl_main
+
+__all__ = ["kubectl_main", "main"]
 
 CANNOT_RUN = EXIT_INCOMPLETE
 """`durox replay-check` exits 2 when it could not run (or not to the end)."""
