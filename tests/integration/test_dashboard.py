@@ -27,13 +27,20 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from durox import Client
+from durox import ActivityRegistry, Client
 from durox.dashboard import DashboardSettings, build_app, store_label
 from durox.providers import Store
-from durox.worker import open_existing_store
-from tests.integration.dashboard_store import ECHO, MARKUP, MONITOR, fill_dashboard_store
+from durox.worker import open_existing_store, open_store
+from tests.integration.dashboard_store import (
+    ECHO,
+    MARKUP,
+    MONITOR,
+    fill_dashboard_store,
+    orchestrations,
+)
 from tests.integration.test_admin_cli import DUROX, ORDER, ROOT
 from tests.integration.test_replay_check_cli import empty_database
+from tests.unit.scenario_support import eventually, running
 
 Dashboard = TestClient[web.Request, web.Application]
 PAGES = ["/instances", "/instances/monitor-db", "/versions", "/workers", "/drain"]
@@ -388,3 +395,29 @@ def test_without_the_extra_it_says_how_to_get_it(tmp_path: Path) -> None:
     )
     assert result.returncode == 2 and result.stdout == ""
     assert "aiohttp is not installed: pip install 'durox[dashboard]'" in result.stderr
+
+
+async def test_an_instance_id_of_any_characters_links_to_its_page(tmp_path: Path) -> None:
+    """Ids are any text: the link quotes it, the page finds it, and the id shows as text."""
+    odd = "a/b c?#<i>%2F é"
+    store = await open_store(f"sqlite:///{tmp_path / 'odd.db'}")
+    try:
+        async with running(store, ActivityRegistry.builder().build(), orchestrations):
+            await Client(store).start_orchestration(odd, ECHO, "hi")
+
+            async def started() -> bool:
+                return await store.get_instance(odd) is not None
+
+            await eventually(started, what="the odd instance")
+    finally:
+        await store.close()
+    client, store = await dashboard(f"sqlite:///{tmp_path / 'odd.db'}")
+    try:
+        listed = await page(client, "/instances")
+        link = re.search(r'href="(/instances/a[^"]*)"', listed)
+        assert link is not None and link[1] == "/instances/a%2Fb%20c%3F%23%3Ci%3E%252F%20%C3%A9"
+        shown = await page(client, link[1])
+        assert "a/b c?#&lt;i&gt;%2F é" in shown and "<i>" not in shown
+    finally:
+        await client.close()
+        await store.close()
