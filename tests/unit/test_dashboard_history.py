@@ -59,6 +59,17 @@ def test_no_sample_and_one_sample() -> None:
     assert only.points == "188.0,32.5"  # at the right edge; 3 of a scale up to 4
 
 
+def test_a_long_history_draws_at_most_max_points_and_keeps_the_peak_and_the_newest() -> None:
+    history = CountHistory(capacity=1000)
+    for n in range(1000):
+        history.add(observed(T0 + timedelta(seconds=n), v1_0_0=9 if n == 501 else n % 5))
+    (line,) = chart(history.samples, max_points=100).series
+    points = line.points.split()
+    assert len(points) == 101  # every 10th, then the newest
+    assert points[-1].startswith("748.0,")  # the right edge: the newest sample
+    assert (line.last, line.peak) == (999 % 5, 9)  # sample 501 is not drawn, but counted
+
+
 def test_dashboard_surface_is_pinned() -> None:
     assert sorted(durox.dashboard.__all__) == [
         "Chart",

@@ -85,12 +85,24 @@ class Chart:
     series: list[Series]
 
 
+MAX_POINTS = 600
+"""Points drawn per line at most: a day of 15-second samples is 5,760, more than a chart
+760 pixels wide can show, and each one costs the page about 12 bytes."""
+
+
 def chart(
-    samples: list[Sample], *, width: int = 760, height: int = 260, left: int = 48, top: int = 12
+    samples: list[Sample],
+    *,
+    width: int = 760,
+    height: int = 260,
+    left: int = 48,
+    top: int = 12,
+    max_points: int = MAX_POINTS,
 ) -> Chart:
     """A line per `NAME@version` seen in any sample; a key missing from a sample counts 0
     there (its instances had all ended). Time runs left to right; one sample is a point at
-    the right edge."""
+    the right edge. Beyond `max_points` samples every n-th is drawn, the newest always; the
+    scale and each line's peak still come from all of them."""
     plot_width, plot_height = width - left - 12, height - top - 36
     keys = sorted({k for s in samples for k in s.counts})
     y_max = max([1, *(n for s in samples for n in s.counts.values())])
@@ -107,17 +119,20 @@ def chart(
     def y(count: int) -> float:
         return top + plot_height * (1 - count / y_max)
 
+    stride = -(-len(samples) // max_points) if samples else 1
+    drawn = samples[::stride]
+    if samples and drawn[-1] is not samples[-1]:
+        drawn.append(samples[-1])
     series = []
     for i, key in enumerate(keys):
-        counts = [(s.at, s.counts.get(key, 0)) for s in samples]
-        points = " ".join(f"{x(at):.1f},{y(n):.1f}" for at, n in counts)
+        points = " ".join(f"{x(s.at):.1f},{y(s.counts.get(key, 0)):.1f}" for s in drawn)
         series.append(
             Series(
                 key=key,
                 colour=PALETTE[i % len(PALETTE)],
                 points=points,
-                last=counts[-1][1],
-                peak=max(n for _, n in counts),
+                last=samples[-1].counts.get(key, 0),
+                peak=max(s.counts.get(key, 0) for s in samples),
             )
         )
     step = max(1, y_max // 4)
