@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 
 from durox.core import events as ev
-from durox.errors import HistoryDecodeError
+from durox.errors import HistoryDecodeError, PayloadError, PayloadTooLargeError
 
 _EVENT_TYPES = ev.Event.__args__
 _MESSAGE_TYPES = (*ev.Message.__args__, ev.ActivityWork)
@@ -29,6 +29,10 @@ _encode_text = msgspec.json.Encoder().encode
 # User payloads are checked by the standard library, which refuses what JSON cannot hold (a
 # datetime, a set, NaN) where msgspec would quietly turn it into something else.
 _strict_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+# The form replay compares inputs in (`same_payload`): the strict encoding with sorted keys.
+_canonical_dumps = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False, sort_keys=True
+).encode
 _history_decoder = msgspec.json.Decoder(list[ev.Event])
 _event_decoder = msgspec.json.Decoder(ev.Event)
 _message_decoder = msgspec.json.Decoder(ev.Message | ev.ActivityWork)
@@ -87,14 +91,63 @@ def decode_message(text: str | bytes) -> ev.Message | ev.ActivityWork:
     return result
 
 
+DEFAULT_MAX_PAYLOAD_BYTES = 2 * 1024 * 1024
+"""The default `max_payload_bytes` (docs/payloads.md says why 2 MiB)."""
+
+
 def encode_json(value: Any) -> str:
     """Encode a user payload; raises `PayloadError` for values JSON cannot hold."""
     try:
         return _strict_dumps(value)
     except (TypeError, ValueError) as exc:
-        from durox.errors import PayloadError
-
         raise PayloadError(f"value is not JSON-serializable: {exc}") from exc
+
+
+def check_payload(value: Any, limit: int | None, what: str) -> str:
+    """Encode a user payload and hold it to `limit` bytes of UTF-8 JSON (None: no limit):
+    `PayloadError` if JSON cannot hold it, `PayloadTooLargeError` naming `what` if too big."""
+    text = encode_json(value)
+    # A character is at most 4 bytes of UTF-8: most payloads pass without being encoded.
+    if limit is not None and len(text) * 4 > limit:
+        size = len(text.encode())
+        if size > limit:
+            raise PayloadTooLargeError(what, size, limit)
+    return text
+
+
+def canonical_json(value: Any) -> str:
+    """`value` as replay compares it: strict JSON, keys sorted, floats in their shortest
+    round-trip form. Two values give the same text exactly when they read back from the store
+    as the same JSON, whatever the order their dict keys were built in."""
+    try:
+        return _canonical_dumps(value)
+    except TypeError:
+        # Keys of mixed types cannot be sorted; JSON makes every key a string, so sort those.
+        return _canonical_dumps(_any_decoder.decode(encode_json(value)))
+    except ValueError as exc:
+        raise PayloadError(f"value is not JSON-serializable: {exc}") from exc
+
+
+def same_payload(code: Any, recorded: Any) -> bool:
+    """Whether the value the code passes now is the one the history recorded (`recorded` was
+    read back from the store). A value JSON cannot hold matches nothing."""
+    if code is None or recorded is None or type(code) is str:
+        return type(code) is type(recorded) and code == recorded
+    try:
+        return canonical_json(code) == canonical_json(recorded)
+    except PayloadError:
+        return False
+
+
+def short_json(value: Any, limit: int = 80) -> str:
+    """A payload for an error message: its JSON, cut to about `limit` characters."""
+    try:
+        text = canonical_json(value)
+    except PayloadError:
+        text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
 
 
 def decode_json(text: str | bytes | None) -> Any:
