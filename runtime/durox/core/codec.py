@@ -18,7 +18,12 @@ from typing import Any
 import msgspec
 
 from durox.core import events as ev
-from durox.errors import HistoryDecodeError, PayloadError, PayloadTooLargeError
+from durox.errors import (
+    ConfigurationError,
+    HistoryDecodeError,
+    PayloadError,
+    PayloadTooLargeError,
+)
 
 _EVENT_TYPES = ev.Event.__args__
 _MESSAGE_TYPES = (*ev.Message.__args__, ev.ActivityWork)
@@ -93,6 +98,12 @@ def decode_message(text: str | bytes) -> ev.Message | ev.ActivityWork:
 
 DEFAULT_MAX_PAYLOAD_BYTES = 2 * 1024 * 1024
 """The default `max_payload_bytes` (docs/payloads.md says why 2 MiB)."""
+
+
+def check_max_payload_bytes(value: int) -> None:
+    """`ConfigurationError` unless `value` is a whole number of bytes, at least 1 KiB."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1024:
+        raise ConfigurationError(f"max_payload_bytes must be an int of at least 1024: {value!r}")
 
 
 def encode_json(value: Any) -> str:

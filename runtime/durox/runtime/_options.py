@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from durox._version import __version__
-from durox.core.codec import DEFAULT_MAX_PAYLOAD_BYTES
+from durox.core.codec import DEFAULT_MAX_PAYLOAD_BYTES, check_max_payload_bytes
 from durox.core.versions import SemverRange
 from durox.errors import ConfigurationError
 
@@ -65,12 +65,6 @@ class RuntimeOptions:
         version up to its own. `Runtime.replay_range` is the one in force, which `reconfigure`
         may change; a store's `replay_range` argument is that same range, passed to a fetch."""
         return self.supported_replay_versions or SemverRange("0.0.0", engine_version)
-
-
-def check_max_payload_bytes(value: int) -> None:
-    """`ConfigurationError` unless `value` is a whole number of bytes, at least 1 KiB."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1024:
-        raise ConfigurationError(f"max_payload_bytes must be an int of at least 1024: {value!r}")
 
 
 class RuntimeObserver:
