@@ -8,6 +8,7 @@ matches itself.
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from durox.core import events as ev
 from durox.core.codec import canonical_json, decode_event, encode_event, same_payload
 from durox.core.context import OrchestrationContext
 from durox.core.replay import Mismatch, TurnResult
+from durox.errors import PayloadError
 from tests.unit.histories import start, turn
 
 Ctx = OrchestrationContext
@@ -142,3 +144,30 @@ def test_canonical_json_sorts_keys_of_any_type_as_json_would() -> None:
     assert canonical_json({2: "x", "1": "y"}) == '{"1":"y","2":"x"}'
     assert same_payload({2: "x"}, {"2": "x"})
     assert not same_payload(None, 0) and not same_payload("1", 1) and same_payload(None, None)
+
+
+def test_values_compared_without_encoding_agree_with_their_json() -> None:
+    class Colour(enum.StrEnum):
+        RED = "red"
+
+    class Size(enum.IntEnum):
+        BIG = 3
+
+    pairs: list[tuple[Any, Any, bool]] = [
+        ({"a": [1, {"b": 2.5}]}, {"a": [1, {"b": 2.5}]}, True),
+        ({"a": (1, 2)}, {"a": [1, 2]}, True),
+        ({"c": Colour.RED, "s": Size.BIG}, {"c": "red", "s": 3}, True),
+        ({"a": 1}, {"a": 1, "b": 2}, False),
+        ({"a": 1}, {"b": 1}, False),
+        ([1, 2], [2, 1], False),
+        ([0.0], [-0.0], False),
+        ({"a": float("nan")}, {"a": None}, False),
+        ({"a": {1, 2}}, {"a": [1, 2]}, False),
+    ]
+    for code, recorded, expected in pairs:
+        assert same_payload(code, recorded) is expected, (code, recorded)
+        try:
+            by_text = canonical_json(code) == canonical_json(recorded)
+        except PayloadError:
+            by_text = False
+        assert by_text is expected, (code, recorded)

@@ -139,11 +139,51 @@ def canonical_json(value: Any) -> str:
         raise PayloadError(f"value is not JSON-serializable: {exc}") from exc
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+def _same_json(code: Any, recorded: Any) -> bool | None:
+    """The JSON-value comparison of `same_payload` for plain dicts, lists and scalars, walked
+    once without encoding: True or False, or None for anything else (a tuple, a subclass, a
+    key that is not a string), which the caller settles by encoding. A float compares by its
+    repr, which is its JSON form (so 0.0 and -0.0 differ, as they do in JSON)."""
+    tc = type(code)
+    if tc is not type(recorded):
+        return None if tc not in _PLAIN else False if type(recorded) in _PLAIN else None
+    if tc is dict:
+        if len(code) != len(recorded):
+            return False
+        for key, value in code.items():
+            if type(key) is not str:
+                return None
+            if key not in recorded:
+                return False
+            same = _same_json(value, recorded[key])
+            if not same:
+                return same
+        return True
+    if tc is list:
+        if len(code) != len(recorded):
+            return False
+        for a, b in zip(code, recorded, strict=True):
+            same = _same_json(a, b)
+            if not same:
+                return same
+        return True
+    if tc is float:
+        return repr(code) == repr(recorded)
+    if tc in _PLAIN:
+        return bool(code == recorded)
+    return None
+
+
 def same_payload(code: Any, recorded: Any) -> bool:
     """Whether the value the code passes now is the one the history recorded (`recorded` was
-    read back from the store). A value JSON cannot hold matches nothing."""
-    if code is None or recorded is None or type(code) is str:
-        return type(code) is type(recorded) and code == recorded
+    read back from the store): whether both have the same `canonical_json`. Plain values are
+    compared without encoding them; a value JSON cannot hold matches nothing."""
+    same = _same_json(code, recorded)
+    if same is not None:
+        return same
     try:
         return canonical_json(code) == canonical_json(recorded)
     except PayloadError:
