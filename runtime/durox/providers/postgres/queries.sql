@@ -19,8 +19,10 @@ SELECT {schema}.durox_enqueue($1, $2, $3, $4, $5)
 -- name: enqueue_event
 -- (instance id, ExternalEvent message, clock or NULL) -> the new row's id, or no row (and
 -- nothing enqueued) when there is no instance and no client start queued for it. One
--- statement: a first turn inserts the instance row and deletes its start in one commit, so
--- the snapshot sees one or the other, never neither.
+-- statement, one snapshot: a first turn inserts the instance row and deletes its start in one
+-- commit, so the snapshot sees one or the other, never neither. No row locks: after waiting
+-- for a lock, READ COMMITTED rechecks only the locked row, against a newer state than the
+-- other EXISTS reads, and could then see neither.
 WITH known AS (
     SELECT coalesce($3::bigint, {schema}.durox_now_ms()) AS now
     WHERE EXISTS (SELECT 1 FROM {schema}.instances WHERE instance_id = $1)
