@@ -42,7 +42,7 @@ from durox.core._outcome import (
     TurnResult,
     Unresolved,
 )
-from durox.core.codec import encode_json
+from durox.core.codec import DEFAULT_MAX_PAYLOAD_BYTES, check_payload
 from durox.errors import (
     ActivityFailedError,
     HistoryDecodeError,
@@ -82,8 +82,11 @@ def run_turn(
     now_ms: int,
     engine_version: str,
     context_factory: Callable[[_Turn], Any],
+    max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
 ) -> TurnResult | Unresolved | Dropped:
-    """Run one turn. `execution_id` is the instance's current execution (0 if none yet)."""
+    """Run one turn. `execution_id` is the instance's current execution (0 if none yet).
+    Payloads the code hands over in this turn (inputs, output, custom status) are held to
+    `max_payload_bytes` of JSON (None: no limit); replayed ones are not checked again."""
     return _Turn(
         instance_id,
         execution_id,
@@ -93,6 +96,7 @@ def run_turn(
         now_ms,
         engine_version,
         context_factory,
+        max_payload_bytes,
     ).run()
 
 
@@ -107,7 +111,9 @@ class _Turn(Operations):
         now_ms: int,
         engine_version: str,
         context_factory: Callable[[_Turn], Any],
+        max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
+        self.max_payload_bytes = max_payload_bytes
         self.instance_id = instance_id
         self.execution_id = execution_id
         self.history = history
@@ -324,13 +330,13 @@ class _Turn(Operations):
         if self.terminal is not None:
             return
         if fut.error is None:
-            try:
-                value = _normalize(fut.value)
+            try:  # the value as it reads back from the store (tuples become lists, ...)
+                value = json.loads(check_payload(fut.value, self.max_payload_bytes, "the output"))
             except PayloadError as exc:
                 self.terminal = (
                     STATUS_FAILED,
                     None,
-                    ev.ErrorDetails("validation", "PayloadError", f"output: {exc}"),
+                    ev.ErrorDetails("validation", type(exc).__name__, f"output: {exc}"),
                 )
                 return
             self.terminal = (STATUS_COMPLETED, value, None)
@@ -428,11 +434,6 @@ class _Turn(Operations):
                 fut._resolve(self, e.data)
                 return
         self.buffered.setdefault(e.name, deque()).append(e.data)
-
-
-def _normalize(value: Any) -> JSON:
-    """The value as it will read back from the store (tuples become lists, and so on)."""
-    return json.loads(encode_json(value))
 
 
 def error_details(exc: BaseException) -> ev.ErrorDetails:

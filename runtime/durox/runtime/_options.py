@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from durox._version import __version__
+from durox.core.codec import DEFAULT_MAX_PAYLOAD_BYTES, check_max_payload_bytes
 from durox.core.versions import SemverRange
 from durox.errors import ConfigurationError
 
@@ -41,12 +42,18 @@ class RuntimeOptions:
     """Cap on sessions this runtime owns at once; None: no cap; 0: it takes no session work."""
     heartbeat_interval: timedelta = timedelta(seconds=5)
     """How often the capability record and session locks are refreshed."""
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    """The largest payload (UTF-8 JSON bytes) this runtime's orchestrations and activities may
+    hand over: an activity result, an orchestration output, a custom status, the input of an
+    activity, sub-orchestration or continue_as_new. Larger ones fail with
+    `PayloadTooLargeError` (docs/payloads.md)."""
 
     def __post_init__(self) -> None:
         if self.orchestration_concurrency < 1 or self.activity_concurrency < 0:
             raise ConfigurationError("concurrency must be positive")
         if self.max_attempts < 1:
             raise ConfigurationError("max_attempts must be at least 1")
+        check_max_payload_bytes(self.max_payload_bytes)
         if self.heartbeat_interval * 2 >= self.session_lock_timeout:
             raise ConfigurationError(
                 "session_lock_timeout must be more than twice heartbeat_interval, or sessions "

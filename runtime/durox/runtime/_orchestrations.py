@@ -104,6 +104,7 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
                 now_ms=self.provider.clock_ms(),
                 engine_version=self.engine.version,
                 context_factory=OrchestrationContext,
+                max_payload_bytes=self.options.max_payload_bytes,
             )
             took = time.perf_counter() - began
             if isinstance(result, Unresolved):

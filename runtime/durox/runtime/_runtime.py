@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from durox.core.compat import CURRENT_ENGINE, EngineIdentity
 from durox.core.versions import SemverRange, VersionPolicy
-from durox.errors import DuroxError
+from durox.errors import ConfigurationError, DuroxError
 from durox.providers._base import OrchestrationItem, Provider, WorkerRecord, WorkItem
 from durox.registry import ActivityRegistry, OrchestrationRegistry
 from durox.runtime._activities import ActivityRunner
@@ -224,11 +225,14 @@ class Runtime:
             except DuroxError as exc:
                 log.warning("heartbeat failed (%s): %s", kind_of(exc), exc)
 
-    async def shutdown(self, timeout: float = 30.0) -> None:
-        """Stop fetching; wait for in-flight work up to `timeout`, then release the rest."""
+    async def shutdown(self, timeout: timedelta | float = timedelta(seconds=30)) -> None:
+        """Stop fetching; wait for in-flight work up to `timeout` (a `timedelta`, or seconds),
+        then release the rest. A bad `timeout` raises `ConfigurationError` and changes nothing:
+        the runtime keeps running and a later shutdown works as if this one never happened."""
+        seconds = _timeout_seconds(timeout)
         if self._tasks.stopping:
             return
-        await self._tasks.stop(timeout)
+        await self._tasks.stop(seconds)
         await self._activity_runs.drained()
         await self._turns.drained()
         if self._heartbeat is not None:
@@ -240,3 +244,19 @@ class Runtime:
         except DuroxError as exc:
             log.warning("could not remove the capability record: %s", exc)
         log.info("runtime %s stopped", self.worker_id, extra={"worker_id": self.worker_id})
+
+
+def _timeout_seconds(timeout: timedelta | float) -> float:
+    """A shutdown timeout in seconds; `ConfigurationError` unless it is a `timedelta` or a
+    number of seconds, finite and not negative."""
+    if isinstance(timeout, timedelta):
+        seconds = timeout.total_seconds()
+    elif isinstance(timeout, int | float) and not isinstance(timeout, bool):
+        seconds = float(timeout)
+    else:
+        raise ConfigurationError(
+            f"shutdown timeout must be a timedelta or a number of seconds, not {timeout!r}"
+        )
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ConfigurationError(f"shutdown timeout must be finite and not negative: {timeout!r}")
+    return seconds

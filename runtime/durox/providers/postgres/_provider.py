@@ -144,6 +144,13 @@ class PostgresProvider(Store):
             db.now(),
         )
 
+    async def enqueue_event(self, message: ev.ExternalEvent) -> bool:
+        db = self._db
+        queued = await db.fetchval(
+            "enqueue_event", message.instance_id, encode_message(message), db.now()
+        )
+        return queued is not None
+
     async def fetch_orchestration_items(
         self, lock_timeout_ms: int, replay_range: SemverRange | None = None, max_items: int = 1
     ) -> list[OrchestrationItem]:

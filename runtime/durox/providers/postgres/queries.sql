@@ -16,6 +16,26 @@ SELECT {schema}.durox_start_instance($1, $2, $3)
 -- (instance id, message kind, message, delay ms, clock)
 SELECT {schema}.durox_enqueue($1, $2, $3, $4, $5)
 
+-- name: enqueue_event
+-- (instance id, ExternalEvent message, clock or NULL) -> the new row's id, or no row (and
+-- nothing enqueued) when there is no instance and no client start queued for it. One
+-- statement, one snapshot: a first turn inserts the instance row and deletes its start in one
+-- commit, so the snapshot sees one or the other, never neither. No row locks: after waiting
+-- for a lock, READ COMMITTED rechecks only the locked row, against a newer state than the
+-- other EXISTS reads, and could then see neither.
+WITH known AS (
+    SELECT coalesce($3::bigint, {schema}.durox_now_ms()) AS now
+    WHERE EXISTS (SELECT 1 FROM {schema}.instances WHERE instance_id = $1)
+       OR EXISTS (SELECT 1 FROM {schema}.orchestrator_queue
+                  WHERE instance_id = $1 AND kind = 'StartOrchestration')
+), queued AS (
+    INSERT INTO {schema}.orchestrator_queue (instance_id, kind, data, visible_at, created_at)
+    SELECT $1, 'ExternalEvent', $2, now, now FROM known
+    RETURNING id
+)
+SELECT q.id FROM queued q
+CROSS JOIN LATERAL (SELECT pg_notify({schema}.durox_channel(), 'o1')) AS notified
+
 -- name: fetch_orchestration
 -- (clock, lease ms, token, replay range low, high); the token is echoed back as a column
 SELECT $3::text AS lock_token, * FROM {schema}.durox_fetch_orchestration($1, $2, $3, $4, $5)

@@ -138,6 +138,16 @@ class SqliteProvider(SqliteAdmin, Store):
         await self._db.run(lambda c: c.execute(sql, row))
         self._notify("orchestration", visible)
 
+    async def enqueue_event(self, message: ev.ExternalEvent) -> bool:
+        now = self._clock()
+        i = message.instance_id
+        args = (i, encode_message(message), now, now, i, i)
+        sql = self._sql["enqueue_event"]
+        queued: int = await self._db.run(lambda c: c.execute(sql, args).rowcount)
+        if queued:
+            self._notify("orchestration")
+        return queued > 0
+
     async def fetch_orchestration_items(
         self, lock_timeout_ms: int, replay_range: SemverRange | None = None, max_items: int = 1
     ) -> list[OrchestrationItem]:
