@@ -77,7 +77,13 @@ REASONS: Final[Mapping[str, frozenset[str]]] = {
     # What the store says (issue 12): whether the operator could read it this pass, and
     # whether instances wait that no live worker can run. Neither stops a rollout by itself.
     "StoreObserved": frozenset(
-        {"Observed", "SecretUnreadable", "StoreUnreachable", "StoreNotObservable"}
+        {
+            "Observed",
+            "SecretUnreadable",
+            "StoreUnreachable",
+            "StoreNotObservable",
+            "SchemaMissing",
+        }
     ),
     "Stranded": frozenset({"NoneStranded", "InstancesStranded", "StoreNotObserved"}),
     # Whether the spec's `versions` lists agree with what the live workers register.
