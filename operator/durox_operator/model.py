@@ -21,8 +21,10 @@ REGISTRY_LABEL: Final = "durox.dev/registry"
 HASH_ANNOTATION: Final = "durox.dev/planned-hash"
 STARTUP_ANNOTATION: Final = "durox.dev/startup-config"
 TEMPLATE_ANNOTATION: Final = "durox.dev/template-hash"
-"""On a worker Deployment: the digest of the pod template the operator planned. Comparing it
-with the plan tells "a new template is about to roll" without diffing apiserver defaults."""
+"""On a worker Deployment and on its pod template: the digest of the pod template the operator
+planned (computed without this annotation). Comparing the Deployment's with the plan tells "a
+new template is about to roll" without diffing apiserver defaults; a pod's tells which
+template it runs, and so (by the pod name in `node_id`) which template a worker's record is of."""
 ACTIVE_ANNOTATION: Final = "durox.dev/active-versions"
 """On the worker ConfigMap: `NAME@VERSION,...`, what the file it carries activates. Read back
 on every pass, so what is "currently active" comes from the cluster, not from memory."""
