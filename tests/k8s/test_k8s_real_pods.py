@@ -129,6 +129,8 @@ class Sample:
     reason: str
     images: dict[str, str]
     """pod -> image, terminating pods marked so."""
+    store: str = ""
+    """The StoreObserved condition's status (and reason when not True)."""
 
 
 @dataclass
@@ -184,6 +186,46 @@ async def _query(dsn: str, sql: str, *args: Any) -> list[Any]:
         await conn.close()
 
 
+async def _workers(dsn: str) -> list[Any]:
+    """The pool's live capability records, read as the operator reads them (nothing reaped)."""
+    from datetime import UTC, datetime
+
+    from durox.providers import PostgresProvider
+
+    provider = await PostgresProvider.connect(dsn, listen=False)
+    try:
+        seen = await provider.observe(
+            pool="loop", failed_since=datetime.now(UTC), stale_after_ms=30_000
+        )
+        return [w.record for w in seen.workers if w.live]
+    finally:
+        await provider.close()
+
+
+STATUS_OUT = os.environ.get("DUROX_STATUS_OUT")
+"""Where to write the registry's status and Events after the upgrade, if set."""
+
+
+def _as_a_user_sees_it(cluster: Pods) -> str:
+    """`kubectl get oreg -o wide`, the conditions and the registry's Events, as text."""
+    plane, ns = cluster.plane, cluster.ns
+    out = ["$ kubectl get oreg -o wide", plane.kubectl("get", "oreg", "-n", ns, "-o", "wide")]
+    out.append("$ kubectl get oreg loop -o jsonpath='{.status.conditions}'  (as a table)")
+    for c in cluster.status().get("conditions", []):
+        out.append(f"{c['type']:14} {c['status']:7} {c['reason']:18} {c['message']}")
+    out.append("\n$ kubectl get oreg loop -o jsonpath='{.status.workerRecords}{.status.versions}'")
+    status = cluster.status()
+    out.append(json.dumps({k: status.get(k) for k in ("workerRecords", "versions", "drain")}))
+    events = plane.get_json("events", "-n", ns, "--field-selector", "involvedObject.name=loop")
+    out.append("\n$ kubectl describe oreg loop   (Events, oldest first)")
+    out += [
+        f"{e['type']:8} {e['reason']:20} x{e.get('count', 1)} {e['message']}"
+        for e in sorted(events["items"], key=lambda e: int(e["metadata"]["resourceVersion"]))
+        if e["involvedObject"]["kind"] == "OrchestrationRegistry"
+    ]
+    return "\n".join(out) + "\n"
+
+
 async def _instances(dsn: str) -> list[Any]:
     from durox import Client
     from durox.providers import PostgresProvider
@@ -225,13 +267,15 @@ def _run_upgrade(cluster: Pods, db: PodStore, images: dict[str, str], wrong_orde
     while time.monotonic() < deadline:
         now = time.time()
         active = cluster.active_versions()
-        progressing: dict[str, Any] = next(
-            (c for c in cluster.status().get("conditions", []) if c["type"] == "Progressing"), {}
-        )
+        conditions = {c["type"]: c for c in cluster.status().get("conditions", [])}
+        progressing: dict[str, Any] = conditions.get("Progressing", {})
+        seen: dict[str, Any] = conditions.get("StoreObserved", {})
         sample = Sample(
             at=now,
             active=active,
             reason=progressing.get("reason", ""),
+            store=str(seen.get("status"))
+            + ("" if seen.get("status") == "True" else f" {seen.get('reason')}"),
             images={
                 p["metadata"]["name"]
                 + (" (terminating)" if "deletionTimestamp" in p["metadata"] else ""): p["spec"][
@@ -260,6 +304,22 @@ def test_live_upgrade_holds_the_new_version_until_every_worker_runs_it(
 ) -> None:
     cluster, db = pods
     report = _run_upgrade(cluster, db, images, wrong_order=False)
+
+    # The operator read this store all along, so the activation waited for the workers' own
+    # capability records (every live worker registering 1.0.1 with the same handlers), not
+    # only for Kubernetes. (It once decided from Kubernetes alone here: the store's first
+    # answer, "no schema yet", was held for a 30 s back-off that outlasted the upgrade.)
+    assert report.samples and all(s.store == "True" for s in report.samples), [
+        (s.at, s.store) for s in report.samples if s.store != "True"
+    ][:3]
+    status = cluster.status()
+    records = status.get("workerRecords", {})
+    assert records.get("live", 0) >= 3 and records.get("ready", 0) >= 3, records
+    workers = run(_workers(db.host_dsn))
+    assert sorted(w.node_id or "" for w in workers) == sorted(report.new_pods)
+    assert all(w.has_version(LOOP, "1.0.1") for w in workers), workers
+    if STATUS_OUT:
+        Path(STATUS_OUT).write_text(_as_a_user_sees_it(cluster))
 
     # the hold: 1.0.1 was never active while a worker of image v1 was serving
     assert any(s.reason == "HoldingVersions" for s in report.samples)
