@@ -317,6 +317,12 @@ def test_live_upgrade_holds_the_new_version_until_every_worker_runs_it(
     assert records.get("live", 0) >= 3 and records.get("ready", 0) >= 3, records
     workers = run(_workers(db.host_dsn))
     assert sorted(w.node_id or "" for w in workers) == sorted(report.new_pods)
+    # ... and each record is matched to its pod's template: the pods carry the digest the
+    # Deployment names, so the operator knew these were the new template's workers
+    digest = cluster.get("deployment")["metadata"]["annotations"]["durox.dev/template-hash"]
+    assert {
+        p["metadata"]["annotations"].get("durox.dev/template-hash") for p in cluster.pods()
+    } == {digest}
     assert all(w.has_version(LOOP, "1.0.1") for w in workers), workers
     if STATUS_OUT:
         Path(STATUS_OUT).write_text(_as_a_user_sees_it(cluster))
