@@ -239,9 +239,23 @@ async def _instances(dsn: str) -> list[Any]:
         await provider.close()
 
 
-def _run_upgrade(cluster: Pods, db: PodStore, images: dict[str, str], wrong_order: bool) -> Upgrade:
+BLIND = {"store": {"secretRef": {"name": "store"}, "operatorSecretRef": {"name": "absent"}}}
+"""A registry whose operator Secret does not exist: the operator cannot read the store
+(StoreObserved=False, SecretUnreadable) and decides from Kubernetes alone."""
+
+
+def _run_upgrade(
+    cluster: Pods,
+    db: PodStore,
+    images: dict[str, str],
+    wrong_order: bool,
+    spec: dict[str, Any] | None = None,
+) -> Upgrade:
+    """Image v1 with 1.0.0, 200 instances, then image v2 with 1.0.1 in one apply (or, with
+    `wrong_order`, 1.0.1 with the old image first); `spec` adds to each registry applied."""
     plane, ns = cluster.plane, cluster.ns
-    v1 = _with_env(registry("loop", images["v1"], ["1.0.0"]))
+    extra = spec or {}
+    v1 = _with_env(registry("loop", images["v1"], ["1.0.0"], **extra))
     plane.apply(v1, "-n", ns)
     cluster.wait("3 real v1 workers", lambda: cluster.settled(3))
     run(_start_instances(db.host_dsn))
@@ -256,13 +270,20 @@ def _run_upgrade(cluster: Pods, db: PodStore, images: dict[str, str], wrong_orde
         cluster.follow_logs(pod)
 
     if wrong_order:  # the new version's policy first, with the old image still everywhere
-        plane.apply(_with_env(registry("loop", images["v1"], ["1.0.0", "1.0.1"])), "-n", ns)
-        cluster.wait(
-            "1.0.1 to be activated at once (no rollout)",
-            lambda: cluster.active_versions() == f"{LOOP}@1.0.1",
+        plane.apply(
+            _with_env(registry("loop", images["v1"], ["1.0.0", "1.0.1"], **extra)), "-n", ns
         )
+        if extra == BLIND:  # Kubernetes alone sees no rollout, so nothing holds 1.0.1 back
+            cluster.wait(
+                "1.0.1 to be activated at once (no rollout)",
+                lambda: cluster.active_versions() == f"{LOOP}@1.0.1",
+            )
+        else:  # the workers' records say none of them registers 1.0.1: it is held
+            cluster.wait("1.0.1 held on the workers' word", lambda: _held_by_workers(cluster))
+            time.sleep(3)  # a few more passes: still held
+            assert _held_by_workers(cluster), cluster.status()
     report.applied_at = time.time()
-    plane.apply(_with_env(registry("loop", images["v2"], ["1.0.0", "1.0.1"])), "-n", ns)
+    plane.apply(_with_env(registry("loop", images["v2"], ["1.0.0", "1.0.1"], **extra)), "-n", ns)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         now = time.time()
@@ -297,6 +318,16 @@ def _run_upgrade(cluster: Pods, db: PodStore, images: dict[str, str], wrong_orde
     report.new_pods = [p["metadata"]["name"] for p in cluster.pods()]
     cluster.join_logs()
     return report
+
+
+def _held_by_workers(cluster: Pods) -> bool:
+    conditions = {c["type"]: c for c in cluster.status().get("conditions", [])}
+    progressing = conditions.get("Progressing", {})
+    return bool(
+        cluster.active_versions() == f"{LOOP}@1.0.0"
+        and progressing.get("reason") == "HoldingVersions"
+        and f"do not register {LOOP}@1.0.1" in progressing.get("message", "")
+    )
 
 
 def test_live_upgrade_holds_the_new_version_until_every_worker_runs_it(
@@ -390,9 +421,13 @@ def test_live_upgrade_holds_the_new_version_until_every_worker_runs_it(
 def test_the_same_upgrade_in_the_wrong_order_hands_work_to_workers_without_its_handlers(
     images: dict[str, str], pods: tuple[Pods, PodStore]
 ) -> None:
-    """Negative control: a test that cannot fail proves nothing."""
+    """Negative control: a test that cannot fail proves nothing. The operator is kept from
+    the store here (it decides from Kubernetes alone, as before it read the store), so
+    nothing holds the new version back when its policy comes before its image."""
     cluster, db = pods
-    report = _run_upgrade(cluster, db, images, wrong_order=True)
+    report = _run_upgrade(cluster, db, images, wrong_order=True, spec=BLIND)
+    conditions = {c["type"]: c for c in cluster.status().get("conditions", [])}
+    assert conditions["StoreObserved"]["reason"] == "SecretUnreadable", conditions
     hits = {pod: _unregistered(cluster.streams[pod]) for pod in report.old_pods}
     instances = {r.get("instance_id") for rs in hits.values() for r in rs}
     messages = {r["message"].split(";")[0] for rs in hits.values() for r in rs}
@@ -401,6 +436,27 @@ def test_the_same_upgrade_in_the_wrong_order_hands_work_to_workers_without_its_h
         f"on v1 workers, {len(instances)} instances affected: {sorted(messages)}"
     )
     assert instances, "without the hold, old workers must have been handed 1.0.1 work"
+
+
+def test_the_wrong_order_is_held_by_the_workers_own_word(
+    images: dict[str, str], pods: tuple[Pods, PodStore]
+) -> None:
+    """The same wrong order with the operator reading the store: no v1 worker registers
+    1.0.1, so it stays held until the v2 workers have replaced them, and no old worker is
+    handed work it has no handler for."""
+    cluster, db = pods
+    report = _run_upgrade(cluster, db, images, wrong_order=True)
+    assert cluster.active_versions() == f"{LOOP}@1.0.1"
+    for s in report.samples:
+        if s.active.endswith("@1.0.1"):
+            serving = {img for pod, img in s.images.items() if "(terminating)" not in pod}
+            assert serving == {images["v2"]}, s
+    hits = {pod: _unregistered(cluster.streams[pod]) for pod in report.old_pods}
+    assert not any(hits.values()), {p: h[:3] for p, h in hits.items() if h}
+    print(
+        f"\nwrong order, store read: 1.0.1 held, then active {report.activated_after:.1f}s "
+        f"after the image's apply; 0 fetches without a handler on {len(hits)} v1 workers"
+    )
 
 
 # -- faults -----------------------------------------------------------------------------------
