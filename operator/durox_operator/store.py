@@ -107,12 +107,13 @@ class StoreObserver:
         except Exception as exc:
             self.forget(key)  # the next attempt reconnects
             error = StoreUnobservable(*_classify(exc, url, self.schema))
-            if error.reason == "StoreUnreachable":
-                # Only a store that did not answer is left alone for a while. One that
-                # answered "no" (no schema yet, no grant) costs no timeout to ask again, and
-                # its answer changes as soon as the first worker migrates the schema: a new
-                # registry is created with its store, and its first upgrade may come within
-                # seconds, long before a back-off would end.
+            if error.reason == "StoreUnreachable" or _sqlstates(exc) & LOGIN_REFUSED_STATES:
+                # Only a store that did not answer, or refused the login (a wrong password is
+                # not retried on every event), is left alone for a while. One that answered
+                # "no" (no schema yet, no grant) costs no timeout to ask again, and its answer
+                # changes as soon as the first worker migrates the schema: a new registry is
+                # created with its store, and its first upgrade may come within seconds, long
+                # before a back-off would end.
                 with self._guard:
                     self._failed[key] = (url, time.monotonic() + self.retry_after, error)
             raise error from exc
@@ -205,13 +206,15 @@ def _sqlstates(exc: BaseException) -> set[str]:
 
 SCHEMA_MISSING_STATES = frozenset({"3F000", "42P01"})
 """invalid_schema_name, undefined_table: the schema (or its tables) is not there."""
+LOGIN_REFUSED_STATES = frozenset({"28P01", "28000"})
+"""invalid_password, invalid_authorization_specification (no pg_hba.conf entry, no such role)."""
 
 
 def _classify(exc: BaseException, url: str, schema: str = DEFAULT_SCHEMA) -> tuple[str, str]:
     """(StoreObserved reason, message) for a failed observation. No schema yet is
     SchemaMissing (no worker has migrated this store, or the URL names another database); a
-    refused grant or another missing object is NotObservable (the role or the URL needs
-    fixing); anything else, Unreachable."""
+    refused login, a refused grant or another missing object is NotObservable (the role or
+    the URL needs fixing); anything else, Unreachable."""
     text = f"{type(exc).__name__}: {exc}".replace(url, redacted(url))
     lowered = text.lower()
     if _sqlstates(exc) & SCHEMA_MISSING_STATES or any(
@@ -221,6 +224,11 @@ def _classify(exc: BaseException, url: str, schema: str = DEFAULT_SCHEMA) -> tup
             f"the store has no {schema!r} schema yet: no worker has started on it (the first "
             "worker creates it); if workers run, the operator's Secret names another database "
             f"than theirs ({text})"
+        )[:1000]
+    if _sqlstates(exc) & LOGIN_REFUSED_STATES:
+        return "StoreNotObservable", (
+            "the store refused the operator's login (check the user and password in the URL "
+            f"of the Secret it reads, and that the server lets this host in): {text}"
         )[:1000]
     if "permission denied" in lowered or "does not exist" in lowered:
         return "StoreNotObservable", f"the operator's role cannot observe the store: {text}"[:1000]

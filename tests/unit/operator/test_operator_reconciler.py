@@ -731,3 +731,22 @@ def test_a_status_patch_names_each_dropped_key_with_null() -> None:
         "drain": {"pinned": {"0.0.5": None}, "emptySince": None},
         "x": [2],
     }  # status.kopf is not the plan's: left alone
+
+
+def test_a_refused_login_is_named_as_such_not_as_an_unreachable_store() -> None:
+    import asyncpg
+
+    from durox.errors import StoreUnavailableError
+    from durox_operator.store import _classify
+
+    url = "postgresql://observer:s3cret@db/app"
+    try:
+        try:
+            raise asyncpg.InvalidPasswordError('password authentication failed for user "o"')
+        except asyncpg.InvalidPasswordError as exc:
+            raise StoreUnavailableError("postgres connection: refused") from exc
+    except StoreUnavailableError as wrapped:
+        reason, message = _classify(wrapped, url)
+    assert reason == "StoreNotObservable"
+    assert message.startswith("the store refused the operator's login")
+    assert "s3cret" not in message
