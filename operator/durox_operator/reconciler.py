@@ -150,7 +150,8 @@ class Reconciler:
         report = plan.report(after, utc_now(), completed, failure)
         if report.status is not None:
             meta = registry["metadata"]
-            self._kube.patch_registry_status(meta["namespace"], meta["name"], report.status)
+            patch = planner.status_patch(registry.get("status", {}), report.status)
+            self._kube.patch_registry_status(meta["namespace"], meta["name"], patch)
         for event in report.events:
             self._post(registry, event)
         return failure is not None

@@ -41,9 +41,11 @@ from durox_operator.planner._status import (
 )
 from durox_operator.planner._store import (
     StoreView,
+    guard_candidates,
     in_use_lacking,
     registered_versions,
     serving,
+    template_pods,
     workers_lack,
 )
 from durox_operator.planner._versions import (
@@ -285,11 +287,17 @@ def plan(registry: Obj, observed: Observed) -> Plan:
     previous = published_versions(observed.configmap)
     store = observed.store
     pods = observed.pods + (observed.drain_pods if drain else ())
+    # The new template's pods, by the digest each pod carries; a record is matched to its pod
+    # by node id (the pod's name), so "the new template's workers" are known, not guessed.
+    template = template_pods(observed.pods, _template_hash(desired_dep))
+    if desired_drain is not None:
+        template |= template_pods(observed.drain_pods, _template_hash(desired_drain))
     guard = None
     if store is not None and pending is not None and not allow_version_removal(spec):
         # The removal guard: a worker of the new template lacks a version instances still
-        # need. Old workers serve them all, so whoever lacks one is new; stop the rollout.
-        guard = in_use_lacking(store, serving(store, pods)) or None
+        # need; stop the rollout. A record no listed pod claims is judged as new (the old
+        # workers served every instance, so whoever lacks one is new).
+        guard = in_use_lacking(store, guard_candidates(store, pods, template)) or None
     if guard is not None:
         desired_dep = plan_deployment(registry, base, pause=True)
     learned = None if store is None else registered_versions(serving(store, pods))
@@ -299,7 +307,7 @@ def plan(registry: Obj, observed: Observed) -> Plan:
         # workers' own word (their capability records) on each version that changes.
         wanted = desired_versions(spec, learned)
         changing = {n: v for n, v in wanted.items() if previous.get(n) != v}
-        workers_say = workers_lack(store, changing, pods)
+        workers_say = workers_lack(store, changing, pods, template)
     versions = plan_versions(spec, previous, pending or workers_say, learned)
     if workers_say is not None and versions.held:
         versions = dataclasses.replace(versions, workers_say=workers_say)
@@ -351,6 +359,10 @@ def plan(registry: Obj, observed: Observed) -> Plan:
         rolling=pending is not None or any(n not in versions.reasons for n in versions.held),
         drain_state=drain_state,
     )
+
+
+def _template_hash(deployment: Obj) -> str:
+    return str(deployment["metadata"]["annotations"][TEMPLATE_ANNOTATION])
 
 
 def _waiting_event(registry: Obj, versions: Versions) -> Event | None:

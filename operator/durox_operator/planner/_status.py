@@ -487,6 +487,32 @@ def status_changed(registry: Obj, planned: Mapping[str, Any]) -> bool:
     return any(current.get(key) != value for key, value in planned.items())
 
 
+def status_patch(
+    before: Mapping[str, Any], after: Mapping[str, Any], top: bool = True
+) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) that turns each field of status `before` that `after`
+    names into `after`'s.
+
+    The status is written with a merge patch, and a merge patch keeps every key of an object
+    it does not name: a pin gone from `drain.pinned`, or `drain.emptySince` cleared because
+    work returned, would stay in the cluster (and the drain's clock with it) unless the patch
+    names them with null. Top-level fields `after` does not name are left alone: they may be
+    someone else's (kopf keeps its own under `status.kopf`), and the plan carries every one
+    of its own. Lists are replaced whole, so they need nothing of this."""
+    patch: dict[str, Any] = {}
+    for key, value in after.items():
+        old = before.get(key)
+        if isinstance(value, Mapping) and isinstance(old, Mapping):
+            patch[key] = status_patch(old, value, top=False)
+        else:
+            patch[key] = value
+    if not top:
+        for key in before:
+            if key not in after:
+                patch[key] = None
+    return patch
+
+
 STORE_TYPES = frozenset({"StoreObserved", "Stranded", "VersionsMatch"})
 
 
