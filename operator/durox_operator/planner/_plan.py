@@ -311,8 +311,8 @@ def plan(registry: Obj, observed: Observed) -> Plan:
     versions = plan_versions(spec, previous, pending or workers_say, learned)
     if workers_say is not None and versions.held:
         versions = dataclasses.replace(versions, workers_say=workers_say)
-    template = str(desired_dep["metadata"]["annotations"][TEMPLATE_ANNOTATION])
-    safe = plan_safe(registry, previous, versions, store, observed.safe, template, learned)
+    digest = str(desired_dep["metadata"]["annotations"][TEMPLATE_ANNOTATION])
+    safe = plan_safe(registry, previous, versions, store, observed.safe, digest, learned)
     versions = safe.versions
     config = worker_config(registry, versions) if versions.held else base
 
