@@ -44,36 +44,28 @@ def full_plan(
 
     def sweep(system: str, store: str, n: int, **kw: object) -> None:
         """Every workload at every width. The single-activity case keeps one instance in flight
-        (latency); the 10 ms case keeps 20 and runs activities 20 wide at least."""
+        (latency); the 10 ms case keeps 20 and runs activities 20 wide at least. DBOS also runs
+        as it does by default, each workflow started directly with no width at all (0/0)."""
         for workload in WORKLOADS:
-            for oc, ac in widths:
+            for oc, ac in (*widths, (0, 0)) if system == "dbos" else widths:
+                at = {"orch_conc": oc, "act_conc": ac, **kw}
                 if workload == "single":
-                    add(
-                        system,
-                        store,
-                        "single",
-                        min(n, 300 if system == "durox" else 100),
-                        1,
-                        orch_conc=oc,
-                        act_conc=ac,
-                        **kw,
-                    )
+                    add(system, store, "single", min(n, 300 if system == "durox" else 100), 1, **at)
                 elif workload == "timer_can":
-                    add(system, store, workload, n // 2, 100, orch_conc=oc, act_conc=ac, **kw)
+                    add(system, store, workload, n // 2, 100, **at)
                 elif workload == "seq5+10ms":
+                    ten = min(n, 200 if system == "durox" else 100)
                     add(
                         system,
                         store,
                         "seq5",
-                        min(n, 200 if system == "durox" else 100),
+                        ten,
                         20,
                         activity_ms=10.0,
-                        orch_conc=oc,
-                        act_conc=max(ac, 20),
-                        **kw,
+                        **{**at, "act_conc": max(ac, 20) if ac else 0},
                     )
                 else:
-                    add(system, store, workload, n, 100, orch_conc=oc, act_conc=ac, **kw)
+                    add(system, store, workload, n, 100, **at)
 
     peer_n = {"duroxide": 200, "dbos": 200, "temporal": 60}
     # SQLite file. durox also at 1/2 (how far down the curve goes) and at NORMAL (what the
@@ -121,7 +113,7 @@ def sweep_smoke_plan(
         if pg and peer != "temporal":
             stores.append(("postgres", peer))
     for store, system in stores:
-        for oc, ac in widths:
+        for oc, ac in (*widths, (0, 0)) if system == "dbos" else widths:
             cases.append(
                 Case(
                     system,

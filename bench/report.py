@@ -19,8 +19,15 @@ def _group(case: dict[str, Any]) -> tuple[str, str]:
     return store, load
 
 
+def _widths(case: dict[str, Any]) -> str:
+    """Dispatcher widths, or "direct" for a DBOS case that starts each workflow at once."""
+    if case["orch_conc"] == 0:
+        return "direct"
+    return f"{case['orch_conc']}/{case['act_conc']}"
+
+
 def _config(case: dict[str, Any]) -> str:
-    parts = [f"inflight {case['inflight']}", f"disp {case['orch_conc']}/{case['act_conc']}"]
+    parts = [f"inflight {case['inflight']}", f"disp {_widths(case)}"]
     if case["store"] == "postgres" and case["system"] == "durox":
         parts.append(f"{case['procs']} proc")
     if case["store"] == "sqlite" and case["system"] in ("durox", "dbos"):
@@ -80,7 +87,7 @@ def best(doc: dict[str, Any]) -> list[Row]:
             m = top["median"]
             row |= {
                 "config": _config(top["case"]),
-                "widths": f"{top['case']['orch_conc']}/{top['case']['act_conc']}",
+                "widths": _widths(top["case"]),
                 "act_per_s": m["act_per_s"],
                 "p50_ms": m["p50_ms"],
                 "p99_ms": m["p99_ms"],

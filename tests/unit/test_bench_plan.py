@@ -51,8 +51,25 @@ def test_the_activity_width_follows_the_orchestration_width() -> None:
 def test_the_widths_are_a_parameter() -> None:
     widths = parse_widths("2/4, 32/64")
     assert widths == ((2, 4), (32, 64))
-    cases = plan.full_plan(1, False, ("dbos",), "FULL", widths)
-    assert {c.orch_conc for c in cases if c.system == "dbos"} == {2, 32}
+    cases = plan.full_plan(1, False, ("duroxide",), "FULL", widths)
+    assert {c.orch_conc for c in cases if c.system == "duroxide"} == {2, 32}
+
+
+def test_dbos_also_runs_without_a_width_as_it_does_by_default() -> None:
+    cases = [c for c in plan.full_plan(1, True, ("dbos",), "FULL") if c.system == "dbos"]
+    direct = [c for c in cases if c.orch_conc == 0]
+    assert {(c.store, c.workload, c.activity_ms) for c in direct} == {
+        (store, w, ms)
+        for store in ("sqlite", "postgres")
+        for w, ms in (
+            ("seq5", 0.0),
+            ("fanout5", 0.0),
+            ("single", 0.0),
+            ("timer_can", 0.0),
+            ("seq5", 10.0),
+        )
+    }
+    assert {c.act_conc for c in direct} == {0}
 
 
 def test_the_sweep_smoke_plan_is_one_workload_one_run_every_system_and_width() -> None:
@@ -70,4 +87,6 @@ def test_the_sweep_smoke_plan_is_one_workload_one_run_every_system_and_width() -
         )
         for w in (4, 8, 16)
     }
+    dbos = plan.sweep_smoke_plan(("dbos",), False)
+    assert {c.orch_conc for c in dbos if c.system == "dbos"} == {0, 4, 8, 16}
     assert got == want and max(c.n for c in cases) <= 10

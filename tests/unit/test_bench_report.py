@@ -129,3 +129,9 @@ def test_the_plot_labels_a_bar_with_its_widths_and_its_failures() -> None:
     rows = report.best(_doc(cases))
     groups = [("sqlite", "seq5"), ("postgres", "seq5")]
     assert report.bar_labels(rows, groups, "duroxide") == ["4/8 (1 failed)", ""]
+
+
+def test_a_dbos_case_without_a_width_is_named_direct() -> None:
+    cases = [_case("durox", 3000.0), _case("dbos", 500.0, 0, 0), _case("dbos", 300.0, 8, 16)]
+    peer = _best(cases, "dbos")
+    assert peer["widths"] == "direct" and peer["config"] == "inflight 100, disp direct, FULL"
