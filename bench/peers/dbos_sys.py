@@ -10,8 +10,8 @@ Widths: by default DBOS starts each workflow at once, with no dispatcher width a
 (`orch_conc` 0 here). Its own way to bound how many workflows a process runs is a queue's
 `worker_concurrency`, so a case with a width enqueues on a queue that wide, polled every
 `QUEUE_POLL_S` (low, in its favour, like duroxide's dispatchers), and the driver waits for the
-result at that same interval (an enqueued workflow's handle would poll once a second). Steps run inside their
-workflow, so the activity width has no DBOS equivalent and is not used.
+result at that same interval (an enqueued workflow's handle would poll once a second). Steps
+run inside their workflow, so the activity width has no DBOS equivalent and is not used.
 """
 
 from __future__ import annotations
