@@ -287,6 +287,7 @@ def plot(doc: dict[str, Any], path: Any) -> str | None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.transforms import blended_transform_factory
     except ImportError:
         return None
     rows = doc.get("best") or best(doc)
@@ -301,19 +302,19 @@ def plot(doc: dict[str, Any], path: Any) -> str | None:
         axes[0].bar(xs, thr, width, label=system)
         axes[1].bar(xs, lat, width, label=system)
         for ax, values in ((axes[0], thr), (axes[1], lat)):
+            # A bar of nothing (every configuration failed) is labelled at the axis' foot,
+            # which a log scale has no zero for.
+            foot = blended_transform_factory(ax.transData, ax.transAxes)
             for x, v, text in zip(xs, values, bar_labels(rows, groups, system), strict=True):
-                if text:
-                    color = "red" if "failed" in text else "black"
-                    ax.text(
-                        x,
-                        v or 0,
-                        text,
-                        rotation=90,
-                        ha="center",
-                        va="bottom",
-                        fontsize=6,
-                        color=color,
-                    )
+                if not text:
+                    continue
+                color = "red" if "failed" in text else "black"
+                style: dict[str, Any] = {"rotation": 90, "ha": "center", "va": "bottom"}
+                style |= {"fontsize": 6, "color": color}
+                if v:
+                    ax.text(x, v, text, **style)
+                else:
+                    ax.text(x, 0.01, text, transform=foot, **style)
     for ax, title in zip(
         axes,
         (
