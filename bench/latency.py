@@ -82,8 +82,18 @@ class Recorder:
         self.marks.append(Mark(kind, what, side, t, end, detail))
 
     def window(self, t0: float, t1: float) -> list[Mark]:
-        """Marks that ended inside [t0, t1], in the order they began."""
-        return sorted((m for m in self.marks if t0 <= m.end <= t1), key=lambda m: (m.t, m.end))
+        """Marks that overlap [t0, t1], in the order they began; a wake-up only if it ended
+        inside (a dispatcher that went back to waiting has not been woken yet). A store call
+        the client's read overtook (the commit is visible before its caller resumes) ends
+        after t1 and still counts."""
+        return sorted(
+            (
+                m
+                for m in self.marks
+                if m.end >= t0 and m.t <= t1 and (m.kind != "wake" or m.end <= t1)
+            ),
+            key=lambda m: (m.t, m.end),
+        )
 
 
 def _nonempty(result: Any) -> bool:
@@ -350,24 +360,22 @@ activity run in the same worker without a fetch) is reported as absent, not as a
 
 
 def milestones(marks: list[Mark], t0: float) -> list[tuple[str, float | None]]:
-    """Each milestone's time (ms after the start call): the first match after the previous
-    milestone. A wake-up may end before the call that caused it returns (the store wakes the
-    dispatcher from inside its commit), so a wake-up need only end after that call began."""
+    """Each milestone's time (ms after the start call): the first match, not already used, that
+    ended after the previous milestone's mark began. Hand-offs overlap: the store wakes a
+    dispatcher, which may even fetch, before the call that committed has returned to its
+    caller. After a wake-up, whose start says nothing, the floor is where it ended."""
     out: list[tuple[str, float | None]] = []
     ends = sorted(marks, key=lambda m: m.end)
-    prev: Mark | None = None
+    used: set[int] = set()
+    floor = t0
     for label, match in MILESTONES:
-        hit = None
-        for m in ends:
-            floor = t0 if prev is None else (prev.t if m.kind == "wake" else prev.end)
-            if m.end >= floor and m is not prev and match(m):
-                hit = m
-                break
+        hit = next((m for m in ends if m.end >= floor and id(m) not in used and match(m)), None)
         if hit is None:
             out.append((label, None))
             continue
         out.append((label, hit.end - t0))
-        prev = hit
+        used.add(id(hit))
+        floor = hit.end if hit.kind == "wake" else hit.t
     return out
 
 
@@ -506,7 +514,7 @@ async def measure(store: str, args: argparse.Namespace) -> dict[str, Any]:
             options,
         )
         client = Client(TracedStore(client_store, "client", rec))  # type: ignore[arg-type]
-        instances: list[dict[str, Any]] = []
+        spans: list[tuple[str, float, float]] = []
         try:
             for i in range(args.warmup + args.n):
                 if i == args.warmup and store == "postgres":
@@ -524,25 +532,28 @@ async def measure(store: str, args: argparse.Namespace) -> dict[str, Any]:
                 rec.add("client", "wait_for_orchestration", "client", t_started, t1)
                 if status.status != "Completed":
                     raise RuntimeError(f"{iid} ended {status.status}: {status.error}")
-                if i < args.warmup:
-                    continue
-                marks = rec.window(t0, t1)
-                instances.append(
-                    {
-                        "instance": iid,
-                        **account(marks, t0, t1),
-                        "milestones": milestones(marks, t0),
-                        "timeline": timeline(marks, t0),
-                    }
-                )
+                if i >= args.warmup:
+                    spans.append((iid, t0, t1))
+            await asyncio.sleep(args.gap_ms / 1000.0)  # the last instance's calls return
             server: list[dict[str, Any]] = []
             if store == "postgres":
                 sql = dict(getattr(runtime_store._db, "_sql", {}))
-                server = await server_statements(args.pg_dsn, sql, len(instances))
+                server = await server_statements(args.pg_dsn, sql, len(spans))
         finally:
             await runtime.shutdown(timeout=10)
             for close in closers:
                 await close()
+    instances = []
+    for iid, t0, t1 in spans:
+        marks = rec.window(t0, t1)
+        instances.append(
+            {
+                "instance": iid,
+                **account(marks, t0, t1),
+                "milestones": milestones(marks, t0),
+                "timeline": timeline(marks, t0),
+            }
+        )
     return {**summarize(store, args, instances, missing), "server_statements": server}
 
 

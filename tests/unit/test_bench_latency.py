@@ -3,7 +3,7 @@ counts as a commit, a round trip, a wake-up."""
 
 from __future__ import annotations
 
-from bench.latency import MILESTONES, Mark, account, milestones, pg_statement_writes
+from bench.latency import MILESTONES, Mark, Recorder, account, milestones, pg_statement_writes
 
 
 def _call(what: str, t: float, end: float, side: str = "runtime", items: bool = True) -> Mark:
@@ -82,3 +82,21 @@ def test_postgres_statements_count_as_commits_when_they_write() -> None:
     assert not pg_statement_writes("fetch_work_batch", fetch, [])
     assert not pg_statement_writes("get_instance", "SELECT a FROM s.instances WHERE b = $1", None)
     assert pg_statement_writes("remove_worker", "DELETE FROM s.workers WHERE id = $1", 1)
+
+
+def test_a_fetch_that_ends_before_the_waking_commit_returns_is_still_found() -> None:
+    marks = _path()
+    for m in marks:
+        if m.what == "fetch_work_items":
+            m.t, m.end = 4.6, 4.7  # the ack's caller (2.7 -> 4.8) had not resumed yet
+    got = dict(milestones(marks, 0.0))
+    assert got["activity fetched"] == 4.7 and got["activity code ran"] == 5.7
+
+
+def test_the_window_keeps_a_call_the_client_overtook_but_not_a_later_wake_up() -> None:
+    rec = Recorder()
+    rec.add("call", "ack_orchestration_items", "runtime", 8.0, 13.0)  # client saw it at 12
+    rec.add("wake", "orchestration", "runtime", -50.0, 20.0, woken=False)
+    rec.add("call", "fetch_work_items", "runtime", 13.5, 14.0)
+    got = rec.window(0.0, 12.0)
+    assert [m.what for m in got] == ["ack_orchestration_items"]
