@@ -357,26 +357,46 @@ MILESTONES: list[tuple[str, Callable[[Mark], bool]]] = [
 ]
 """The hand-offs of the path as it stands, in order; one the runtime no longer makes (say, an
 activity run in the same worker without a fetch) is reported as absent, not as an error."""
+WAKES = [k for k, (label, _) in enumerate(MILESTONES) if "woken" in label]
+"""Which of them are wake-ups (matched between their neighbours, see `milestones`)."""
 
 
 def milestones(marks: list[Mark], t0: float) -> list[tuple[str, float | None]]:
-    """Each milestone's time (ms after the start call): the first match, not already used, that
-    ended after the previous milestone's mark began. Hand-offs overlap: the store wakes a
-    dispatcher, which may even fetch, before the call that committed has returned to its
-    caller. After a wake-up, whose start says nothing, the floor is where it ended."""
-    out: list[tuple[str, float | None]] = []
+    """Each milestone's time (ms after the start call), or None where it did not happen.
+
+    The chain of calls and code is matched first: each the first unused match that ended
+    after the previous one began (hand-offs overlap: a dispatcher can be woken, and even
+    fetch, before the call that committed has returned to its caller). A wake-up is then
+    looked for only between its neighbours in that chain, so one that did not happen (the
+    work was found by a polling dispatcher, or by one still busy with a fetch) leaves no
+    hole that shifts the rest."""
     ends = sorted(marks, key=lambda m: m.end)
     used: set[int] = set()
+    hits: list[Mark | None] = [None] * len(MILESTONES)
     floor = t0
-    for label, match in MILESTONES:
-        hit = next((m for m in ends if m.end >= floor and id(m) not in used and match(m)), None)
-        if hit is None:
-            out.append((label, None))
+    for k, (_, match) in enumerate(MILESTONES):
+        if k in WAKES:
             continue
-        out.append((label, hit.end - t0))
-        used.add(id(hit))
-        floor = hit.end if hit.kind == "wake" else hit.t
-    return out
+        hit = next((m for m in ends if m.end >= floor and id(m) not in used and match(m)), None)
+        if hit is not None:
+            hits[k] = hit
+            used.add(id(hit))
+            floor = hit.t
+    for k in WAKES:
+        before = next((h for h in reversed(hits[:k]) if h is not None), None)
+        after = next((h for h in hits[k + 1 :] if h is not None), None)
+        low = before.t if before is not None else t0
+        high = after.end if after is not None else float("inf")
+        match = MILESTONES[k][1]
+        hits[k] = next(
+            (m for m in ends if low <= m.end <= high and id(m) not in used and match(m)), None
+        )
+        if hits[k] is not None:
+            used.add(id(hits[k]))
+    return [
+        (label, None if h is None else h.end - t0)
+        for (label, _), h in zip(MILESTONES, hits, strict=True)
+    ]
 
 
 def account(marks: list[Mark], t0: float, t1: float) -> dict[str, Any]:
@@ -604,6 +624,7 @@ def summarize(
         },
         "segments": segments,
         "median_instance": median,
+        "every_instance": instances,
         "not_instrumented": missing,
         "loadavg": os.getloadavg(),
     }

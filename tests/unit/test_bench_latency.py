@@ -100,3 +100,14 @@ def test_the_window_keeps_a_call_the_client_overtook_but_not_a_later_wake_up() -
     rec.add("call", "fetch_work_items", "runtime", 13.5, 14.0)
     got = rec.window(0.0, 12.0)
     assert [m.what for m in got] == ["ack_orchestration_items"]
+
+
+def test_a_missing_wake_up_does_not_shift_the_hand_offs_after_it() -> None:
+    # The first turn was found by a dispatcher whose poll timed out, not by a wake-up: the
+    # wake-up that precedes turn 2 must not be taken for turn 1's.
+    marks = [m for m in _path() if not (m.kind == "wake" and m.end == 1.5)]
+    marks.append(_wake("orchestration", -200.0, 1.4, woken=False))
+    got = dict(milestones(marks, 0.0))
+    assert got["orchestration dispatcher woken"] is None
+    assert got["turn 1 fetched"] == 2.5 and got["turn 2 fetched"] == 8.0
+    assert got["orchestration dispatcher woken again"] == 7.5
