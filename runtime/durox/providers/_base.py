@@ -14,7 +14,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import time
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 from durox.core import events as ev
@@ -100,6 +100,12 @@ class Provider(abc.ABC):
     into them; False when a store gains nothing from batches (SQLite's group commit already
     gathers concurrent operations into one transaction), so the runtime takes one at a time."""
 
+    proves_turn_state: bool = False
+    """True when every acknowledgement records its lock token as the instance's turn token,
+    a fetch returns it (`OrchestrationItem.turn_token`) and honours `kept`. A runtime keeps
+    instances' live state between turns only on such a store: the token is its proof that
+    no other turn wrote the instance since its own."""
+
     def clock_ms(self) -> int:
         """The store's clock (ms since the epoch) as well as this process can tell. A turn
         takes its time from here, and so does the due time of every timer it sets: a worker
@@ -119,10 +125,19 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     async def fetch_orchestration_items(
-        self, lock_timeout_ms: int, replay_range: SemverRange | None = None, max_items: int = 1
+        self,
+        lock_timeout_ms: int,
+        replay_range: SemverRange | None = None,
+        max_items: int = 1,
+        *,
+        kept: Mapping[str, str] | None = None,
     ) -> list[OrchestrationItem]:
         """Lock up to `max_items` instances with visible messages whose pin lies in
         `replay_range`, oldest message first, each with its messages and current history.
+
+        `kept` maps instances whose state the caller keeps to the turn token it kept them at;
+        a store that proves turn state leaves out the history of a running instance whose
+        token is still that one (`history_skipped`). Other stores ignore it.
 
         A lease of `lock_timeout_ms <= 0` is over at once, so at most one item is taken then.
         If a fetch fails after some instances were locked, those are returned rather than left

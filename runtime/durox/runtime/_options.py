@@ -41,10 +41,19 @@ class RuntimeOptions:
     """Cap on sessions this runtime owns at once; None: no cap; 0: it takes no session work."""
     heartbeat_interval: timedelta = timedelta(seconds=5)
     """How often the capability record and session locks are refreshed."""
+    instance_cache_size: int = 1000
+    """Running instances kept suspended in memory after their last turn on this worker, least
+    recently used evicted; 0 keeps none (every turn replays the history). Used only on a store
+    that proves a kept state current (`Provider.proves_turn_state`)."""
+    verify_cached_turns: bool = False
+    """Debugging: replay every turn that ran on a kept state cold as well, from the stored
+    history, and fail the turn (logged, retried cold) if the two decided differently."""
 
     def __post_init__(self) -> None:
         if self.orchestration_concurrency < 1 or self.activity_concurrency < 0:
             raise ConfigurationError("concurrency must be positive")
+        if self.instance_cache_size < 0:
+            raise ConfigurationError("instance_cache_size must be 0 or more")
         if self.max_attempts < 1:
             raise ConfigurationError("max_attempts must be at least 1")
         if self.heartbeat_interval * 2 >= self.session_lock_timeout:

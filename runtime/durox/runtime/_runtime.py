@@ -131,6 +131,8 @@ class Runtime:
 
     @orchestrations.setter
     def orchestrations(self, registry: OrchestrationRegistry) -> None:
+        if registry is not self._turns.registry:
+            self._turns.forget()  # kept states run the old registry's handlers
         self._turns.registry = registry
 
     @property
@@ -231,6 +233,7 @@ class Runtime:
         await self._tasks.stop(timeout)
         await self._activity_runs.drained()
         await self._turns.drained()
+        self._turns.forget()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):

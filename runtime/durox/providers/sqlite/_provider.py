@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,8 +138,15 @@ class SqliteProvider(SqliteAdmin, Store):
         await self._db.run(lambda c: c.execute(sql, row))
         self._notify("orchestration", visible)
 
+    proves_turn_state = True
+
     async def fetch_orchestration_items(
-        self, lock_timeout_ms: int, replay_range: SemverRange | None = None, max_items: int = 1
+        self,
+        lock_timeout_ms: int,
+        replay_range: SemverRange | None = None,
+        max_items: int = 1,
+        *,
+        kept: Mapping[str, str] | None = None,
     ) -> list[OrchestrationItem]:
         now = self._clock()
         if lock_timeout_ms <= 0:
@@ -163,10 +170,19 @@ class SqliteProvider(SqliteAdmin, Store):
             inst = c.execute(q["instance_for_turn"], (instance_id,)).fetchone()
             history_rows: list[tuple[str]] = []
             count = 0
+            skipped = False
             if inst is not None:
                 count = c.execute(q["history_length"], (instance_id, inst[2])).fetchone()[0]
                 if inst[3] == InstanceStatus.RUNNING:
-                    history_rows = c.execute(q["read_history"], (instance_id, inst[2])).fetchall()
+                    skipped = (
+                        kept is not None
+                        and inst[5] is not None
+                        and kept.get(instance_id) == inst[5]
+                    )
+                    if not skipped:
+                        history_rows = c.execute(
+                            q["read_history"], (instance_id, inst[2])
+                        ).fetchall()
             rows.sort(key=lambda r: r[0])
             item = OrchestrationItem(
                 instance_id=instance_id,
@@ -180,6 +196,8 @@ class SqliteProvider(SqliteAdmin, Store):
                 orchestration_version=inst[1] if inst else None,
                 status=inst[3] if inst else None,
                 pinned_engine_version=inst[4] if inst else None,
+                turn_token=inst[5] if inst else None,
+                history_skipped=skipped,
             )
             try:
                 item.messages = [decode_message(r[1]) for r in rows]  # type: ignore[misc]
@@ -254,7 +272,7 @@ class SqliteProvider(SqliteAdmin, Store):
                         q["insert_execution"],
                         (instance_id, xid, upd.version, upd.engine_version, now),
                     )
-                c.execute(q["upsert_instance"], (instance_id, *inst_args))
+                c.execute(q["upsert_instance"], (instance_id, *inst_args, lock_token))
                 c.execute(
                     q["update_execution"],
                     (
@@ -267,6 +285,8 @@ class SqliteProvider(SqliteAdmin, Store):
                         xid,
                     ),
                 )
+            else:
+                c.execute(q["set_turn_token"], (lock_token, instance_id))
             if history_rows:
                 c.executemany(
                     q["insert_history"], [(instance_id, xid, i, d) for i, d in history_rows]

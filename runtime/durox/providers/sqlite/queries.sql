@@ -45,7 +45,7 @@ RETURNING id, data, attempt_count;
 
 -- name: instance_for_turn
 SELECT orchestration_name, orchestration_version, current_execution_id, status,
-  pinned_engine_version
+  pinned_engine_version, turn_token
 FROM instances WHERE instance_id = ?;
 
 -- name: history_length
@@ -70,8 +70,9 @@ VALUES (?, ?, ?, {RUNNING}, ?, ?);
 -- name: upsert_instance
 INSERT INTO instances (instance_id, orchestration_name, orchestration_version,
   current_execution_id, status, output, error, custom_status, parent_instance_id,
-  pinned_engine_version, pinned_major, pinned_minor, pinned_patch, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+  pinned_engine_version, pinned_major, pinned_minor, pinned_patch, created_at, updated_at,
+  turn_token)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (instance_id) DO UPDATE SET
   orchestration_name = excluded.orchestration_name,
   orchestration_version = excluded.orchestration_version,
@@ -80,7 +81,12 @@ ON CONFLICT (instance_id) DO UPDATE SET
   custom_status = excluded.custom_status,
   pinned_engine_version = excluded.pinned_engine_version,
   pinned_major = excluded.pinned_major, pinned_minor = excluded.pinned_minor,
-  pinned_patch = excluded.pinned_patch, updated_at = excluded.updated_at;
+  pinned_patch = excluded.pinned_patch, updated_at = excluded.updated_at,
+  turn_token = excluded.turn_token;
+
+-- name: set_turn_token
+-- A turn that changed no instance record still says it was the last to write (token, instance)
+UPDATE instances SET turn_token = ? WHERE instance_id = ?;
 
 -- name: update_execution
 -- (status, output, new event count, status again, now, instance, execution)
