@@ -139,12 +139,13 @@ async def test_a_poisoned_instance_is_replayed_from_the_store(store: Harness) ->
     await store.p.abandon_orchestration_item(item.lock_token)  # a crash: one attempt spent
     (item,) = await w1.fetch(1)
     assert item.history_skipped and item.attempt_count == 2
-    await w1.run(item)  # cannot poison without the history: handed back, nothing kept
-    assert len(w1.cache) == 0
-    (item,) = await w1.fetch(1)
-    assert not item.history_skipped and item.attempt_count == 2
-    await w1.run(item)
-    assert (await output(store, "i"))[0] == "Failed"
+    await w1.run(item)  # poisoned, with the history read after all; nothing kept
+    assert len(w1.cache) == 0 and w1.cache.hits == 0
+    status, _ = await output(store, "i")
+    assert status == "Failed"
+    history = await store.p.read_history("i", 1)
+    assert type(history[-1]).__name__ == "OrchestrationFailed"
+    assert [type(e).__name__ for e in history[:2]] == ["OrchestrationStarted", "ActivityScheduled"]
 
 
 async def test_continue_as_new_starts_the_next_execution_afresh(store: Harness) -> None:
@@ -166,10 +167,8 @@ async def test_a_new_registry_replays_from_the_store(store: Harness) -> None:
     await turn(w1)
     await answer(store)
     w1.registry = REG.with_policies({})  # what Runtime.reconfigure does with new policies
-    item = await turn(w1)
-    assert item.history_skipped  # told of the kept state, but the turn cannot use it: handed back
-    item = await turn(w1)
-    assert not item.history_skipped and w1.cache.hits == 0
+    await turn(w1)
+    assert w1.cache.hits == 0 and w1.cache.misses == 2  # replayed, from a history read anew
     await answer(store)
     await turn(w1)
     assert w1.cache.hits == 1
@@ -239,12 +238,11 @@ async def test_a_history_skipped_for_a_state_gone_meanwhile_is_read_again(store:
     (item,) = await w1.fetch(1)
     assert item.history_skipped
     w1.forget()  # gone between the fetch and the turn (evicted, or the registry changed)
-    await w1.run(item)
-    (item,) = await w1.fetch(1)
-    assert not item.history_skipped and item.attempt_count == 1  # no attempt was counted
-    await w1.run(item)
+    await w1.run(item)  # reads the history under its lock and replays it
+    assert w1.cache.hits == 0 and len(w1.cache) == 1
     await answer(store)
-    await turn(w1)
+    item = await turn(w1)
+    assert item.history_skipped and w1.cache.hits == 1
     assert await output(store, "i") == ("Completed", [["a", 0], ["a", 1]])
 
 

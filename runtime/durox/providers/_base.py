@@ -135,9 +135,13 @@ class Provider(abc.ABC):
         """Lock up to `max_items` instances with visible messages whose pin lies in
         `replay_range`, oldest message first, each with its messages and current history.
 
-        `kept` maps instances whose state the caller keeps to the turn token it kept them at;
-        a store that proves turn state leaves out the history of a running instance whose
-        token is still that one (`history_skipped`). Other stores ignore it.
+        `kept` maps instances whose state the caller keeps to the turn token it kept them at.
+        A store that proves turn state may then leave out the history of a running instance
+        whose last turn may be one the caller kept (`history_skipped`): exactly those in
+        `kept` (SQLite), or those whose last turn the caller ran (PostgreSQL, told only the
+        caller's token prefix, not the whole map, to keep the fetch small). A caller that
+        finds it kept nothing current reads the history with `read_turn_history`. Other
+        stores ignore `kept`.
 
         A lease of `lock_timeout_ms <= 0` is over at once, so at most one item is taken then.
         If a fetch fails after some instances were locked, those are returned rather than left
@@ -159,6 +163,14 @@ class Provider(abc.ABC):
         self, lock_token: str, delay_ms: int = 0, ignore_attempt: bool = False
     ) -> None:
         """Release the lock, leaving the messages for a later fetch after `delay_ms`."""
+
+    async def read_turn_history(self, instance_id: str, execution_id: int) -> list[ev.Event]:
+        """The history of an execution whose instance the caller holds locked, for a fetch
+        that left it out (`OrchestrationItem.history_skipped`) when the caller needs it after
+        all. A store that proves turn state provides it; by default, its `read_history`."""
+        if isinstance(self, ProviderAdmin):
+            return await self.read_history(instance_id, execution_id)
+        raise NotImplementedError(f"{type(self).__name__} cannot read a history for a turn")
 
     async def fetch_orchestration_item(
         self, lock_timeout_ms: int, replay_range: SemverRange | None = None

@@ -26,7 +26,7 @@ from durox.core.replay import (
     run_turn_keeping,
 )
 from durox.core.versions import SemverRange
-from durox.errors import DuroxError, LockLostError
+from durox.errors import DuroxError, HistoryDecodeError, LockLostError
 from durox.providers._base import InstanceUpdate, OrchestrationItem, Provider, TurnCommit
 from durox.registry import OrchestrationRegistry
 from durox.runtime._cache import InstanceCache, Kept
@@ -118,12 +118,18 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
                 or item.history_error is not None
                 or item.attempt_count > self.options.max_attempts
             ):
-                # The store left the history out for a kept state this turn cannot use: hand
-                # the messages back (no attempt counted) for a fetch that reads it in full.
+                # The store left the history out for a state this turn cannot use (or did
+                # not keep): read it, under the lock this turn holds.
                 if kept is not None:
                     kept.state.close()
-                await self.release(item)
-                return
+                    kept = None
+                try:
+                    item.history = await self.provider.read_turn_history(
+                        item.instance_id, item.execution_id
+                    )
+                except HistoryDecodeError as exc:
+                    item.history_error = str(exc)
+                item.history_skipped = False
             if item.history_error is not None:
                 await self._retry_or_poison(
                     item, f"history cannot be read: {item.history_error}", extra

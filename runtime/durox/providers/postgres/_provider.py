@@ -70,6 +70,7 @@ class PostgresProvider(Store):
     """`await PostgresProvider.connect(dsn, schema="durox")`; `await provider.close()`."""
 
     batches_in_one_round_trip = True
+    proves_turn_state = True
 
     def __init__(self, dsn: str, schema: str, pool: Any, clock: Clock | None) -> None:
         """Use `connect`."""
@@ -148,7 +149,7 @@ class PostgresProvider(Store):
         replay_range: SemverRange | None = None,
         max_items: int = 1,
         *,
-        kept: Mapping[str, str] | None = None,  # no turn tokens here yet: always the history
+        kept: Mapping[str, str] | None = None,
     ) -> list[OrchestrationItem]:
         if max_items <= 0:
             return []
@@ -156,16 +157,19 @@ class PostgresProvider(Store):
             max_items = 1  # a lease that is over at once would let the batch take it again
         db = self._db
         lo, hi = replay_bounds(replay_range)
+        # Not the whole map (a fetch would carry every kept token): the prefix of this driver's
+        # tokens, so the histories left out are those of instances whose last turn ran here.
+        mine = db.token_prefix if kept else None
         began = time.monotonic()
         if max_items == 1:
             row = await db.fetchrow(
-                "fetch_orchestration", db.now(), lock_timeout_ms, db.token(), lo, hi
+                "fetch_orchestration", db.now(), lock_timeout_ms, db.token(), lo, hi, mine
             )
             rows = [] if row is None else [row]
         else:
             tokens = [db.token() for _ in range(max_items)]
             rows = await db.fetch(
-                "fetch_orchestration_batch", db.now(), lock_timeout_ms, tokens, lo, hi
+                "fetch_orchestration_batch", db.now(), lock_timeout_ms, tokens, lo, hi, mine
             )
         if rows and db.database_clock and (time.monotonic() - began) * 1000 >= lock_timeout_ms:
             # The leases may have lapsed on the way back: hand them back rather than race.
