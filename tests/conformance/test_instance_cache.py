@@ -9,6 +9,7 @@ deleted and started again. A kept state is used only when the store proves it cu
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,9 +18,10 @@ from durox import OrchestrationRegistry, RuntimeObserver
 from durox.core import events as ev
 from durox.core.compat import CURRENT_ENGINE
 from durox.core.versions import SemverRange
+from durox.providers import Provider
 from durox.runtime._cache import Kept
 from durox.runtime._orchestrations import TurnRunner
-from durox.testing import Harness
+from durox.testing import FakeClock, Harness, StoreFactory
 from tests.unit.scenario_support import options
 
 LOCK = 30_000
@@ -43,10 +45,16 @@ REG = OrchestrationRegistry.builder().register("Steps", steps).register("Cycle",
 
 
 def runner(store: Harness, worker: str, registry: OrchestrationRegistry = REG, **kw: Any) -> Any:
+    return runner_on(store.p, worker, registry, **kw)
+
+
+def runner_on(
+    provider: Provider, worker: str, registry: OrchestrationRegistry = REG, **kw: Any
+) -> Any:
     kw.setdefault("verify_cached_turns", False)
     opts = options(instance_cache_size=kw.pop("size", 100), **kw)
     r = TurnRunner(
-        store.p,
+        provider,
         opts,
         CURRENT_ENGINE,
         RuntimeObserver(),
@@ -55,8 +63,8 @@ def runner(store: Harness, worker: str, registry: OrchestrationRegistry = REG, *
         SemverRange("0.0.0", CURRENT_ENGINE.version),
         batch=False,
     )
-    if r.cache is None:
-        pytest.skip(f"{store.p!r} does not prove turn state: no instance cache")
+    if not provider.proves_turn_state:
+        pytest.skip(f"{provider!r} does not prove turn state: no instance cache")
     return r
 
 
@@ -273,3 +281,72 @@ async def test_verify_mode_catches_a_kept_turn_that_a_cold_replay_would_decide_o
     status, _ = await output(store, "f")
     assert status == "Failed"  # the cold decision (nondeterminism) is the one committed
     assert len(w1.cache) == 0
+
+
+# ---- sticky routing: the next turn prefers the worker that kept the state ------------------
+
+
+async def two_workers(open_store: StoreFactory, **kw: Any) -> tuple[Harness, Any, Any]:
+    clock = FakeClock()
+    a = await open_store(clock)
+    b = await open_store(clock)
+    if a is b:
+        pytest.skip("one worker only on this store (a second open hands back the first)")
+    return Harness(a, clock), runner_on(a, "w1", **kw), runner_on(b, "w2", **kw)
+
+
+async def test_the_next_turn_waits_for_the_worker_that_kept_it(open_store: StoreFactory) -> None:
+    store, w1, w2 = await two_workers(open_store, sticky_window=timedelta(seconds=2))
+    await store.start("i", "Steps", {"n": 2, "tag": "a"})
+    await turn(w1)
+    await answer(store)
+    assert await w2.fetch(1) == []  # kept by w1, whose window is open
+    item = await turn(w1)
+    assert item.history_skipped and w1.cache.hits == 1
+
+
+async def test_after_the_window_any_worker_takes_the_turn(open_store: StoreFactory) -> None:
+    store, w1, w2 = await two_workers(open_store, sticky_window=timedelta(seconds=2))
+    await store.start("i", "Steps", {"n": 2, "tag": "a"})
+    await turn(w1)
+    await answer(store)
+    assert await w2.fetch(1) == []
+    store.clock.advance(2_001)  # w1 is gone, or busy
+    item = await turn(w2)
+    assert not item.history_skipped and item.instance_id == "i"
+    await answer(store)
+    item = await turn(w2)  # and the instance is sticky to w2 now
+    assert item.history_skipped and w2.cache.hits == 1
+    assert await output(store, "i") == ("Completed", [["a", 0], ["a", 1]])
+
+
+async def test_a_sticky_instance_does_not_hold_up_other_work(open_store: StoreFactory) -> None:
+    store, w1, w2 = await two_workers(open_store, sticky_window=timedelta(seconds=2))
+    await store.start("i", "Steps", {"n": 2, "tag": "a"})
+    await turn(w1)
+    await answer(store)  # i's message is first in the queue, and sticky to w1
+    await store.start("j", "Steps", {"n": 1, "tag": "b"})
+    item = await turn(w2)
+    assert item.instance_id == "j"
+
+
+async def test_negative_control_without_a_window_another_worker_takes_it_at_once(
+    open_store: StoreFactory,
+) -> None:
+    store, w1, w2 = await two_workers(open_store, sticky_window=timedelta(0))
+    await store.start("i", "Steps", {"n": 2, "tag": "a"})
+    await turn(w1)
+    await answer(store)
+    item = await turn(w2)
+    assert item.instance_id == "i" and w1.cache.hits == 0
+
+
+async def test_a_worker_that_keeps_nothing_is_not_waited_for(open_store: StoreFactory) -> None:
+    store, _, w2 = await two_workers(open_store, sticky_window=timedelta(seconds=2))
+    w1 = runner_on(store.p, "w1", size=0)  # keeps no state
+    assert w1.cache is None
+    await store.start("i", "Steps", {"n": 2, "tag": "a"})
+    await turn(w1)
+    await answer(store)
+    item = await turn(w2)
+    assert item.instance_id == "i"

@@ -101,8 +101,9 @@ class Provider(abc.ABC):
     gathers concurrent operations into one transaction), so the runtime takes one at a time."""
 
     proves_turn_state: bool = False
-    """True when every acknowledgement records its lock token as the instance's turn token,
-    a fetch returns it (`OrchestrationItem.turn_token`) and honours `kept`. A runtime keeps
+    """True when every acknowledgement records its lock token as the instance's turn token
+    (`TurnCommit.keeps_state`; none otherwise), a fetch returns it
+    (`OrchestrationItem.turn_token`) and honours `kept` and `sticky_ms`. A runtime keeps
     instances' live state between turns only on such a store: the token is its proof that
     no other turn wrote the instance since its own."""
 
@@ -131,6 +132,7 @@ class Provider(abc.ABC):
         max_items: int = 1,
         *,
         kept: Mapping[str, str] | None = None,
+        sticky_ms: int = 0,
     ) -> list[OrchestrationItem]:
         """Lock up to `max_items` instances with visible messages whose pin lies in
         `replay_range`, oldest message first, each with its messages and current history.
@@ -142,6 +144,10 @@ class Provider(abc.ABC):
         caller's token prefix, not the whole map, to keep the fetch small). A caller that
         finds it kept nothing current reads the history with `read_turn_history`. Other
         stores ignore `kept`.
+
+        `sticky_ms` (a store that proves turn state): an instance whose last turn another
+        worker ran and kept (`TurnCommit.keeps_state`) is left to that worker while its
+        messages have been visible for less than `sticky_ms`; after that anyone takes it.
 
         A lease of `lock_timeout_ms <= 0` is over at once, so at most one item is taken then.
         If a fetch fails after some instances were locked, those are returned rather than left

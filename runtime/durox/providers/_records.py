@@ -104,6 +104,11 @@ class TurnCommit:
     timers: list[ev.TimerDue] = field(default_factory=list)
     messages: list[ev.Message] = field(default_factory=list)
     cancelled_activities: list[int] = field(default_factory=list)
+    keeps_state: bool = False
+    """The worker keeps the instance's state after this turn: the store records the turn's
+    lock token as the instance's turn token (else none), which proves that state current
+    until another turn writes the instance, and prefers that worker for the next turn for a
+    while (`sticky_ms` of a fetch)."""
 
 
 @dataclass(slots=True)

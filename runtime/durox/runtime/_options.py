@@ -45,6 +45,10 @@ class RuntimeOptions:
     """Running instances kept suspended in memory after their last turn on this worker, least
     recently used evicted; 0 keeps none (every turn replays the history). Used only on a store
     that proves a kept state current (`Provider.proves_turn_state`)."""
+    sticky_window: timedelta = timedelta(seconds=2)
+    """How long the next turn of an instance whose state a worker keeps waits for that worker
+    before any worker takes it (measured from when its message became visible); zero: no
+    preference."""
     verify_cached_turns: bool = False
     """Debugging: replay every turn that ran on a kept state cold as well, from the stored
     history, and fail the turn (logged, retried cold) if the two decided differently."""

@@ -76,6 +76,7 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
         self.registry = registry
         self.replay_range = replay_range
         self._lock_ms = ms(options.orchestration_lock_timeout)
+        self._sticky_ms = ms(options.sticky_window)
         self.cache: InstanceCache | None = (
             InstanceCache(options.instance_cache_size)
             if options.instance_cache_size > 0 and provider.proves_turn_state
@@ -89,7 +90,7 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
         if self.cache is not None and not self.options.verify_cached_turns:
             kept = self.cache.tokens  # the store may then leave those histories unread
         return await self.provider.fetch_orchestration_items(
-            self._lock_ms, self.replay_range, count, kept=kept
+            self._lock_ms, self.replay_range, count, kept=kept, sticky_ms=self._sticky_ms
         )
 
     def forget(self) -> None:
@@ -176,7 +177,7 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
                     log.info("dropped message: %s", reason, extra=extra)
                 await self._ack(item.lock_token, TurnCommit(execution_id=item.execution_id))
                 return
-            await self._commit(item, result)
+            await self._commit(item, result, keeps=state is not None and self.cache is not None)
             if state is not None and self.cache is not None:
                 self.cache.keep(
                     item.instance_id,
@@ -253,7 +254,7 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
             state.close()
         return cold, None
 
-    async def _commit(self, item: OrchestrationItem, r: TurnResult) -> None:
+    async def _commit(self, item: OrchestrationItem, r: TurnResult, *, keeps: bool) -> None:
         extra = {
             "instance_id": r.instance_id,
             "execution_id": r.execution_id,
@@ -265,7 +266,7 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
             trace_log.log(logging.getLevelName(level.upper()), message, extra=extra)
         for reason in r.dropped:
             log.debug("dropped message: %s", reason, extra=extra)
-        await self._ack(item.lock_token, _turn_commit(r))
+        await self._ack(item.lock_token, _turn_commit(r, keeps))
         if r.status == STATUS_FAILED and r.error is not None:
             log.warning("orchestration failed: %s", r.error, extra=extra)
 
@@ -303,7 +304,7 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
         if turn is None:  # nothing to fail: the messages are dropped
             await self._ack(item.lock_token, TurnCommit(execution_id=item.execution_id))
             return
-        await self._ack(item.lock_token, _turn_commit(turn))
+        await self._ack(item.lock_token, _turn_commit(turn, False))
 
 
 def _decisions(r: TurnResult) -> tuple[Any, ...]:
@@ -325,7 +326,7 @@ def _decisions(r: TurnResult) -> tuple[Any, ...]:
     )
 
 
-def _turn_commit(r: TurnResult) -> TurnCommit:
+def _turn_commit(r: TurnResult, keeps: bool) -> TurnCommit:
     """What a turn decided, as the store applies it in one transaction."""
     return TurnCommit(
         execution_id=r.execution_id,
@@ -345,4 +346,5 @@ def _turn_commit(r: TurnResult) -> TurnCommit:
         timers=r.timers,
         messages=r.messages,
         cancelled_activities=r.cancelled_activities,
+        keeps_state=keeps,
     )

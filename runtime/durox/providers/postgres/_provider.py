@@ -150,6 +150,7 @@ class PostgresProvider(Store):
         max_items: int = 1,
         *,
         kept: Mapping[str, str] | None = None,
+        sticky_ms: int = 0,
     ) -> list[OrchestrationItem]:
         if max_items <= 0:
             return []
@@ -159,17 +160,33 @@ class PostgresProvider(Store):
         lo, hi = replay_bounds(replay_range)
         # Not the whole map (a fetch would carry every kept token): the prefix of this driver's
         # tokens, so the histories left out are those of instances whose last turn ran here.
-        mine = db.token_prefix if kept else None
+        mine, skip = db.token_prefix, kept is not None
         began = time.monotonic()
         if max_items == 1:
             row = await db.fetchrow(
-                "fetch_orchestration", db.now(), lock_timeout_ms, db.token(), lo, hi, mine
+                "fetch_orchestration",
+                db.now(),
+                lock_timeout_ms,
+                db.token(),
+                lo,
+                hi,
+                mine,
+                skip,
+                sticky_ms,
             )
             rows = [] if row is None else [row]
         else:
             tokens = [db.token() for _ in range(max_items)]
             rows = await db.fetch(
-                "fetch_orchestration_batch", db.now(), lock_timeout_ms, tokens, lo, hi, mine
+                "fetch_orchestration_batch",
+                db.now(),
+                lock_timeout_ms,
+                tokens,
+                lo,
+                hi,
+                mine,
+                skip,
+                sticky_ms,
             )
         if rows and db.database_clock and (time.monotonic() - began) * 1000 >= lock_timeout_ms:
             # The leases may have lapsed on the way back: hand them back rather than race.
@@ -192,6 +209,7 @@ class PostgresProvider(Store):
             failed = await db.fetchval(
                 "ack_orchestration_batch",
                 [turn(token, commit) for token, commit in acks],
+                [commit.keeps_state for _, commit in acks],
                 db.now(),
             )
         except DuroxError as exc:

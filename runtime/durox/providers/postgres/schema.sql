@@ -869,7 +869,7 @@ END $$;
 
 CREATE FUNCTION durox_fetch_orchestration_v2(
     p_now bigint, p_lock_ms bigint, p_token text, p_lo integer[], p_hi integer[],
-    p_mine text
+    p_mine text, p_skip boolean, p_sticky_ms bigint
 ) RETURNS TABLE (
     instance_id text, execution_id bigint, orchestration_name text,
     orchestration_version text, status text, pinned_engine_version text,
@@ -882,6 +882,7 @@ AS $$
 DECLARE
     v_now bigint := coalesce(p_now, durox_now_ms());
     v_id text;
+    v_q record;
     v_tried text[] := '{}';
     v_until bigint;
     v_msgs text[];
@@ -891,11 +892,12 @@ BEGIN
     -- Walk the queue oldest first along its primary key and stop at the first instance that
     -- can be taken, so the cost follows the rows skipped, not the backlog (a join over the whole
     -- queue and a sort cost O(queue) per fetch). Locks and pins are checked per instance.
-    FOR v_id IN
-        SELECT q.instance_id FROM orchestrator_queue q
+    FOR v_q IN
+        SELECT q.instance_id, q.visible_at FROM orchestrator_queue q
         WHERE q.visible_at <= v_now
         ORDER BY q.id
     LOOP
+        v_id := v_q.instance_id;
         CONTINUE WHEN v_id = ANY (v_tried);
         EXIT WHEN cardinality(v_tried) >= 1024;  -- bounded even when nearly all is locked
         v_tried := v_tried || v_id;
@@ -908,6 +910,13 @@ BEGIN
                 (i.pinned_major, i.pinned_minor, i.pinned_patch) >= (p_lo[1], p_lo[2], p_lo[3])
                 AND (i.pinned_major, i.pinned_minor, i.pinned_patch)
                     <= (p_hi[1], p_hi[2], p_hi[3])));
+        -- Sticky: an instance whose last turn another worker ran and kept the state of is
+        -- left to that worker while its message is younger than the window (after that,
+        -- anyone takes it, so a dead or busy worker delays it by the window at most).
+        CONTINUE WHEN p_sticky_ms > 0 AND v_q.visible_at > v_now - p_sticky_ms AND EXISTS (
+            SELECT 1 FROM instances i
+            WHERE i.instance_id = v_id AND i.turn_token IS NOT NULL
+              AND NOT starts_with(i.turn_token, coalesce(p_mine, '')));
         CONTINUE WHEN NOT pg_try_advisory_xact_lock(durox_lock_key('instance', v_id));
         v_until := coalesce(p_now, durox_now_ms()) + p_lock_ms;
         INSERT INTO instance_locks AS l (instance_id, lock_token, locked_until)
@@ -950,7 +959,7 @@ BEGIN
             -- The last turn was one of the caller's (its lock token bears the caller's prefix),
             -- which may keep the state that turn left: the history is left out. The caller
             -- reads it after all if it kept nothing current.
-            history_skipped := v_inst.status = 'Running' AND p_mine IS NOT NULL
+            history_skipped := v_inst.status = 'Running' AND p_skip AND p_mine IS NOT NULL
                 AND starts_with(coalesce(v_inst.turn_token, ''), p_mine);
             IF v_inst.status = 'Running' AND NOT history_skipped THEN
                 SELECT coalesce(array_agg(h.data ORDER BY h.event_id), '{}') INTO history
@@ -968,7 +977,7 @@ END $$;
 
 CREATE FUNCTION durox_fetch_orchestration_batch_v2(
     p_now bigint, p_lock_ms bigint, p_tokens text[], p_lo integer[], p_hi integer[],
-    p_mine text
+    p_mine text, p_skip boolean, p_sticky_ms bigint
 ) RETURNS TABLE (
     lock_token text, instance_id text, execution_id bigint, orchestration_name text,
     orchestration_version text, status text, pinned_engine_version text,
@@ -984,7 +993,7 @@ BEGIN
     -- the next fetch like any other locked instance.
     FOR i IN 1..coalesce(cardinality(p_tokens), 0) LOOP
         SELECT * INTO v_row FROM durox_fetch_orchestration_v2(
-            p_now, p_lock_ms, p_tokens[i], p_lo, p_hi, p_mine);
+            p_now, p_lock_ms, p_tokens[i], p_lo, p_hi, p_mine, p_skip, p_sticky_ms);
         EXIT WHEN NOT FOUND OR v_row.instance_id IS NULL;
         lock_token := p_tokens[i];
         instance_id := v_row.instance_id;
@@ -1004,7 +1013,8 @@ BEGIN
     END LOOP;
 END $$;
 
-CREATE FUNCTION durox_ack_orchestration_v3(p_turn durox_turn, p_now bigint) RETURNS void
+CREATE FUNCTION durox_ack_orchestration_v3(p_turn durox_turn, p_keeps boolean, p_now bigint)
+RETURNS void
 LANGUAGE plpgsql SET search_path FROM CURRENT
 AS $$
 DECLARE
@@ -1033,7 +1043,8 @@ BEGIN
             pinned_engine_version, pinned_major, pinned_minor, pinned_patch, created_at,
             updated_at, turn_token)
         VALUES (v_id, t.name, t.version, t.execution_id, t.status, t.output, t.error, t.custom,
-            t.parent, t.engine, t.major, t.minor, t.patch, v_now, v_now, t.token)
+            t.parent, t.engine, t.major, t.minor, t.patch, v_now, v_now,
+            CASE WHEN p_keeps THEN t.token END)
         ON CONFLICT (instance_id) DO UPDATE SET
             orchestration_name = excluded.orchestration_name,
             orchestration_version = excluded.orchestration_version,
@@ -1049,7 +1060,8 @@ BEGIN
             completed_at = CASE WHEN t.status = 'Running' THEN NULL ELSE v_now END
         WHERE instance_id = v_id AND execution_id = t.execution_id;
     ELSE
-        UPDATE instances SET turn_token = t.token WHERE instance_id = v_id;
+        UPDATE instances SET turn_token = CASE WHEN p_keeps THEN t.token END
+        WHERE instance_id = v_id;
     END IF;
     IF cardinality(t.ev_ids) > 0 THEN
         INSERT INTO history (instance_id, execution_id, event_id, data)
@@ -1088,19 +1100,23 @@ BEGIN
     END IF;
 END $$;
 
-CREATE FUNCTION durox_ack_orchestration_batch_v3(p_turns durox_turn[], p_now bigint)
+CREATE FUNCTION durox_ack_orchestration_batch_v3(
+    p_turns durox_turn[], p_keeps boolean[], p_now bigint
+)
 RETURNS text[]
 LANGUAGE plpgsql SET search_path FROM CURRENT
 AS $$
 DECLARE
     t durox_turn;
+    v_i integer := 0;
     v_out text[] := '{}';
 BEGIN
     -- Each turn in its own subtransaction: one that fails (a lapsed lease) is rolled back
     -- alone and reported as 'SQLSTATE message'; NULL means applied.
     FOREACH t IN ARRAY coalesce(p_turns, '{}') LOOP
+        v_i := v_i + 1;
         BEGIN
-            PERFORM durox_ack_orchestration_v3(t, p_now);
+            PERFORM durox_ack_orchestration_v3(t, coalesce(p_keeps[v_i], false), p_now);
             v_out := array_append(v_out, NULL::text);
         EXCEPTION WHEN OTHERS THEN
             v_out := array_append(v_out, SQLSTATE || ' ' || SQLERRM);

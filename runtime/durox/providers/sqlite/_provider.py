@@ -147,18 +147,21 @@ class SqliteProvider(SqliteAdmin, Store):
         max_items: int = 1,
         *,
         kept: Mapping[str, str] | None = None,
+        sticky_ms: int = 0,
     ) -> list[OrchestrationItem]:
         now = self._clock()
         if lock_timeout_ms <= 0:
             max_items = min(max_items, 1)  # a lease over at once could be taken again
         tokens = [self._token() for _ in range(max(max_items, 0))]
         q = self._sql
-        next_args: tuple[int, ...]
+        prefix = self._token_prefix
+        sticky = (now, now, len(prefix), prefix, now - max(0, sticky_ms))
+        next_args: tuple[int | str, ...]
         if replay_range is None:
-            next_sql, next_args = q["next_instance"], (now, now)
+            next_sql, next_args = q["next_instance"], sticky
         else:
             (a, b, c_), (d, e, f) = replay_range.bounds()
-            next_sql, next_args = q["next_instance_in_range"], (now, now, a, b, c_, d, e, f)
+            next_sql, next_args = q["next_instance_in_range"], (*sticky, a, b, c_, d, e, f)
 
         def take(c: sqlite3.Connection, token: str) -> OrchestrationItem | None:
             row = c.execute(next_sql, next_args).fetchone()
@@ -239,6 +242,9 @@ class SqliteProvider(SqliteAdmin, Store):
             (m.instance_id, type(m).__name__, encode_message(m), now, now) for m in commit.messages
         ]
         upd = commit.instance
+        # NULL unless the worker keeps the state: no kept state can match it, and no worker
+        # is preferred for the next turn.
+        turn_token = lock_token if commit.keeps_state else None
         inst_args: tuple[Any, ...] | None = None
         if upd is not None:
             pin = parse_version(upd.engine_version) if upd.engine_version else None
@@ -272,7 +278,7 @@ class SqliteProvider(SqliteAdmin, Store):
                         q["insert_execution"],
                         (instance_id, xid, upd.version, upd.engine_version, now),
                     )
-                c.execute(q["upsert_instance"], (instance_id, *inst_args, lock_token))
+                c.execute(q["upsert_instance"], (instance_id, *inst_args, turn_token))
                 c.execute(
                     q["update_execution"],
                     (
@@ -286,7 +292,7 @@ class SqliteProvider(SqliteAdmin, Store):
                     ),
                 )
             else:
-                c.execute(q["set_turn_token"], (lock_token, instance_id))
+                c.execute(q["set_turn_token"], (turn_token, instance_id))
             if history_rows:
                 c.executemany(
                     q["insert_history"], [(instance_id, xid, i, d) for i, d in history_rows]

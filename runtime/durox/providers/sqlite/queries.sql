@@ -16,10 +16,16 @@ INSERT INTO orchestrator_queue (instance_id, kind, data, visible_at, created_at)
 VALUES (?, ?, ?, ?, ?);
 
 -- name: next_instance
--- The instance of the oldest visible message that no live lease holds.
+-- The instance of the oldest visible message that no live lease holds. Sticky: not one whose
+-- last turn another worker ran and kept (a turn token not of the caller's prefix), for a
+-- message visible only since the sticky window began (now, prefix length, prefix,
+-- now again, window start).
 SELECT q.instance_id FROM orchestrator_queue q
 LEFT JOIN instance_locks l ON l.instance_id = q.instance_id
+LEFT JOIN instances i ON i.instance_id = q.instance_id
 WHERE q.visible_at <= ? AND (l.instance_id IS NULL OR l.locked_until <= ?)
+  AND NOT (i.turn_token IS NOT NULL AND substr(i.turn_token, 1, ?) != ?
+           AND q.visible_at > ?)
 ORDER BY q.id LIMIT 1;
 
 -- name: next_instance_in_range
@@ -28,6 +34,8 @@ SELECT q.instance_id FROM orchestrator_queue q
 LEFT JOIN instance_locks l ON l.instance_id = q.instance_id
 LEFT JOIN instances i ON i.instance_id = q.instance_id
 WHERE q.visible_at <= ? AND (l.instance_id IS NULL OR l.locked_until <= ?)
+  AND NOT (i.turn_token IS NOT NULL AND substr(i.turn_token, 1, ?) != ?
+           AND q.visible_at > ?)
   AND (i.pinned_major IS NULL OR (
     (i.pinned_major, i.pinned_minor, i.pinned_patch) >= (?, ?, ?) AND
     (i.pinned_major, i.pinned_minor, i.pinned_patch) <= (?, ?, ?)))
