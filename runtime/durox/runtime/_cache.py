@@ -87,7 +87,14 @@ class InstanceCache:
             old.state.close()
         self._entries[instance_id] = kept
         self._tokens[instance_id] = kept.turn_token
-        while len(self._entries) > self.capacity:
+        self._evict()
+
+    def resize(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._evict()
+
+    def _evict(self) -> None:
+        while len(self._entries) > max(self.capacity, 0):
             evicted, entry = self._entries.popitem(last=False)
             del self._tokens[evicted]
             entry.state.close()

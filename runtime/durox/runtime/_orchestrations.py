@@ -93,6 +93,20 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
             self._lock_ms, self.replay_range, count, kept=kept, sticky_ms=self._sticky_ms
         )
 
+    def tune(self, instance_cache_size: int | None, sticky_window_ms: int | None) -> None:
+        """Resize the cache (0: keep nothing) and change the sticky window, live."""
+        if sticky_window_ms is not None:
+            self._sticky_ms = max(0, sticky_window_ms)
+        if instance_cache_size is None:
+            return
+        if instance_cache_size <= 0 or not self.provider.proves_turn_state:
+            self.forget()
+            self.cache = None
+        elif self.cache is None:
+            self.cache = InstanceCache(instance_cache_size)
+        else:
+            self.cache.resize(instance_cache_size)
+
     def forget(self) -> None:
         """Drop every kept state (the registry changed, or the runtime stops)."""
         if self.cache is not None:
