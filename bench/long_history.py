@@ -14,6 +14,7 @@ Three measures, all on this machine, one process:
 And one execution of `--long` sequential activities end to end, with and without the cache.
 
     python -m bench.long_history [--lengths 10,100,1000,10000] [--long 2000] [--out FILE]
+    python -m bench.long_history --plot FILE      # redraw FILE's PNG (bench/run.sh's venv)
 
 Writes a JSON document (and a PNG beside it when matplotlib is importable).
 """
@@ -272,7 +273,11 @@ async def main() -> None:
     ap.add_argument("--turns", type=int, default=7, help="turns measured per point")
     ap.add_argument("--long", type=int, default=2000, help="activities of the long execution")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--plot", type=Path, default=None, help="only redraw the PNG of a result")
     args = ap.parse_args()
+    if args.plot:
+        print(plot(json.loads(args.plot.read_text()), args.plot))
+        return
     lengths = [int(x) for x in args.lengths.split(",")]
     default_bound = RuntimeOptions().instance_cache_size
     doc: dict[str, Any] = {"lengths": lengths, "default_cache_size": default_bound}
