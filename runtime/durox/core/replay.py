@@ -8,6 +8,12 @@ recorded completions in the order they were recorded. That ordering is the whole
 argument: the same code fed the same history takes the same path, and any divergence is caught
 at the first operation that differs and reported naming both sides.
 
+A turn may also hand back the execution suspended where it stopped (`run_turn_keeping`), and
+the next turn then resumes it with its new messages alone (`Suspended.resume`): the code has
+already taken the path a replay would retrace, so it decides the same at the cost of the new
+events. Whoever keeps a `Suspended` must know the stored history is still the one it stands
+for (the runtime's instance cache asks the store for that proof).
+
 Composition (`join`, `select`) runs coroutine branches as extra tasks on the same hand-driven
 scheduler, in creation order, so interleaving is a function of the history alone.
 
