@@ -84,3 +84,6 @@ class RuntimeObserver:
 
     def on_poison(self, kind: str, reason: str) -> None:
         """An orchestration (`kind="orchestration"`) was poisoned."""
+
+    def on_instance_cache(self, kept: bool) -> None:
+        """A turn ran on a kept state (`kept`) or replayed its history, with the cache on."""

@@ -168,12 +168,14 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
             result: TurnResult | Unresolved | Dropped
             if kept is not None:
                 self.cache.hits += 1  # type: ignore[union-attr]
+                self.observer.on_instance_cache(True)
                 suspended, kept = kept.state, None
                 result, state = suspended.resume(item.messages, now_ms)
                 if self.options.verify_cached_turns:
                     result, state = self._verify(item, registry, now_ms, result, state, extra)
             elif self.cache is not None:
                 self.cache.misses += 1
+                self.observer.on_instance_cache(False)
                 result, state = run_turn_keeping(**self._turn_args(item, registry, now_ms))
             else:
                 result = run_turn(**self._turn_args(item, registry, now_ms))
