@@ -350,3 +350,35 @@ async def test_a_worker_that_keeps_nothing_is_not_waited_for(open_store: StoreFa
     await answer(store)
     item = await turn(w2)
     assert item.instance_id == "i"
+
+
+async def test_two_runtimes_share_the_work_and_every_kept_turn_is_right(
+    open_store: StoreFactory,
+) -> None:
+    """Real dispatch loops on two workers, the cache on (verified when the suite verifies),
+    sticky routing on: every instance completes exactly as it should."""
+    from durox import ActivityRegistry, Client
+    from tests.unit.scenario_support import running
+
+    async def step(ctx: Any, x: Any) -> Any:
+        return x
+
+    acts = ActivityRegistry.builder().register("Step", step).build()
+    a = await open_store(None)
+    b = await open_store(None)
+    if a is b or not a.proves_turn_state:
+        pytest.skip("needs two workers on a store that proves turn state")
+    client = Client(a)
+    async with (
+        running(a, acts, REG, worker_node_id="a") as ra,
+        running(b, acts, REG, worker_node_id="b") as rb,
+    ):
+        ids = [f"s{i}" for i in range(12)]
+        for i in ids:
+            await client.start_orchestration(i, "Steps", {"n": 6, "tag": i})
+        for i in ids:
+            done = await client.wait_for_orchestration(i, timeout=30)
+            assert (done.status, done.output) == ("Completed", [[i, k] for k in range(6)])
+        caches = [r._turns.cache for r in (ra, rb)]
+        assert all(c is not None for c in caches)
+        assert sum(c.hits for c in caches if c is not None) > 0
