@@ -132,6 +132,8 @@ class Runtime:
 
     @orchestrations.setter
     def orchestrations(self, registry: OrchestrationRegistry) -> None:
+        if registry is not self._turns.registry:
+            self._turns.forget()  # kept states run the old registry's handlers
         self._turns.registry = registry
 
     @property
@@ -146,13 +148,19 @@ class Runtime:
         supported_replay_versions: SemverRange | None = None,
         reset_replay_range: bool = False,
         revision: str | None = None,
+        instance_cache_size: int | None = None,
+        sticky_window: timedelta | None = None,
     ) -> None:
         """Apply new version policies and replay range live, without dropping in-flight work.
 
         Turns already running finish with what they started with; the next fetch and the next
         execution start see the new settings. Raises `ConfigurationError` (and changes
-        nothing) if a policy names an unregistered orchestration or version.
+        nothing) if a policy names an unregistered orchestration or version. New policies
+        drop the kept instance states (they replay once from the store);
+        `instance_cache_size` and `sticky_window` resize the cache and change the window.
         """
+        if instance_cache_size is not None and instance_cache_size < 0:
+            raise ConfigurationError("instance_cache_size must be 0 or more")
         registry = self.orchestrations
         if policies:
             registry = registry.with_policies(policies)
@@ -163,6 +171,10 @@ class Runtime:
             self._turns.replay_range = SemverRange("0.0.0", self.engine.version)
         if revision is not None:
             self.config_revision = revision
+        self._turns.tune(
+            instance_cache_size,
+            None if sticky_window is None else int(sticky_window.total_seconds() * 1000),
+        )
         self._beat_now.set()  # report the new settings now, not at the next heartbeat
         log.info(
             "runtime %s reconfigured: revision %s, replay range %s, policies %s",
@@ -235,6 +247,7 @@ class Runtime:
         await self._tasks.stop(seconds)
         await self._activity_runs.drained()
         await self._turns.drained()
+        self._turns.forget()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):

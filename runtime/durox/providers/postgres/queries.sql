@@ -37,16 +37,20 @@ SELECT q.id FROM queued q
 CROSS JOIN LATERAL (SELECT pg_notify({schema}.durox_channel(), 'o1')) AS notified
 
 -- name: fetch_orchestration
--- (clock, lease ms, token, replay range low, high); the token is echoed back as a column
-SELECT $3::text AS lock_token, * FROM {schema}.durox_fetch_orchestration($1, $2, $3, $4, $5)
+-- (clock, lease ms, token, replay range low, high, the caller's token prefix, leave out the
+-- histories of its own last turns, sticky window ms); the token is echoed back as a column
+SELECT $3::text AS lock_token, *
+FROM {schema}.durox_fetch_orchestration_v2($1, $2, $3, $4, $5, $6, $7, $8)
 
 -- name: fetch_orchestration_batch
--- (clock, lease ms, one token per instance wanted, replay range low, high)
-SELECT * FROM {schema}.durox_fetch_orchestration_batch($1, $2, $3, $4, $5)
+-- (clock, lease ms, one token per instance wanted, replay range low, high, token prefix,
+-- leave out own histories, sticky window ms)
+SELECT * FROM {schema}.durox_fetch_orchestration_batch_v2($1, $2, $3, $4, $5, $6, $7, $8)
 
 -- name: ack_orchestration_batch
--- (durox_turn[], clock) -> one NULL (applied) or 'SQLSTATE message' per turn
-SELECT {schema}.durox_ack_orchestration_batch_v2($1::{schema}.durox_turn[], $2)
+-- (durox_turn[], whether the worker keeps each one's state, clock) -> one NULL (applied) or
+-- 'SQLSTATE message' per turn
+SELECT {schema}.durox_ack_orchestration_batch_v3($1::{schema}.durox_turn[], $2, $3)
 
 -- name: abandon_orchestration
 -- (token, delay ms, give the attempt back, clock)
