@@ -52,12 +52,14 @@ from durox_operator.planner._plan import (
     Apply,
     Delete,
     Event,
+    HandOver,
     Observed,
     Plan,
     Report,
     Slot,
     Step,
     plan,
+    replicas_released,
 )
 from durox_operator.planner._rollout import rollout_pending
 from durox_operator.planner._spec import (
@@ -109,6 +111,7 @@ __all__ = [
     "Apply",
     "Delete",
     "Event",
+    "HandOver",
     "InvalidSpec",
     "Observed",
     "Plan",
@@ -153,6 +156,7 @@ __all__ = [
     "registered_versions",
     "render_worker_config",
     "replica_failure",
+    "replicas_released",
     "rollout_pending",
     "selector_labels",
     "serving",

@@ -8,6 +8,9 @@
 #           the build context holds a wheelhouse made on the host (`pip wheel`) and the build
 #           is told to install from it only (see "Building the image offline" in the README).
 #           Cached by the hash of the base and of everything in the build context.
+#   operator durox-operator:APPVERSION (the chart's appVersion, so the chart's default image
+#           names it), the same Dockerfile's `operator` target, built the same way. Tagged
+#           docker.io/library/..., the name a pod's short `durox-operator:TAG` resolves to.
 #   app     with arguments `app TAG DIR`: an application image built FROM the worker image the
 #           way the README tells users (DIR's content copied to /app), cached by content.
 #
@@ -26,6 +29,8 @@ MIRROR="${DUROX_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 PACKAGES=python3,python3-venv,ca-certificates
 BASE_TAG=docker.io/library/python:3.11-slim
 WORKER_TAG=localhost/durox-worker:0.1.0
+APP_VERSION="$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$repo/helm/durox/Chart.yaml")"
+OPERATOR_TAG="docker.io/library/durox-operator:$APP_VERSION"
 
 # buildah keeps its own storage, so a system's containers are never touched.
 store="$cache/buildah"
@@ -68,17 +73,19 @@ fi
 echo "base=$base_tar"
 
 # -- worker -----------------------------------------------------------------------------------
-# The wheelhouse: every dependency of durox[postgres] and the build backend, as wheels for this
-# Python (the base's Python is Debian's 3.11, like the host's). Fetched once from PyPI.
+# The wheelhouse: every dependency of durox[postgres,operator] (the Dockerfile's build stage
+# makes the wheels of both images) and the build backend, as wheels for this Python (the
+# base's Python is Debian's 3.11, like the host's). Fetched once from PyPI.
 py="${PYTHON:-python3}"
-wh_key="$( (cat "$repo/pyproject.toml"; "$py" -c 'import sys; print(sys.version_info[:2])') |
-  sha256sum | cut -c1-12)"
+EXTRAS="postgres,operator"
+wh_key="$( (echo "$EXTRAS"; cat "$repo/pyproject.toml"
+  "$py" -c 'import sys; print(sys.version_info[:2])') | sha256sum | cut -c1-12)"
 wheelhouse="$cache/wheelhouse-$wh_key"
 if [ ! -d "$wheelhouse" ]; then
-  log "wheelhouse for durox[postgres] into $wheelhouse"
+  log "wheelhouse for durox[$EXTRAS] into $wheelhouse"
   rm -rf "$wheelhouse.tmp"
   "$py" -m pip wheel -q --disable-pip-version-check --wheel-dir "$wheelhouse.tmp" \
-    "setuptools>=77" wheel "$repo[postgres]" >&2
+    "setuptools>=77" wheel "$repo[$EXTRAS]" >&2
   rm -f "$wheelhouse.tmp"/durox-*.whl # the image builds durox itself, from the context
   mv "$wheelhouse.tmp" "$wheelhouse"
 fi
@@ -94,13 +101,30 @@ if [ ! -s "$worker_tar" ]; then
   bh pull -q "docker-archive:$base_tar" >&2
   # --network=none: the build reaches nothing, so offline is proven, not assumed
   bh bud --pull=never --network=none --layers=false --build-arg WHEELHOUSE=wheelhouse \
-    -t "$WORKER_TAG" -f "$ctx/Dockerfile" "$ctx" >&2
+    --target worker -t "$WORKER_TAG" -f "$ctx/Dockerfile" "$ctx" >&2
   bh push "$WORKER_TAG" "docker-archive:$worker_tar.tmp:$WORKER_TAG" >&2
   mv "$worker_tar.tmp" "$worker_tar"
   rm -rf "$ctx"
   log "worker image in $(($(date +%s) - start))s: $(du -h "$worker_tar" | cut -f1)"
 fi
 echo "worker=$worker_tar"
+
+# -- operator ---------------------------------------------------------------------------------
+operator_tar="$cache/operator-$worker_key-$APP_VERSION.tar"
+if [ ! -s "$operator_tar" ]; then
+  start=$(date +%s)
+  ctx="$(mktemp -d "$cache/context.XXXX")"
+  (cd "$repo" && tar --exclude=__pycache__ -cf - "${context_files[@]}") | tar -xf - -C "$ctx"
+  cp -r "$wheelhouse" "$ctx/wheelhouse"
+  bh pull -q "docker-archive:$base_tar" >&2
+  bh bud --pull=never --network=none --layers=false --build-arg WHEELHOUSE=wheelhouse \
+    --target operator -t "$OPERATOR_TAG" -f "$ctx/Dockerfile" "$ctx" >&2
+  bh push "$OPERATOR_TAG" "docker-archive:$operator_tar.tmp:$OPERATOR_TAG" >&2
+  mv "$operator_tar.tmp" "$operator_tar"
+  rm -rf "$ctx"
+  log "operator image in $(($(date +%s) - start))s: $(du -h "$operator_tar" | cut -f1)"
+fi
+echo "operator=$operator_tar"
 
 # -- engine -----------------------------------------------------------------------------------
 # With `app TAG DIR ENGINE`: first a worker image whose engine calls itself ENGINE (the one line
@@ -118,7 +142,7 @@ if [ "${1:-}" = "app" ] && [ -n "${4:-}" ]; then
     sed -i "s/^__version__ = .*/__version__ = \"$engine\"/" "$ctx/runtime/durox/_version.py"
     bh pull -q "docker-archive:$base_tar" >&2
     bh bud --pull=never --network=none --layers=false --build-arg WHEELHOUSE=wheelhouse \
-      -t "$engine_tag" -f "$ctx/Dockerfile" "$ctx" >&2
+      --target worker -t "$engine_tag" -f "$ctx/Dockerfile" "$ctx" >&2
     bh push "$engine_tag" "docker-archive:$engine_tar.tmp:$engine_tag" >&2
     mv "$engine_tar.tmp" "$engine_tar"
     rm -rf "$ctx"

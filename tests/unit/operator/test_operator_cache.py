@@ -10,7 +10,7 @@ from typing import Any
 
 from durox_operator.cache import ChildCache, slim
 from durox_operator.coalesce import Coalescer
-from durox_operator.model import Obj
+from durox_operator.model import FIELD_MANAGER, Obj
 from durox_operator.reconciler import Reconciler
 from tests.unit.operator.support import registry
 from tests.unit.operator.test_operator_reconciler import Events, FakeKube
@@ -32,9 +32,9 @@ class CountingKube(FakeKube):
         self.reads.append(("Pod", "list"))
         return super().list_pods(namespace, selector)
 
-    def apply(self, obj: Obj) -> dict[str, Any]:
+    def apply(self, obj: Obj, manager: str = FIELD_MANAGER, force: bool = True) -> dict[str, Any]:
         self.version += 1
-        applied = super().apply(obj)
+        applied = super().apply(obj, manager, force)
         applied["metadata"]["resourceVersion"] = str(self.version)
         self.put(copy.deepcopy(applied))
         return applied
