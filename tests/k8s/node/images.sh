@@ -13,6 +13,13 @@
 #           docker.io/library/..., the name a pod's short `durox-operator:TAG` resolves to.
 #   app     with arguments `app TAG DIR`: an application image built FROM the worker image the
 #           way the README tells users (DIR's content copied to /app), cached by content.
+#   recipe  with arguments `recipe TAG DIR`: DIR's own Dockerfile (FROM durox-worker:0.1.0,
+#           examples/worker) built as it is, DIR the context, cached by content.
+#   postgres with argument `postgres`: docker.io/library/postgres:15, a stand-in for the official
+#           image (none can be pulled here) made from Debian's postgresql-15 by debootstrap,
+#           with an entry point that honours the official image's environment contract
+#           (POSTGRES_PASSWORD, POSTGRES_USER, POSTGRES_DB, PGDATA), so the quickstart's
+#           manifest runs unchanged. Cached by the hash of this recipe.
 #
 # Contract like toolchain/build.sh: stdout carries only the result lines, logs go to stderr.
 # Needs root, debootstrap and buildah (scripts/test.sh installs them). Nothing of this
@@ -167,4 +174,93 @@ if [ "${1:-}" = "app" ]; then
     rm -rf "$ctx"
   fi
   echo "app=$app_tar"
+fi
+
+# -- recipe -----------------------------------------------------------------------------------
+if [ "${1:-}" = "recipe" ]; then
+  tag="$2" dir="$3"
+  recipe_key="$( (echo "$worker_key $tag"; cd "$dir" && find . -type f -not -path '*/__pycache__/*' \
+    -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-12)"
+  recipe_tar="$cache/recipe-$recipe_key.tar"
+  if [ ! -s "$recipe_tar" ]; then
+    ctx="$(mktemp -d "$cache/context.XXXX")"
+    (cd "$dir" && tar --exclude=__pycache__ -cf - .) | tar -xf - -C "$ctx"
+    bh pull -q "docker-archive:$worker_tar" >&2
+    bh bud --pull=never --network=none --layers=false -t "$tag" -f "$ctx/Dockerfile" "$ctx" >&2
+    bh push "$tag" "docker-archive:$recipe_tar.tmp:$tag" >&2
+    mv "$recipe_tar.tmp" "$recipe_tar"
+    rm -rf "$ctx"
+  fi
+  echo "recipe=$recipe_tar"
+fi
+
+# -- postgres ---------------------------------------------------------------------------------
+if [ "${1:-}" = "postgres" ]; then
+  PG_TAG=docker.io/library/postgres:15
+  pg_key="$( (echo "$SUITE $PG_TAG"; sed -n '/^# -- postgres/,$p' "$0") | sha256sum | cut -c1-12)"
+  pg_tar="$cache/postgres-$pg_key.tar"
+  if [ ! -s "$pg_tar" ]; then
+    start=$(date +%s)
+    rootfs="$(mktemp -d "$cache/rootfs.XXXX")"
+    mkdir -p "$cache/debs"
+    log "debootstrap $SUITE (postgresql-15) into $rootfs"
+    debootstrap --variant=minbase --cache-dir="$cache/debs" --include=postgresql-15 \
+      "$SUITE" "$rootfs" "$MIRROR" >&2
+    # the cluster Debian's package made, and what debootstrap took from this host
+    rm -rf "$rootfs"/etc/postgresql/15/main "$rootfs"/var/lib/postgresql/15
+    rm -f "$rootfs/etc/resolv.conf" "$rootfs/etc/hostname"
+    : >"$rootfs/etc/hosts"
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+      "$rootfs"/var/log/* "$rootfs"/tmp/* "$rootfs"/root/.cache
+    cat >"$rootfs/usr/local/bin/docker-entrypoint.sh" <<'ENTRY'
+#!/bin/sh
+# The official postgres image's environment contract, for a stand-in built without a registry:
+# a first start makes the cluster in $PGDATA with $POSTGRES_USER (password $POSTGRES_PASSWORD,
+# scram-sha-256 from any address) and database $POSTGRES_DB, then runs the command as postgres.
+set -eu
+: "${PGDATA:=/var/lib/postgresql/data}" "${POSTGRES_USER:=postgres}"
+: "${POSTGRES_DB:=$POSTGRES_USER}"
+export PGDATA
+if [ "$(id -u)" = 0 ]; then
+  mkdir -p "$PGDATA" /var/run/postgresql
+  chown -R postgres:postgres "$PGDATA" /var/run/postgresql
+  chmod 700 "$PGDATA"
+  exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
+fi
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  if [ -z "${POSTGRES_PASSWORD:-}" ]; then
+    echo "POSTGRES_PASSWORD must be set" >&2
+    exit 1
+  fi
+  pwfile="$(mktemp)"
+  printf '%s' "$POSTGRES_PASSWORD" >"$pwfile"
+  initdb -D "$PGDATA" -U "$POSTGRES_USER" --pwfile="$pwfile" --auth-local=trust \
+    --auth-host=scram-sha-256 -E UTF8 >/dev/null
+  rm -f "$pwfile"
+  echo "host all all all scram-sha-256" >>"$PGDATA/pg_hba.conf"
+  echo "listen_addresses = '*'" >>"$PGDATA/postgresql.conf"
+  if [ "$POSTGRES_DB" != postgres ]; then
+    pg_ctl -D "$PGDATA" -w -o "-c listen_addresses=''" start >/dev/null
+    createdb -U "$POSTGRES_USER" "$POSTGRES_DB"
+    pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
+  fi
+  echo "database $POSTGRES_DB of user $POSTGRES_USER created in $PGDATA"
+fi
+exec "$@"
+ENTRY
+    chmod 755 "$rootfs/usr/local/bin/docker-entrypoint.sh"
+    ctr_id="$(bh from --pull=never scratch)"
+    mnt="$(bh mount "$ctr_id")"
+    cp -a "$rootfs"/. "$mnt"/
+    bh umount "$ctr_id" >/dev/null
+    bh config --env PATH=/usr/lib/postgresql/15/bin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+      --env LANG=C.UTF-8 --env PGDATA=/var/lib/postgresql/data --port 5432 \
+      --entrypoint '["docker-entrypoint.sh"]' --cmd postgres "$ctr_id"
+    bh commit --rm "$ctr_id" "$PG_TAG" >&2
+    bh push "$PG_TAG" "docker-archive:$pg_tar.tmp:$PG_TAG" >&2
+    mv "$pg_tar.tmp" "$pg_tar"
+    rm -rf "$rootfs"
+    log "postgres stand-in in $(($(date +%s) - start))s: $(du -h "$pg_tar" | cut -f1)"
+  fi
+  echo "postgres=$pg_tar"
 fi
