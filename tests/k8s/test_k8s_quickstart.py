@@ -38,10 +38,11 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.k8s.k8s_control_plane import ControlPlane, tail
+from tests.k8s.k8s_control_plane import ControlPlane, tail, wait_for
 from tests.k8s.k8s_node import IMAGES_SCRIPT, NODE_LABEL, NODE_NAME, NodeError, RealNode
 from tests.k8s.k8s_services import ServiceDNS, cluster_services
 
@@ -49,6 +50,9 @@ pytestmark = [pytest.mark.k8s, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
+
+STORE_RETRY = 30.0
+"""StoreObserver's retry_after: a failed store is dialled again after this many seconds."""
 
 QUICKSTART = [
     "helm install durox helm/durox --namespace durox-system --create-namespace",
@@ -159,6 +163,11 @@ def _report(plane: ControlPlane, record: Transcript, dns: ServiceDNS, node: Real
     print("kubelet log:\n" + tail(node.run_dir / "logs" / "kubelet.log", 20))
 
 
+def _condition(plane: ControlPlane, kind: str) -> dict[str, Any]:
+    registry = plane.get_json("orchestrationregistry", "hello", "-n", "durox-quickstart")
+    return next(c for c in registry["status"]["conditions"] if c["type"] == kind)
+
+
 def test_the_quickstart_runs_as_written(
     transcript: Transcript, control_plane: ControlPlane
 ) -> None:
@@ -196,8 +205,14 @@ def test_the_quickstart_runs_as_written(
     conditions = {c["type"]: c for c in registry["status"]["conditions"]}
     assert conditions["Ready"]["status"] == "True"
     assert conditions["Ready"]["observedGeneration"] == registry["metadata"]["generation"]
-    # the operator pod read the example's store too (through the Service name, from a pod)
-    assert conditions["StoreObserved"]["status"] == "True", conditions["StoreObserved"]
+    # The operator pod reads the example's store too (by the Service name, from a pod). Its
+    # first look may come before PostgreSQL is up; it looks again by itself (no event would
+    # tell it the store is up), within the store's retry time, not at the next resync.
+    wait_for(
+        "StoreObserved=True",
+        lambda: _condition(plane, "StoreObserved")["status"] == "True",
+        STORE_RETRY + 15,
+    )
 
     greeting = transcript.run(QUICKSTART[6])
     assert "Completed on hello::greet@1.0.0: hello, world" in greeting

@@ -647,8 +647,11 @@ def test_a_failed_store_is_not_dialled_again_until_its_retry_time() -> None:
     stores = StoreObserver(timeout=1.0, retry_after=60.0)
     try:
         url = "postgresql://x:secret@127.0.0.1:1/none"
+        assert stores.retry_in(("shop", "orders")) is None
         with pytest.raises(StoreUnobservable) as first:
             stores.observe(("shop", "orders"), url, "orders")
+        retry = stores.retry_in(("shop", "orders"))  # when the handlers schedule the next pass
+        assert retry is not None and 55.0 < retry <= 60.0
         with pytest.raises(StoreUnobservable) as again:
             stores.observe(("shop", "orders"), url, "orders")
         assert again.value is first.value
