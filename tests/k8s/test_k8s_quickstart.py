@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.k8s.k8s_control_plane import ControlPlane, tail, wait_for
 from tests.k8s.k8s_node import IMAGES_SCRIPT, NODE_LABEL, NODE_NAME, NodeError, RealNode
@@ -216,3 +217,55 @@ def test_the_quickstart_runs_as_written(
 
     greeting = transcript.run(QUICKSTART[6])
     assert "Completed on hello::greet@1.0.0: hello, world" in greeting
+
+
+# -- the docs print what the test runs (no cluster needed) -----------------------------------
+
+DOCS = (REPO / "README.md", REPO / "docs" / "operator.md")
+
+
+def _shell_lines(path: Path) -> list[str]:
+    """The commands of a file's ```bash blocks, comments and padding dropped."""
+    lines, inside = [], False
+    for raw in path.read_text().splitlines():
+        if raw.startswith("```"):
+            inside = raw.strip() == "```bash"
+            continue
+        if inside:
+            command = raw.split("  #")[0].strip()
+            if command and not command.startswith("#"):
+                lines.append(command)
+    return lines
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_the_docs_print_the_commands_this_test_runs(doc: Path) -> None:
+    lines = _shell_lines(doc)
+    start = lines.index("kind create cluster --config kind-config.yaml")
+    quickstart = lines[start:]
+    for command in QUICKSTART:
+        assert command in quickstart, f"{doc.name} lacks: {command}"
+    # and, before them, the images the test builds: the chart's default, the registry's
+    chart = yaml.safe_load((REPO / "helm" / "durox" / "Chart.yaml").read_text())
+    operator = f"durox-operator:{chart['appVersion']}"
+    hello = yaml.safe_load((EXAMPLES / "30-registry.yaml").read_text())["spec"]["image"]
+    assert f"docker build --target operator -t {operator} ." in quickstart
+    assert f"docker build -t {hello} examples/worker" in quickstart
+    load = next(c for c in quickstart if c.startswith("kind load docker-image"))
+    assert {operator, hello} <= set(load.split()) and load.endswith("--name durox")
+    kind = yaml.safe_load((REPO / "kind-config.yaml").read_text())
+    assert kind["name"] == "durox"
+
+
+def test_one_release_name_everywhere() -> None:
+    """`helm install durox` in every file that shows an install; the NOTES name none."""
+    files = [*DOCS, REPO / "kind-config.yaml", EXAMPLES / "README.md"]
+    installs = [
+        (path.name, line.split("helm install", 1)[1].split()[0])
+        for path in files
+        for line in path.read_text().splitlines()
+        if "helm install" in line
+    ]
+    assert installs and {name for _, name in installs} == {"durox"}, installs
+    notes = (REPO / "helm" / "durox" / "templates" / "NOTES.txt").read_text()
+    assert "{{ .Release.Name }}" in notes and "helm install" not in notes
