@@ -241,6 +241,29 @@ def test_replicas_from_a_number_to_unset_stay_where_they_are_for_an_autoscaler(
     assert not cluster.events("RestoredDeployment")
 
 
+def test_workers_spread_over_nodes_unless_the_user_says_otherwise(cluster: Cluster) -> None:
+    """The default preferred anti-affinity, as the real scheduler reads it: three workers on
+    the three kwok nodes. A user's `pod.affinity` replaces it whole."""
+    cluster.plane.apply(_registry(replicas=3), "-n", cluster.ns)
+    cluster.wait("3/3 workers", lambda: cluster.ready(1, workers=3))
+    pods = cluster.plane.get_json(
+        "pods", "-n", cluster.ns, "-l", "app.kubernetes.io/instance=orders"
+    )["items"]
+    assert len({p["spec"]["nodeName"] for p in pods}) == 3
+    anti = pods[0]["spec"]["affinity"]["podAntiAffinity"]
+    assert list(anti) == ["preferredDuringSchedulingIgnoredDuringExecution"]
+
+    mine = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 1, "preference": {"matchExpressions": [
+            {"key": "type", "operator": "In", "values": ["kwok"]}]}}]}}  # fmt: skip
+    cluster.plane.apply(_registry(replicas=3, pod={"affinity": mine}), "-n", cluster.ns)
+    cluster.wait("3/3 workers at generation 2", lambda: cluster.ready(2, workers=3))
+    template = cluster.get("deployment")["spec"]["template"]["spec"]
+    assert template["affinity"] == mine
+    time.sleep(2)  # what the apiserver stored is what was planned: no repair loop
+    assert not cluster.events("RestoredDeployment")
+
+
 def test_the_scale_subresource_scales_the_workers(cluster: Cluster) -> None:
     cluster.plane.apply(_registry(), "-n", cluster.ns)
     cluster.wait("the registry to become Ready", lambda: cluster.ready(1))
