@@ -80,6 +80,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     async def run_pass(key: Key) -> None:
         if _operator().leading:
             await asyncio.to_thread(reconciler.reconcile_by_name, *key)
+            retry = stores.retry_in(key)
+            if retry is not None:  # the store failed: look again when it may be dialled
+                _operator().passes.trigger(key, retry + 0.1)
 
     elector = None
     lease = memo.get("lease")

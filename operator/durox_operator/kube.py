@@ -113,13 +113,15 @@ class Kube:
         items: list[dict[str, Any]] = (result or {}).get("items", [])
         return items
 
-    def apply(self, obj: Obj) -> dict[str, Any]:
+    def apply(self, obj: Obj, manager: str = FIELD_MANAGER, force: bool = True) -> dict[str, Any]:
+        """Server-side apply as `manager`; without `force`, a field another manager owns with
+        another value is a KubeError with status 409 (a conflict), not taken over."""
         meta = obj["metadata"]
         result = self._call(
             "PATCH",
             self._path(obj["kind"], meta["namespace"], meta["name"]),
             body=dict(obj),
-            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            query=[("fieldManager", manager), ("force", "true" if force else "false")],
             content_type="application/apply-patch+yaml",
         )
         if result is None:

@@ -17,6 +17,9 @@ KIND: Final = "OrchestrationRegistry"
 PLURAL: Final = "orchestrationregistries"
 
 FIELD_MANAGER: Final = "durox-operator"
+REPLICAS_MANAGER: Final = "durox-operator-handover"
+"""The field manager that keeps a Deployment's `replicas` in place when the operator stops
+applying it (`spec.replicas` unset), until an autoscaler's write takes the field over."""
 REGISTRY_LABEL: Final = "durox.dev/registry"
 HASH_ANNOTATION: Final = "durox.dev/planned-hash"
 STARTUP_ANNOTATION: Final = "durox.dev/startup-config"

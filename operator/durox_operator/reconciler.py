@@ -25,7 +25,7 @@ from durox_operator import planner, rollout_io
 from durox_operator.cache import ChildCache
 from durox_operator.kube import Kube, KubeError
 from durox_operator.metrics import OperatorMetrics, Snapshot
-from durox_operator.model import Obj
+from durox_operator.model import REPLICAS_MANAGER, Obj
 from durox_operator.store import StoreObserver, StoreUnobservable
 
 logger = logging.getLogger(__name__)
@@ -272,6 +272,17 @@ class Reconciler:
                     self._cache.wrote(applied)
                 after = after.with_child(step.slot, applied)
                 self._post(registry, step.event)
+            case planner.HandOver():
+                try:
+                    kept = self._kube.apply(step.obj, manager=REPLICAS_MANAGER, force=False)
+                except KubeError as exc:
+                    if exc.status != 409:
+                        raise
+                    logger.info("%s: nothing to hand over (%s)", _name(registry), exc)
+                else:
+                    if self._cache is not None:
+                        self._cache.wrote(kept)
+                    after = after.with_child(step.slot, kept)
             case planner.Delete():
                 gone = self._kube.delete(step.kind, step.namespace, step.name, step.uid)
                 if self._cache is not None:

@@ -121,6 +121,14 @@ class StoreObserver:
             self._failed.pop(key, None)
         return seen
 
+    def retry_in(self, key: tuple[str, str]) -> float | None:
+        """Seconds until the store of `key`, whose last observation failed, may be dialled
+        again; None when it did not fail. A pass is due then: nothing else may come (a store
+        that was still starting sends no Kubernetes event when it is up)."""
+        with self._guard:
+            failed = self._failed.get(key)
+        return None if failed is None else max(0.0, failed[1] - time.monotonic())
+
     async def _observe(self, key: tuple[str, str], url: str, pool: str) -> StoreObservation:
         with self._guard:
             have = self._open.get(key)

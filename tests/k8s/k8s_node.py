@@ -262,6 +262,9 @@ state = "{base / "state"}"
                         {"key": NODE_LABEL, "value": "true", "effect": "NoSchedule"}
                     ],
                     "nodeStatusUpdateFrequency": "5s",
+                    # answered only while a test runs k8s_services.ServiceDNS (the quickstart)
+                    "clusterDNS": [GATEWAY],
+                    "clusterDomain": "cluster.local",
                     "shutdownGracePeriod": "0s",
                 }
             )

@@ -78,7 +78,10 @@ def test_chart_renders_secure_defaults_and_the_one_crd(control_plane: ControlPla
         "runAsNonRoot": True,
         "capabilities": {"drop": ["ALL"]},
     }
-    assert container["image"] == "ghcr.io/durox-dev/durox-operator:0.1.0"
+    # the image the repository builds (Dockerfile's `operator` target), tagged appVersion
+    chart = yaml.safe_load((REPO / "helm" / "durox" / "Chart.yaml").read_text())
+    assert container["image"] == f"durox-operator:{chart['appVersion']}" == "durox-operator:0.1.0"
+    assert container["imagePullPolicy"] == "IfNotPresent"  # a loaded image is used as it is
     assert container["args"][0] == "run"
     assert {"--lease=durox", "--lease-namespace=durox-system", "--identity=$(POD_NAME)"} <= set(
         container["args"]

@@ -174,6 +174,83 @@ def test_unset_replicas_belong_to_whoever_scales_the_deployment(cluster: Cluster
     assert not cluster.events("RestoredDeployment")
 
 
+def _apply_as(cluster: Cluster, manager: str, body: dict[str, Any]) -> None:
+    """`kubectl apply --server-side` as field manager `manager` (a GitOps tool's own name)."""
+    cluster.plane.kubectl(
+        "apply", "--server-side", f"--field-manager={manager}", "-f", "-", "-n", cluster.ns,
+        input=json.dumps(body),
+    )  # fmt: skip
+
+
+def _replicas_owners(cluster: Cluster) -> set[str]:
+    dep = cluster.plane.get_json("deployment", "orders", "-n", cluster.ns, "--show-managed-fields")
+    return {
+        m["manager"]
+        for m in dep["metadata"]["managedFields"]
+        if "f:replicas" in m.get("fieldsV1", {}).get("f:spec", {})
+    }
+
+
+def test_replicas_from_a_number_to_unset_stay_where_they_are_for_an_autoscaler(
+    cluster: Cluster,
+) -> None:
+    """A registry whose `replicas` the user drops (server-side apply, so the field is gone,
+    not null) keeps its workers: the Deployment is not reset to the default of 1, which is
+    what server-side apply does to a field its only manager stops applying. From then on
+    whoever scales the Deployment (an HPA, KEDA, `kubectl scale`) owns the count."""
+    _apply_as(cluster, "gitops", _registry(replicas=3))
+    cluster.wait("3/3 workers", lambda: cluster.ready(1, workers=3))
+    assert _replicas_owners(cluster) == {"durox-operator"}
+
+    body = _registry()
+    del body["spec"]["replicas"]
+    _apply_as(cluster, "gitops", body)
+    assert "replicas" not in cluster.get("orchestrationregistry")["spec"]
+    cluster.wait(
+        "generation 2 observed",
+        lambda: cluster.get("orchestrationregistry")["status"].get("observedGeneration") == 2,
+        PROMPTLY,
+    )
+    seen = []
+    for _ in range(10):  # a reset to 1 would show within these seconds, and stay
+        seen.append(cluster.get("deployment")["spec"]["replicas"])
+        time.sleep(0.5)
+    assert set(seen) == {3}, seen
+    assert _replicas_owners(cluster) == {"durox-operator-handover"}
+    cluster.wait("3/3 workers at generation 2", lambda: cluster.ready(2, workers=3), PROMPTLY)
+
+    # an autoscaler's write (the /scale subresource of the Deployment, like an HPA's) holds
+    cluster.kubectl("scale", "deployment", "orders", "--replicas=5")
+    cluster.wait("5/5 workers", lambda: cluster.ready(2, workers=5), PROMPTLY)
+    cluster.kubectl("annotate", "orchestrationregistry", "orders", "touch=1")  # another pass
+    time.sleep(3)
+    assert cluster.get("deployment")["spec"]["replicas"] == 5
+    assert not cluster.events("RestoredDeployment")
+
+
+def test_workers_spread_over_nodes_unless_the_user_says_otherwise(cluster: Cluster) -> None:
+    """The default preferred anti-affinity, as the real scheduler reads it: three workers on
+    the three kwok nodes. A user's `pod.affinity` replaces it whole."""
+    cluster.plane.apply(_registry(replicas=3), "-n", cluster.ns)
+    cluster.wait("3/3 workers", lambda: cluster.ready(1, workers=3))
+    pods = cluster.plane.get_json(
+        "pods", "-n", cluster.ns, "-l", "app.kubernetes.io/instance=orders"
+    )["items"]
+    assert len({p["spec"]["nodeName"] for p in pods}) == 3
+    anti = pods[0]["spec"]["affinity"]["podAntiAffinity"]
+    assert list(anti) == ["preferredDuringSchedulingIgnoredDuringExecution"]
+
+    mine = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 1, "preference": {"matchExpressions": [
+            {"key": "type", "operator": "In", "values": ["kwok"]}]}}]}}  # fmt: skip
+    cluster.plane.apply(_registry(replicas=3, pod={"affinity": mine}), "-n", cluster.ns)
+    cluster.wait("3/3 workers at generation 2", lambda: cluster.ready(2, workers=3))
+    template = cluster.get("deployment")["spec"]["template"]["spec"]
+    assert template["affinity"] == mine
+    time.sleep(2)  # what the apiserver stored is what was planned: no repair loop
+    assert not cluster.events("RestoredDeployment")
+
+
 def test_the_scale_subresource_scales_the_workers(cluster: Cluster) -> None:
     cluster.plane.apply(_registry(), "-n", cluster.ns)
     cluster.wait("the registry to become Ready", lambda: cluster.ready(1))

@@ -124,6 +124,25 @@ def _merge_env(
     return list(merged.values())
 
 
+def spread_over_nodes(registry: Obj, drain: bool = False) -> dict[str, Any]:
+    """The default affinity: a pool's workers prefer nodes that run none of its workers yet,
+    so one node's loss takes few of them. Preferred, not required: a pool larger than the
+    cluster (or a one-node cluster) still schedules every worker. `pod.affinity` replaces it."""
+    return {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "podAffinityTerm": {
+                        "labelSelector": {"matchLabels": selector_labels(registry, drain)},
+                        "topologyKey": "kubernetes.io/hostname",
+                    },
+                }
+            ]
+        }
+    }
+
+
 def plan_deployment(
     registry: Obj, config: WorkerConfig, drain: bool = False, pause: bool = False
 ) -> dict[str, Any]:
@@ -155,6 +174,9 @@ def plan_deployment(
         pod_spec["nodeSelector"] = pod["nodeSelector"]
     if "tolerations" in pod:
         pod_spec["tolerations"] = pod["tolerations"]
+    affinity = pod["affinity"] if "affinity" in pod else spread_over_nodes(registry, drain)
+    if affinity:  # `affinity: {}` asks for none at all
+        pod_spec["affinity"] = affinity
     if "serviceAccountName" in pod:
         pod_spec["serviceAccountName"] = pod["serviceAccountName"]
     template_meta: dict[str, Any] = {

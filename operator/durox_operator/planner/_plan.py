@@ -129,6 +129,19 @@ class Apply:
 
 
 @dataclass(frozen=True)
+class HandOver:
+    """Server-side apply `obj` under a field manager of its own (`REPLICAS_MANAGER`), without
+    force: it holds only fields the operator is about to stop applying, at their current
+    values. Server-side apply removes a field when its only manager stops applying it (a
+    Deployment's `replicas` would fall back to 1); a second owner keeps the value in place
+    for whoever takes the field over next (an HPA's write moves it to the HPA). A conflict
+    means another manager owns the field already: then there is nothing to hand over."""
+
+    slot: Slot
+    obj: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class Delete:
     """Delete a child this registry controls, if it is still the object seen (`uid`); post
     `event` only when the call removed it."""
@@ -141,7 +154,7 @@ class Delete:
     event: Event
 
 
-Step = Apply | Delete | Event | StartGate
+Step = Apply | HandOver | Delete | Event | StartGate
 
 
 @dataclass(frozen=True)
@@ -403,6 +416,24 @@ def _foreign(registry: Obj, observed: Observed, drain: bool) -> str | None:
     return None
 
 
+def replicas_released(desired: Obj, observed: Obj) -> dict[str, Any] | None:
+    """The hand-over apply for a Deployment whose plan no longer sets `replicas` while the
+    cluster's copy has a count (the user unset `spec.replicas` for an autoscaler): the
+    count as it is, and nothing else. None when there is nothing to hand over."""
+    if desired["kind"] != "Deployment" or "replicas" in desired["spec"]:
+        return None
+    count = observed.get("spec", {}).get("replicas")
+    if count is None:
+        return None
+    meta = desired["metadata"]
+    return {
+        "apiVersion": desired["apiVersion"],
+        "kind": desired["kind"],
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+        "spec": {"replicas": count},
+    }
+
+
 def _ensure(slot: Slot, desired: dict[str, Any], observed: Observed) -> list[Step]:
     """Apply `desired` when the cluster's copy differs from it: absent (Created), planned
     differently (Updated), or edited by someone else since (Restored, naming each field put
@@ -413,6 +444,9 @@ def _ensure(slot: Slot, desired: dict[str, Any], observed: Observed) -> list[Ste
         event = Event("Normal", f"Created{kind}", f"created {kind} {name}")
     elif planned_anew(desired, have):
         event = Event("Normal", f"Updated{kind}", f"updated {kind} {name}")
+        released = replicas_released(desired, have)
+        if released is not None:
+            return [HandOver(slot, released), Apply(slot, desired, event)]
     else:
         drifted = drift(desired, have)
         if not drifted:

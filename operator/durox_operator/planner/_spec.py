@@ -87,6 +87,7 @@ class PodSpec(TypedDict, total=False):
     resources: dict[str, Any]
     nodeSelector: dict[str, str]
     tolerations: list[dict[str, Any]]
+    affinity: dict[str, Any]
     serviceAccountName: str
 
 

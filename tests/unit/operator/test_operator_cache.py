@@ -10,7 +10,7 @@ from typing import Any
 
 from durox_operator.cache import ChildCache, slim
 from durox_operator.coalesce import Coalescer
-from durox_operator.model import Obj
+from durox_operator.model import FIELD_MANAGER, Obj
 from durox_operator.reconciler import Reconciler
 from tests.unit.operator.support import registry
 from tests.unit.operator.test_operator_reconciler import Events, FakeKube
@@ -32,9 +32,9 @@ class CountingKube(FakeKube):
         self.reads.append(("Pod", "list"))
         return super().list_pods(namespace, selector)
 
-    def apply(self, obj: Obj) -> dict[str, Any]:
+    def apply(self, obj: Obj, manager: str = FIELD_MANAGER, force: bool = True) -> dict[str, Any]:
         self.version += 1
-        applied = super().apply(obj)
+        applied = super().apply(obj, manager, force)
         applied["metadata"]["resourceVersion"] = str(self.version)
         self.put(copy.deepcopy(applied))
         return applied
@@ -189,6 +189,30 @@ def test_a_burst_of_events_costs_one_pass_and_a_later_event_another() -> None:
         return runs
 
     assert sorted(asyncio.run(scenario())) == ["orders", "orders", "payments"]
+
+
+def test_a_sooner_pass_replaces_a_later_one_and_a_later_one_waits_for_it() -> None:
+    """A store's retry pass waits 30 s; a hand edit meanwhile must be repaired in seconds."""
+
+    async def scenario() -> list[tuple[str, float]]:
+        runs: list[tuple[str, float]] = []
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+
+        async def run(key: str) -> None:
+            runs.append((key, loop.time() - start))
+
+        passes: Coalescer[str] = Coalescer(run)
+        passes.trigger("orders", 30.0)  # the store's retry
+        passes.trigger("orders", 0.01)  # a child's event
+        passes.trigger("orders", 20.0)  # joins the one due sooner
+        assert passes.waiting() == 1
+        await asyncio.sleep(0.1)
+        await passes.close()
+        return runs
+
+    runs = asyncio.run(scenario())
+    assert [key for key, _ in runs] == ["orders"] and runs[0][1] < 1.0
 
 
 def test_a_failing_pass_is_logged_and_the_next_event_runs_again() -> None:

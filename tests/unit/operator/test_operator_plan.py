@@ -12,7 +12,7 @@ import yaml
 
 from durox_operator import planner
 from durox_operator.model import ACTIVE_ANNOTATION
-from durox_operator.planner import Apply, Delete, Event, Observed, Plan
+from durox_operator.planner import Apply, Delete, Event, HandOver, Observed, Plan
 from tests.unit.operator.support import registry
 
 NOW = "2026-01-02T03:04:05Z"
@@ -27,6 +27,8 @@ def _shape(plan: Plan) -> list[tuple[str, ...]]:
             shape.append(("apply", step.slot, step.event.reason))
         elif isinstance(step, Delete):
             shape.append(("delete", step.slot, step.event.reason))
+        elif isinstance(step, HandOver):
+            shape.append(("handover", step.slot))
         elif isinstance(step, Event):
             shape.append(("event", step.type, step.reason))
         else:

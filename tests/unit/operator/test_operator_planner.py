@@ -163,10 +163,62 @@ def test_pod_settings_reach_the_pod() -> None:
     assert template["metadata"]["annotations"]["example.com/team"] == "shop"
 
 
+def test_workers_prefer_to_spread_over_nodes_by_default() -> None:
+    body = registry()
+    pod = planner.plan_deployment(body, _config(body))["spec"]["template"]["spec"]
+    anti = pod["affinity"]["podAntiAffinity"]
+    # preferred only: a pool larger than the cluster still fits
+    assert "requiredDuringSchedulingIgnoredDuringExecution" not in anti
+    [term] = anti["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    selector = planner.plan_deployment(body, _config(body))["spec"]["selector"]["matchLabels"]
+    assert term["podAffinityTerm"]["labelSelector"] == {"matchLabels": selector}
+    drain = planner.plan_deployment(body, _config(body), drain=True)
+    [drain_term] = drain["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert drain_term["podAffinityTerm"]["labelSelector"] == {
+        "matchLabels": drain["spec"]["selector"]["matchLabels"]
+    }
+
+
+def test_the_users_affinity_replaces_the_default() -> None:
+    mine = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "zone", "operator": "In", "values": ["a"]}]}]}}}  # fmt: skip
+    body = registry(pod={"affinity": mine})
+    assert (
+        planner.plan_deployment(body, _config(body))["spec"]["template"]["spec"]["affinity"] == mine
+    )
+    body = registry(pod={"affinity": {}})
+    assert (
+        "affinity" not in planner.plan_deployment(body, _config(body))["spec"]["template"]["spec"]
+    )
+
+
 def test_unset_replicas_are_left_to_an_autoscaler() -> None:
     body = registry()
     del body["spec"]["replicas"]
     assert "replicas" not in planner.plan_deployment(body, _config(body))["spec"]
+
+
+def test_a_count_the_plan_stops_writing_is_handed_over_at_its_value() -> None:
+    body = registry()
+    before = planner.plan_deployment(body, _config(body))
+    assert planner.replicas_released(before, before) is None  # still ours
+    del body["spec"]["replicas"]
+    after = planner.plan_deployment(body, _config(body))
+    observed = copy.deepcopy(before)
+    observed["spec"]["replicas"] = 7  # scaled since, by whoever
+    released = planner.replicas_released(after, observed)
+    assert released == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "orders", "namespace": "shop"},
+        "spec": {"replicas": 7},
+    }
+    configmap = planner.plan_configmap(body, _config(body))
+    assert planner.replicas_released(configmap, configmap) is None
 
 
 def test_a_policy_change_touches_the_configmap_only() -> None:

@@ -14,7 +14,7 @@ from prometheus_client import generate_latest
 from durox.providers import StoreObservation
 from durox_operator.kube import Kube, KubeError
 from durox_operator.metrics import OperatorMetrics
-from durox_operator.model import Obj
+from durox_operator.model import FIELD_MANAGER, Obj
 from durox_operator.reconciler import Reconciler
 from durox_operator.store import StoreObserver, StoreUnobservable, redacted
 from tests.unit.operator.support import registry, store, usage, worker
@@ -65,9 +65,15 @@ class FakeKube(Kube):
             and selector.items() <= o["metadata"].get("labels", {}).items()
         ]
 
-    def apply(self, obj: Obj) -> dict[str, Any]:
+    def apply(self, obj: Obj, manager: str = FIELD_MANAGER, force: bool = True) -> dict[str, Any]:
         if self.fail_apply is not None:
             raise self.fail_apply
+        if manager != FIELD_MANAGER:  # a partial apply: the hand-over of fields we let go
+            assert not force
+            key = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
+            self.objects[key]["spec"].update(copy.deepcopy(dict(obj["spec"])))
+            self.writes.append(("handover", obj["kind"]))
+            return copy.deepcopy(self.objects[key])
         stored = copy.deepcopy(dict(obj))
         stored["metadata"]["generation"] = 1
         stored["metadata"]["uid"] = f"uid-{obj['kind']}-{obj['metadata']['name']}"
@@ -446,6 +452,21 @@ def test_delete_is_guarded_by_uid_and_a_missing_object_is_success() -> None:
     assert failed.value.status == 409  # the uid changed under us: the next pass looks again
 
 
+def test_unsetting_replicas_hands_the_count_over_before_the_apply_drops_it() -> None:
+    kube = FakeKube()
+    reconciler, _ = _setup(kube)
+    reconciler.reconcile_by_name("shop", "orders")
+    assert kube.objects[("Deployment", "shop", "orders")]["spec"]["replicas"] == 2
+    kube.writes.clear()
+
+    del kube.objects[("OrchestrationRegistry", "shop", "orders")]["spec"]["replicas"]
+    reconciler.reconcile_by_name("shop", "orders")
+    assert kube.writes[:2] == [("handover", "Deployment"), ("apply", "Deployment")]
+    kube.writes.clear()
+    reconciler.reconcile_by_name("shop", "orders")  # once: the next passes write nothing
+    assert kube.writes == []
+
+
 class _FailingKube(FakeKube):
     """Refuses applies of one kind, or reads of one kind."""
 
@@ -453,10 +474,10 @@ class _FailingKube(FakeKube):
         super().__init__()
         self.apply_kind, self.get_kind = apply_kind, get_kind
 
-    def apply(self, obj: Obj) -> dict[str, Any]:
+    def apply(self, obj: Obj, manager: str = FIELD_MANAGER, force: bool = True) -> dict[str, Any]:
         if obj["kind"] == self.apply_kind:
             raise KubeError(f"apply {obj['kind']}: HTTP 500", 500)
-        return super().apply(obj)
+        return super().apply(obj, manager, force)
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         if kind == self.get_kind:
@@ -639,8 +660,11 @@ def test_a_failed_store_is_not_dialled_again_until_its_retry_time() -> None:
     stores = StoreObserver(timeout=1.0, retry_after=60.0)
     try:
         url = "postgresql://x:secret@127.0.0.1:1/none"
+        assert stores.retry_in(("shop", "orders")) is None
         with pytest.raises(StoreUnobservable) as first:
             stores.observe(("shop", "orders"), url, "orders")
+        retry = stores.retry_in(("shop", "orders"))  # when the handlers schedule the next pass
+        assert retry is not None and 55.0 < retry <= 60.0
         with pytest.raises(StoreUnobservable) as again:
             stores.observe(("shop", "orders"), url, "orders")
         assert again.value is first.value

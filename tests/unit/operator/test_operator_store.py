@@ -479,6 +479,8 @@ def _steps(result: Plan) -> list[tuple[str, str]]:
             out.append(("event", s.reason))
         elif isinstance(s, planner.Apply | planner.Delete):
             out.append((s.slot, s.event.reason))
+        elif isinstance(s, planner.HandOver):
+            out.append((s.slot, "handover"))
         else:
             out.append(("start gate", s.instance_id))
     return out
