@@ -63,8 +63,7 @@ def runner_on(
         SemverRange("0.0.0", CURRENT_ENGINE.version),
         batch=False,
     )
-    if not provider.proves_turn_state:
-        pytest.skip(f"{provider!r} does not prove turn state: no instance cache")
+    assert provider.proves_turn_state, f"{provider!r} does not prove turn state"
     return r
 
 
@@ -286,15 +285,23 @@ async def test_verify_mode_catches_a_kept_turn_that_a_cold_replay_would_decide_o
 # ---- sticky routing: the next turn prefers the worker that kept the state ------------------
 
 
+# Two workers need a store two providers share: SQLite in memory hands back the first provider,
+# so these run on a SQLite file and on PostgreSQL (parametrizing `store_kind` overrides the
+# conftest's three-store matrix).
+shared_stores = pytest.mark.parametrize(
+    "store_kind", ["sqlite-file", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+
+
 async def two_workers(open_store: StoreFactory, **kw: Any) -> tuple[Harness, Any, Any]:
     clock = FakeClock()
     a = await open_store(clock)
     b = await open_store(clock)
-    if a is b:
-        pytest.skip("one worker only on this store (a second open hands back the first)")
+    assert a is not b, "two workers need a store two providers can share"
     return Harness(a, clock), runner_on(a, "w1", **kw), runner_on(b, "w2", **kw)
 
 
+@shared_stores
 async def test_the_next_turn_waits_for_the_worker_that_kept_it(open_store: StoreFactory) -> None:
     store, w1, w2 = await two_workers(open_store, sticky_window=timedelta(seconds=2))
     await store.start("i", "Steps", {"n": 2, "tag": "a"})
@@ -305,6 +312,7 @@ async def test_the_next_turn_waits_for_the_worker_that_kept_it(open_store: Store
     assert item.history_skipped and w1.cache.hits == 1
 
 
+@shared_stores
 async def test_after_the_window_any_worker_takes_the_turn(open_store: StoreFactory) -> None:
     store, w1, w2 = await two_workers(open_store, sticky_window=timedelta(seconds=2))
     await store.start("i", "Steps", {"n": 2, "tag": "a"})
@@ -320,6 +328,7 @@ async def test_after_the_window_any_worker_takes_the_turn(open_store: StoreFacto
     assert await output(store, "i") == ("Completed", [["a", 0], ["a", 1]])
 
 
+@shared_stores
 async def test_a_sticky_instance_does_not_hold_up_other_work(open_store: StoreFactory) -> None:
     store, w1, w2 = await two_workers(open_store, sticky_window=timedelta(seconds=2))
     await store.start("i", "Steps", {"n": 2, "tag": "a"})
@@ -330,6 +339,7 @@ async def test_a_sticky_instance_does_not_hold_up_other_work(open_store: StoreFa
     assert item.instance_id == "j"
 
 
+@shared_stores
 async def test_negative_control_without_a_window_another_worker_takes_it_at_once(
     open_store: StoreFactory,
 ) -> None:
@@ -341,6 +351,7 @@ async def test_negative_control_without_a_window_another_worker_takes_it_at_once
     assert item.instance_id == "i" and w1.cache.hits == 0
 
 
+@shared_stores
 async def test_a_worker_that_keeps_nothing_is_not_waited_for(open_store: StoreFactory) -> None:
     store, _, w2 = await two_workers(open_store, sticky_window=timedelta(seconds=2))
     w1 = runner_on(store.p, "w1", size=0)  # keeps no state
@@ -352,6 +363,7 @@ async def test_a_worker_that_keeps_nothing_is_not_waited_for(open_store: StoreFa
     assert item.instance_id == "i"
 
 
+@shared_stores
 async def test_two_runtimes_share_the_work_and_every_kept_turn_is_right(
     open_store: StoreFactory,
 ) -> None:
@@ -366,8 +378,7 @@ async def test_two_runtimes_share_the_work_and_every_kept_turn_is_right(
     acts = ActivityRegistry.builder().register("Step", step).build()
     a = await open_store(None)
     b = await open_store(None)
-    if a is b or not a.proves_turn_state:
-        pytest.skip("needs two workers on a store that proves turn state")
+    assert a is not b and a.proves_turn_state
     client = Client(a)
     async with (
         running(a, acts, REG, worker_node_id="a") as ra,
