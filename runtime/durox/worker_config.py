@@ -13,6 +13,8 @@ from typing import Final, Literal
 import semver
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from durox.core.codec import DEFAULT_MAX_PAYLOAD_BYTES
+
 
 def _check_semver(value: str) -> str:
     try:
@@ -31,6 +33,7 @@ RESTART_FIELDS: Final = (
     "max_attempts",
     "lock_timeout_seconds",
     "http_port",
+    "max_payload_bytes",
 )
 """WorkerConfig fields a worker reads once at start-up; everything else applies live. Kept
 beside the model so that an operator can tell which changes roll its pods without importing
@@ -154,6 +157,13 @@ class WorkerConfig(BaseModel):
         le=60,
         description="How long another worker leaves a turn to the worker that keeps the "
         "instance; applies live.",
+    )
+    max_payload_bytes: int = Field(
+        default=DEFAULT_MAX_PAYLOAD_BYTES,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="Largest payload (UTF-8 JSON bytes) an orchestration or activity may hand "
+        "over: inputs, results, outputs, custom status (docs/payloads.md; restart to change).",
     )
     http_port: int = Field(default=8080, ge=0, le=65535, description="Health and metrics port.")
     shutdown_grace_seconds: float = Field(

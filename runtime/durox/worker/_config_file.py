@@ -146,6 +146,7 @@ def runtime_options(config: WorkerConfig, node_id: str | None) -> RuntimeOptions
         supported_replay_versions=requested_replay_range(config),
         instance_cache_size=config.instance_cache_size,
         sticky_window=timedelta(seconds=config.sticky_window_seconds),
+        max_payload_bytes=config.max_payload_bytes,
     )
 
 

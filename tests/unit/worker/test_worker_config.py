@@ -131,6 +131,18 @@ def test_the_instance_cache_settings_reach_the_runtime() -> None:
     assert (defaults.instance_cache_size, defaults.sticky_window.total_seconds()) == (1000, 2.0)
 
 
+def test_the_payload_limit_reaches_the_runtime_and_is_bounded() -> None:
+    opts = runtime_options(parse_config("max_payload_bytes: 65536\n"), None)
+    assert opts.max_payload_bytes == 65536
+    assert runtime_options(WorkerConfig(), None).max_payload_bytes == 2 * 1024 * 1024
+    for bad in (0, 17 * 1024 * 1024):
+        with pytest.raises(ValueError, match="max_payload_bytes"):
+            WorkerConfig(max_payload_bytes=bad)
+    # A start-up setting: the operator rolls the pods when it changes.
+    changed = WorkerConfig(max_payload_bytes=4096)
+    assert needs_restart(WorkerConfig(), changed) == ["max_payload_bytes: 2097152 -> 4096"]
+
+
 def test_needs_restart_names_only_start_up_settings() -> None:
     old = WorkerConfig(revision="1")
     new = WorkerConfig(revision="2", drain=True, http_port=9000, activity_concurrency=2)
@@ -320,6 +332,7 @@ def test_needs_restart_follows_the_models_restart_fields() -> None:
         "max_attempts": 3,
         "lock_timeout_seconds": 3.0,
         "http_port": 9999,
+        "max_payload_bytes": 4096,
     }
     assert tuple(changed) == RESTART_FIELDS
     for field, value in changed.items():
