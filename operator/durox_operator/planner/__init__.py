@@ -18,10 +18,11 @@ version's handlers.
 The decisions are split by subject into private modules; import them from here, the stable
 surface: `_spec` (typed views of the registry's spec), `_names` (children's names, labels,
 digest), `_versions` (which versions to activate or hold), `_config` (the worker file),
-`_children` (the ConfigMap and Deployment), `_store` (what the store's observation says:
-workers' word, stranded instances), `_drift` (which applied fields a child no longer
-holds), `_rollout` (reading a Deployment's progress), `_failures` (pods that cannot be created
-or cannot run), `_status` (conditions, kstatus' among them, status, Events), and `_plan`,
+`_children` (the ConfigMap and Deployment), `_replaycheck` (the Job that replays the store's
+histories with a new image before its rollout, and its verdict), `_store` (what the store's
+observation says: workers' word, stranded instances), `_drift` (which applied fields a child
+no longer holds), `_rollout` (reading a Deployment's progress), `_failures` (pods that cannot
+be created or cannot run), `_status` (conditions, kstatus' among them, status, Events), and `_plan`,
 which puts them together: `plan(registry, observed) -> Plan`, the one call the reconciler makes.
 """
 
@@ -59,6 +60,17 @@ from durox_operator.planner._plan import (
     Step,
     plan,
 )
+from durox_operator.planner._replaycheck import JOB_LABEL as REPLAY_JOB_LABEL
+from durox_operator.planner._replaycheck import (
+    DeleteJob,
+    Gate,
+    RunJob,
+    job_to_read,
+    judge,
+    plan_job,
+    with_replay_check,
+)
+from durox_operator.planner._replaycheck import gate as replay_gate
 from durox_operator.planner._rollout import rollout_pending
 from durox_operator.planner._spec import (
     DEFAULT_DRAIN_REPLICAS,
@@ -104,16 +116,20 @@ __all__ = [
     "DEFAULT_DRAIN_REPLICAS",
     "DEFAULT_HTTP_PORT",
     "DRAIN_SUFFIX",
+    "REPLAY_JOB_LABEL",
     "RUN_AS_USER",
     "SLOTS",
     "Apply",
     "Delete",
+    "DeleteJob",
     "Event",
+    "Gate",
     "InvalidSpec",
     "Observed",
     "Plan",
     "RegistrySpec",
     "Report",
+    "RunJob",
     "Slot",
     "Step",
     "StoreView",
@@ -134,6 +150,8 @@ __all__ = [
     "drift",
     "format_versions",
     "in_use_lacking",
+    "job_to_read",
+    "judge",
     "labels",
     "needs_apply",
     "observe_conditions",
@@ -143,6 +161,7 @@ __all__ = [
     "plan",
     "plan_configmap",
     "plan_deployment",
+    "plan_job",
     "plan_status",
     "plan_versions",
     "planned_anew",
@@ -152,6 +171,7 @@ __all__ = [
     "quantity",
     "registered_versions",
     "render_worker_config",
+    "replay_gate",
     "replica_failure",
     "rollout_pending",
     "selector_labels",
@@ -163,6 +183,7 @@ __all__ = [
     "store_status",
     "stranded",
     "with_kstatus",
+    "with_replay_check",
     "worker_config",
     "workers_lack",
 ]

@@ -30,6 +30,9 @@ from durox_operator.planner._config import worker_config
 from durox_operator.planner._drain import AutoDrain, auto_drain, pinned_outside, with_drain
 from durox_operator.planner._drift import drift
 from durox_operator.planner._names import InvalidSpec, child_name
+from durox_operator.planner._replaycheck import DeleteJob, Gate, RunJob, with_replay_check
+from durox_operator.planner._replaycheck import Event as CheckEvent
+from durox_operator.planner._replaycheck import gate as replay_gate
 from durox_operator.planner._rollout import rollout_pending
 from durox_operator.planner._spec import allow_version_removal, drain_enabled, spec_of
 from durox_operator.planner._status import (
@@ -85,6 +88,11 @@ class Observed:
     store_error: tuple[str, str] | None = None
     """(StoreObserved reason, message) when the store could not be observed: the pass goes
     on deciding from Kubernetes alone."""
+    replay_job: Obj | None = None
+    """The replay check's Job under way (`status.replayCheck.job`), if any, and its pods."""
+    replay_pods: tuple[Obj, ...] = ()
+    now: str = ""
+    """The pass's time (RFC 3339), for the replay check's retries; empty: none is due."""
 
     def with_child(self, slot: Slot, obj: Obj | None) -> Observed:
         change: dict[str, Any] = {slot: obj}
@@ -95,6 +103,9 @@ class Observed:
 
     def with_store(self, store: StoreView | None, error: tuple[str, str] | None = None) -> Observed:
         return dataclasses.replace(self, store=store, store_error=error)
+
+    def with_replay_job(self, job: Obj | None, pods: Sequence[Obj], now: str) -> Observed:
+        return dataclasses.replace(self, replay_job=job, replay_pods=tuple(pods), now=now)
 
     def with_pods(self, pods: Sequence[Obj], drain: bool = False) -> Observed:
         if drain:
@@ -133,7 +144,7 @@ class Delete:
     event: Event
 
 
-Step = Apply | Delete | Event
+Step = Apply | Delete | Event | RunJob | DeleteJob
 
 
 @dataclass(frozen=True)
@@ -175,6 +186,9 @@ class Plan:
     guard: Mapping[str, int] | None = None
     """NAME@version -> instances not ended, for versions in use that a worker of the new pod
     template lacks: the rollout is paused (the removal guard). None when it does not hold."""
+    replay: Gate | None = None
+    """The replay check of a new image (`_replaycheck`); None when the pass did not get that
+    far (the status then keeps the previous record)."""
 
     @property
     def applies(self) -> tuple[Apply, ...]:
@@ -220,6 +234,7 @@ class Plan:
                 rolling=self.rolling,
                 drain_state=self.drain_state,
             )
+        status = with_replay_check(self.registry, status, self.replay, now)
         if not status_changed(self.registry, status):
             return Report(None, ())
         events = tuple(
@@ -263,6 +278,15 @@ def plan(registry: Obj, observed: Observed) -> Plan:
 
     desired_dep = plan_deployment(registry, base)
     desired_drain = plan_deployment(registry, base, drain=True) if drain else None
+    # A new image or app replays the store's histories in a Job before any worker runs it.
+    check = replay_gate(
+        registry,
+        desired_dep,
+        observed.deployment,
+        observed.replay_job,
+        observed.replay_pods,
+        observed.now,
+    )
     # Old workers may lack a new version's handlers: while any may still serve (in either
     # pool), the file keeps the versions the ConfigMap activates now.
     pending = rollout_pending(spec, desired_dep, observed.deployment)
@@ -317,6 +341,7 @@ def plan(registry: Obj, observed: Observed) -> Plan:
     else:
         steps += _remove(registry, "drain_deployment", observed)
         steps += _remove(registry, "drain_configmap", observed)
+    steps = _with_check(steps, check)
     return Plan(
         registry,
         steps=tuple(steps),
@@ -330,7 +355,18 @@ def plan(registry: Obj, observed: Observed) -> Plan:
         # The workers' sets differ on purpose while a rollout runs or a version is held.
         rolling=pending is not None or bool(versions.held),
         drain_state=drain_state,
+        replay=check,
     )
+
+
+def _with_check(steps: list[Step], check: Gate) -> list[Step]:
+    """The check's own steps last (so `published_after` still counts the same steps); while it
+    holds, no write to either worker Deployment (the old workers keep serving as they are)."""
+    held: tuple[Slot, ...] = ("deployment", "drain_deployment") if check.hold else ()
+    own: list[Step] = [
+        Event(s.type, s.reason, s.message) if isinstance(s, CheckEvent) else s for s in check.steps
+    ]
+    return [s for s in steps if not (isinstance(s, Apply) and s.slot in held)] + own
 
 
 def _waiting_event(registry: Obj, versions: Versions) -> Event | None:

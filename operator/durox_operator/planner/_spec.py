@@ -26,8 +26,15 @@ class StoreSpec(TypedDict):
     operatorSecretRef: NotRequired[SecretRef]
 
 
+class ReplayCheckSpec(TypedDict, total=False):
+    mode: Literal["Enabled", "Skip"]
+    deadlineSeconds: int
+    maxHistories: int
+
+
 class RolloutSpec(TypedDict, total=False):
     allowVersionRemoval: bool
+    replayCheck: ReplayCheckSpec
 
 
 class OrchestrationSpec(TypedDict):

@@ -394,10 +394,10 @@ def _steps(result: Plan) -> list[tuple[str, str]]:
     for s in result.steps:
         if isinstance(s, planner.Event):
             out.append(("event", s.reason))
-        elif isinstance(s, planner.Apply):
+        elif isinstance(s, planner.Apply | planner.Delete):
             out.append((s.slot, s.event.reason))
         else:
-            out.append((s.slot, s.event.reason))
+            out.append(("job", type(s).__name__))
     return out
 
 
