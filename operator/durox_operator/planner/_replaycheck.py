@@ -394,8 +394,9 @@ def gate(
         return Gate(True, mine, _failed(mine), cleanup)
     attempts = int(mine.get("attempts", 1))
     if phase == "Error":
-        if _due(mine, now):
-            return _start(registry, desired, template, base, attempts + 1, settings, now, cleanup)
+        if _due(mine, now):  # the failed attempt's Job goes, the next one runs
+            retired = _cleanup(registry, before, job, keep=None)
+            return _start(registry, desired, template, base, attempts + 1, settings, now, retired)
         return Gate(True, mine, _error(mine), cleanup)
     if phase == "Skipped":  # the skip was lifted before the rollout: check after all
         return _start(registry, desired, template, base, attempts, settings, now, cleanup)

@@ -146,6 +146,12 @@ def test_the_planners_typed_views_match_the_crd_schema() -> None:
         (_spec.VersionRange, props["drain"]["properties"]["supportedVersions"], "drain range"),
         (_spec.WorkerSpec, props["worker"], "spec.worker"),
         (_spec.PodSpec, props["pod"], "spec.pod"),
+        (_spec.RolloutSpec, props["rollout"], "spec.rollout"),
+        (
+            _spec.ReplayCheckSpec,
+            props["rollout"]["properties"]["replayCheck"],
+            "spec.rollout.replayCheck",
+        ),
     ]
     assert [p for view, node, path in pairs for p in _view_matches(view, node, path)] == []
 
