@@ -170,7 +170,7 @@ def _labels(registry: Obj, name: str) -> dict[str, str]:
     registry label, so the operator's pod watch starts a pass when the check ends."""
     return {
         "app.kubernetes.io/name": "durox-replay-check",
-        "app.kubernetes.io/instance": child_name(registry),
+        "app.kubernetes.io/instance": f"{child_name(registry)}-rc",  # not the workers' instance
         "app.kubernetes.io/component": "replay-check",
         "app.kubernetes.io/part-of": "durox",
         "app.kubernetes.io/managed-by": FIELD_MANAGER,
