@@ -18,8 +18,8 @@ version's handlers.
 The decisions are split by subject into private modules; import them from here, the stable
 surface: `_spec` (typed views of the registry's spec), `_names` (children's names, labels,
 digest), `_versions` (which versions to activate or hold), `_config` (the worker file),
-`_children` (the ConfigMap and Deployment), `_replaycheck` (the Job that replays the store's
-histories with a new image before its rollout, and its verdict), `_store` (what the store's
+`_children` (the ConfigMap and Deployment), `_replaycheck` (whether a new image's replay check
+holds its rollout) and `_replayjob` (that check's Job and its verdict), `_store` (what the store's
 observation says: workers' word, stranded instances), `_drift` (which applied fields a child
 no longer holds), `_rollout` (reading a Deployment's progress), `_failures` (pods that cannot
 be created or cannot run), `_status` (conditions, kstatus' among them, status, Events), and `_plan`,
@@ -60,17 +60,16 @@ from durox_operator.planner._plan import (
     Step,
     plan,
 )
-from durox_operator.planner._replaycheck import JOB_LABEL as REPLAY_JOB_LABEL
 from durox_operator.planner._replaycheck import (
     DeleteJob,
     Gate,
     RunJob,
     job_to_read,
-    judge,
-    plan_job,
     with_replay_check,
 )
 from durox_operator.planner._replaycheck import gate as replay_gate
+from durox_operator.planner._replayjob import JOB_LABEL as REPLAY_JOB_LABEL
+from durox_operator.planner._replayjob import judge, plan_job
 from durox_operator.planner._rollout import rollout_pending
 from durox_operator.planner._spec import (
     DEFAULT_DRAIN_REPLICAS,

@@ -14,12 +14,8 @@ from typing import Any
 from durox_operator import planner
 from durox_operator.model import TEMPLATE_ANNOTATION
 from durox_operator.planner import Apply, DeleteJob, Event, Observed, Plan, RunJob
-from durox_operator.planner._replaycheck import (
-    JOB_TTL_SECONDS,
-    RETRY_BACKOFF_SECONDS,
-    backoff,
-    job_name,
-)
+from durox_operator.planner._replaycheck import RETRY_BACKOFF_SECONDS, backoff
+from durox_operator.planner._replayjob import JOB_TTL_SECONDS, job_name
 from durox_operator.reconciler import Reconciler
 from tests.unit.operator.support import registry
 from tests.unit.operator.test_operator_reconciler import Events, FakeKube
