@@ -508,3 +508,18 @@ def test_steps_carry_only_known_kinds() -> None:
     body, observed, job = _held_by_running_check()
     result = planner.plan(_new_image(body, FIXED), observed.with_replay_job(_stored(job), (), NOW))
     assert all(isinstance(s, Apply | Event | RunJob | DeleteJob) for s in result.steps)
+
+
+def test_the_same_image_in_a_changed_template_is_checked_again() -> None:
+    """The documented way to re-run a failed check: any change of the pod template."""
+    body, observed, job = _held_by_running_check()
+    done, pods = _finished_job(job, exit_code=1, summary=DIVERGED)
+    _, failed = _pass(body, observed.with_replay_job(done, pods, NOW))
+    again = copy.deepcopy(failed)
+    again["spec"]["pod"]["annotations"] = {"recheck": "1"}
+    result, after = _pass(again, observed)
+    (new_job,) = _jobs(result)
+    assert new_job["metadata"]["name"] != job["metadata"]["name"]
+    assert new_job["spec"]["template"]["spec"]["containers"][0]["image"] == NEW
+    assert after["status"]["replayCheck"]["phase"] == "Running"
+    assert not _deployment_applied(result)
