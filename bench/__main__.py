@@ -104,10 +104,13 @@ def run_case(python: str, case: Case, logdir: Path, timeout: float) -> dict[str,
         out: dict[str, Any] = (
             json.loads(lines[-1])
             if lines
-            else {"ok": False, "error": f"no result (exit {proc.returncode}), see {log}"}
+            else {
+                "ok": False,
+                "error": f"no result (exit {proc.returncode}): {_last_line(log)} (see {log})",
+            }
         )
     except subprocess.TimeoutExpired:
-        out = {"ok": False, "error": f"timed out after {timeout:.0f}s"}
+        out = {"ok": False, "error": f"timed out after {timeout:.0f}s: {_last_line(log)}"}
     out["wall_s"] = time.monotonic() - began
     if out.get("ok"):
         out["median"] = {
@@ -116,6 +119,15 @@ def run_case(python: str, case: Case, logdir: Path, timeout: float) -> dict[str,
         }
         out["median"]["act_per_s"] = out["median"]["orch_per_s"] * case.activities
     return {"case": asdict(case), **out}
+
+
+def _last_line(log: Path) -> str:
+    """The last non-blank line a case wrote to stderr: a crash's own words for the report."""
+    try:
+        lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1].strip()[:500] if lines else ""
 
 
 async def _prepare_pg(admin_dsn: str) -> str:
@@ -136,11 +148,29 @@ async def _prepare_pg(admin_dsn: str) -> str:
     return dsn
 
 
+def parse_widths(text: str) -> tuple[tuple[int, int], ...]:
+    """`4/8,8/16` -> ((4, 8), (8, 16))."""
+    out = []
+    for part in text.split(","):
+        orch, act = part.strip().split("/")
+        out.append((int(orch), int(act)))
+    return tuple(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    ap.add_argument("--smoke", action="store_true", help="seconds, tiny counts, durox only")
+    ap.add_argument(
+        "--smoke",
+        action="store_true",
+        help="seconds, tiny counts, durox only; with --peers, seq5 for each system at each width",
+    )
     ap.add_argument("--runs", type=int, default=3, help="measured runs per case (median)")
-    ap.add_argument("--peers", default=",".join(plan.PEERS), help="comma list, or 'none'")
+    ap.add_argument("--peers", default=None, help="comma list, or 'none' (default: all)")
+    ap.add_argument(
+        "--widths",
+        default=",".join(f"{o}/{a}" for o, a in plan.WIDTHS),
+        help="dispatcher widths every system is swept over, e.g. 4/8,8/16,16/32",
+    )
     ap.add_argument("--sync", default="FULL", help="SQLite synchronous level for every system")
     ap.add_argument("--pg-dsn", default=os.environ.get("DUROX_TEST_PG_DSN", ""))
     ap.add_argument("--python", default=sys.executable, help="interpreter for the cases")
@@ -149,16 +179,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="", help="comma list: run cases whose label contains any")
     args = ap.parse_args(argv)
 
-    peers = () if args.smoke or args.peers == "none" else tuple(args.peers.split(","))
+    if args.peers is None:
+        peers: tuple[str, ...] = () if args.smoke else plan.PEERS
+    else:
+        peers = () if args.peers == "none" else tuple(args.peers.split(","))
+    widths = parse_widths(args.widths)
     work = Path(args.workdir)
     logdir = work / "logs"
     logdir.mkdir(parents=True, exist_ok=True)
     dsn = asyncio.run(_prepare_pg(args.pg_dsn)) if args.pg_dsn else ""
-    cases = (
-        plan.smoke_plan(bool(dsn))
-        if args.smoke
-        else plan.full_plan(args.runs, bool(dsn), peers, args.sync)
-    )
+    if args.smoke:
+        cases = (
+            plan.sweep_smoke_plan(peers, bool(dsn), widths) if peers else plan.smoke_plan(bool(dsn))
+        )
+    else:
+        cases = plan.full_plan(args.runs, bool(dsn), peers, args.sync, widths)
     for i, c in enumerate(cases):
         c.label = (
             f"{i:02d}-{c.system}-{c.store}-{c.workload}-p{c.procs}-c{c.orch_conc}x{c.act_conc}"
@@ -220,9 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     name = f"{info['mode']}-{stamp}"
-    if not args.smoke:
-        png = report.plot(doc, out / f"{name}.png")
-        doc["plot"] = png
+    doc["best"] = report.best(doc)
+    if not args.smoke or peers:
+        doc["plot"] = report.plot(doc, out / f"{name}.png")
     (out / f"{name}.json").write_text(json.dumps(doc, indent=1, default=str))
     print(report.render(doc))
     print(f"results: {out / (name + '.json')}")

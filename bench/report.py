@@ -1,5 +1,10 @@
-"""The ratio table and the plot. Ratios are durox's figure divided by the other system's (or by
-the machine's limit), always from the same run; a ratio above 1 means durox is faster."""
+"""The ratio tables and the plot. Ratios are durox's figure divided by the other system's (or
+by the machine's limit), always from the same run; a ratio above 1 means durox is faster.
+
+Each system is swept over dispatcher widths, and a comparison is only fair between each one's
+best: so the headline compares durox's best completed configuration with each peer's, at the
+same durability, and every configuration that failed is listed beside it with its error rather
+than dropped. The per-configuration table keeps every figure."""
 
 from __future__ import annotations
 
@@ -14,8 +19,15 @@ def _group(case: dict[str, Any]) -> tuple[str, str]:
     return store, load
 
 
+def _widths(case: dict[str, Any]) -> str:
+    """Dispatcher widths, or "direct" for a DBOS case that starts each workflow at once."""
+    if case["orch_conc"] == 0:
+        return "direct"
+    return f"{case['orch_conc']}/{case['act_conc']}"
+
+
 def _config(case: dict[str, Any]) -> str:
-    parts = [f"inflight {case['inflight']}", f"disp {case['orch_conc']}/{case['act_conc']}"]
+    parts = [f"inflight {case['inflight']}", f"disp {_widths(case)}"]
     if case["store"] == "postgres" and case["system"] == "durox":
         parts.append(f"{case['procs']} proc")
     if case["store"] == "sqlite" and case["system"] in ("durox", "dbos"):
@@ -25,34 +37,98 @@ def _config(case: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def table(doc: dict[str, Any]) -> list[Row]:
-    """One row per case. A peer's ratio is durox's best figure at the stated sync level in the
-    same store and workload with the same dispatcher widths as the peer (durox's default, which
-    the peers are given too), or at any width when no durox case matches."""
-    sync = next((c["case"]["sync"] for c in doc["cases"]), "FULL")
-    best: dict[tuple[str, str], float] = {}
-    same_width: dict[tuple[str, str, int, int], float] = {}
+def _sync(doc: dict[str, Any]) -> str:
+    return next((c["case"]["sync"] for c in doc["cases"]), "FULL")
+
+
+def _off_sync(case: dict[str, Any], sync: str) -> bool:
+    """A SQLite figure at another durability than the run's: shown, never compared."""
+    return (
+        case["store"] == "sqlite" and case["system"] in ("durox", "dbos") and case["sync"] != sync
+    )
+
+
+def _rank(workload: str, median: dict[str, Any]) -> float:
+    """How a configuration is ranked within its system: activities/s, except for the latency
+    case (one instance in flight), where the lowest p50 wins."""
+    return float(-median["p50_ms"] if workload == "single" else median["act_per_s"])
+
+
+def best(doc: dict[str, Any]) -> list[Row]:
+    """Each system's best configuration that completed, per store and workload, at the run's
+    durability; the configurations that failed beside it, with their errors; and on each
+    peer's row the ratios of durox's best to the peer's best. A system whose every
+    configuration failed gets a row with `ok` False and no figures."""
+    sync = _sync(doc)
+    runs: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in doc["cases"]:
         c = r["case"]
-        if r.get("ok") and c["system"] == "durox" and (c["store"] != "sqlite" or c["sync"] == sync):
-            key = _group(c)
-            rate = r["median"]["act_per_s"]
-            best[key] = max(best.get(key, 0.0), rate)
-            wide = (*key, c["orch_conc"], c["act_conc"])
-            same_width[wide] = max(same_width.get(wide, 0.0), rate)
+        if _off_sync(c, sync):
+            continue
+        runs.setdefault((*_group(c), c["system"]), []).append(r)
+    rows: dict[tuple[str, str, str], Row] = {}
+    for (store, load, system), tried in runs.items():
+        done = [r for r in tried if r.get("ok")]
+        failed = [
+            {"config": _config(r["case"]), "error": r.get("error") or "unknown error"}
+            for r in tried
+            if not r.get("ok")
+        ]
+        row: Row = {
+            "store": store,
+            "workload": load,
+            "system": system,
+            "ok": bool(done),
+            "configs": len(tried),
+            "failed": failed,
+        }
+        if done:
+            top = max(done, key=lambda r: _rank(r["case"]["workload"], r["median"]))
+            m = top["median"]
+            row |= {
+                "config": _config(top["case"]),
+                "widths": _widths(top["case"]),
+                "act_per_s": m["act_per_s"],
+                "p50_ms": m["p50_ms"],
+                "p99_ms": m["p99_ms"],
+            }
+        rows[(store, load, system)] = row
+    for (store, load, system), row in rows.items():
+        durox = rows.get((store, load, "durox"))
+        if system == "durox" or not row["ok"] or not durox or not durox["ok"]:
+            continue
+        if row["act_per_s"]:
+            row["durox_ratio"] = durox["act_per_s"] / row["act_per_s"]
+        if durox["p50_ms"]:
+            row["p50_ratio"] = row["p50_ms"] / durox["p50_ms"]
+    order = {s: i for i, s in enumerate(SYSTEMS)}
+    return sorted(
+        rows.values(), key=lambda r: (r["store"], r["workload"], order.get(r["system"], 9))
+    )
+
+
+SYSTEMS = ("durox", "duroxide", "dbos", "temporal")
+
+
+def table(doc: dict[str, Any]) -> list[Row]:
+    """One row per case, every configuration kept. `durox_ratio` on a peer's row divides
+    durox's best figure in the same store and workload (at the run's durability) by this
+    configuration's; `best` marks the configuration each system is compared by (see `best`)."""
+    sync = _sync(doc)
+    tops = {(b["store"], b["workload"], b["system"]): b for b in best(doc) if b["ok"]}
     rows: list[Row] = []
     for r in doc["cases"]:
         c = r["case"]
         key = _group(c)
+        off = _off_sync(c, sync)
         row: Row = {
             "store": key[0],
             "workload": key[1],
             "system": c["system"],
             "config": _config(c),
             "ok": bool(r.get("ok")),
-            "off_sync": c["store"] == "sqlite"
-            and c["system"] in ("durox", "dbos")
-            and c["sync"] != sync,
+            "off_sync": off,
+            "best": False,
         }
         if r.get("ok"):
             m = r["median"]
@@ -65,22 +141,31 @@ def table(doc: dict[str, Any]) -> list[Row]:
                 "peak_rss_mb": max(r.get("peak_rss_mb") or [0.0]),
                 "rt_per_act": m.get("round_trips_per_activity"),
             }
-            durox = same_width.get((*key, c["orch_conc"], c["act_conc"])) or best.get(key)
-            if c["system"] != "durox" and durox:
-                row["durox_ratio"] = durox / m["act_per_s"] if m["act_per_s"] else None
+            top = tops.get((*key, c["system"]))
+            row["best"] = top is not None and not off and top["config"] == row["config"]
+            durox = tops.get((*key, "durox"))
+            if c["system"] != "durox" and durox and m["act_per_s"]:
+                row["durox_ratio"] = durox["act_per_s"] / m["act_per_s"]
         else:
             row["error"] = r.get("error")
         rows.append(row)
+    durox_best = {
+        (b["store"], b["workload"]): b["act_per_s"] for b in tops.values() if b["system"] == "durox"
+    }
     lim = doc.get("limits", {})
     for level, rate in lim.get("sqlite_commits_per_s", {}).items():
         key = ("sqlite", "seq5")
-        rows.append(_limit_row("sqlite", f"SQLite commits/s (WAL, {level})", rate, best.get(key)))
+        rows.append(
+            _limit_row("sqlite", f"SQLite commits/s (WAL, {level})", rate, durox_best.get(key))
+        )
     for name, label in (
         ("pgbench_simple_update_tps", "pgbench simple-update TPS"),
         ("skip_locked_dequeues_per_s", "SKIP LOCKED dequeues/s"),
     ):
         if name in lim:
-            rows.append(_limit_row("postgres", label, lim[name], best.get(("postgres", "seq5"))))
+            rows.append(
+                _limit_row("postgres", label, lim[name], durox_best.get(("postgres", "seq5")))
+            )
     return rows
 
 
@@ -102,12 +187,49 @@ def _f(v: Any, digits: int = 0) -> str:
     return f"{v:,.{digits}f}" if isinstance(v, int | float) else str(v)
 
 
+def render_best(rows: list[Row]) -> str:
+    """Best against best, as the README's table: each system's best completed configuration,
+    the ratios, and how many of its configurations failed."""
+    lines = [
+        "| store | workload | system | best widths | act/s | p50 ms | p99 ms | durox ÷ this "
+        "| this p50 ÷ durox p50 | failed configs |",
+        "|" + "---|" * 10,
+    ]
+    for r in rows:
+        failed = f"{len(r['failed'])} of {r['configs']}" if r["failed"] else "none"
+        if not r["ok"]:
+            lines.append(
+                f"| {r['store']} | {r['workload']} | {r['system']} | every configuration failed "
+                f"| - | - | - | - | - | {failed} |"
+            )
+            continue
+        lines.append(
+            f"| {r['store']} | {r['workload']} | {r['system']} | {r['widths']} "
+            f"| {_f(r.get('act_per_s'))} | {_f(r.get('p50_ms'), 1)} | {_f(r.get('p99_ms'), 1)} "
+            f"| {_f(r.get('durox_ratio'), 2)} | {_f(r.get('p50_ratio'), 2)} | {failed} |"
+        )
+    return "\n".join(lines)
+
+
+def render_failures(rows: list[Row]) -> str:
+    """Every failed configuration with its error text (never left out of a report)."""
+    out = [
+        f"- {r['store']} {r['workload']} {f['config']} ({r['system']}): {f['error']}"
+        for r in rows
+        for f in r["failed"]
+    ]
+    return "\n".join(out) if out else "- none"
+
+
 def render(doc: dict[str, Any]) -> str:
     head = (
         "| store | workload | system | config | act/s | orch/s | p50 ms | p95 ms | p99 ms "
-        "| peak RSS MB | RT/act | durox ÷ this |"
+        "| peak RSS MB | RT/act | durox best ÷ this |"
     )
-    lines = [head, "|" + "---|" * 12]
+    rows = doc.get("best") or best(doc)
+    lines = ["best against best:", render_best(rows), "", "failed configurations:"]
+    lines += [render_failures(rows), "", "every configuration (* the one compared):", head]
+    lines.append("|" + "---|" * 12)
     for r in doc["table"]:
         if not r["ok"]:
             lines.append(
@@ -115,8 +237,9 @@ def render(doc: dict[str, Any]) -> str:
                 f"| failed: {r.get('error')} |" + " |" * 7
             )
             continue
+        mark = " *" if r.get("best") else ""
         lines.append(
-            f"| {r['store']} | {r['workload']} | {r['system']} | {r['config']} "
+            f"| {r['store']} | {r['workload']} | {r['system']} | {r['config']}{mark} "
             f"| {_f(r.get('act_per_s'))} | {_f(r.get('orch_per_s'))} | {_f(r.get('p50_ms'), 1)} "
             f"| {_f(r.get('p95_ms'), 1)} | {_f(r.get('p99_ms'), 1)} "
             f"| {_f(r.get('peak_rss_mb'))} | {_f(r.get('rt_per_act'), 1)} "
@@ -137,41 +260,66 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def bar_labels(rows: list[Row], groups: list[tuple[str, str]], system: str) -> list[str]:
+    """What the plot writes on each of `system`'s bars: its best widths, and how many of its
+    configurations failed ("failed" alone when every one did; "" when it did not run)."""
+    labels = []
+    for g in groups:
+        row = next(
+            (r for r in rows if (r["store"], r["workload"]) == g and r["system"] == system), None
+        )
+        if row is None:
+            labels.append("")
+        elif not row["ok"]:
+            labels.append("failed")
+        else:
+            bad = f" ({len(row['failed'])} failed)" if row["failed"] else ""
+            labels.append(f"{row['widths']}{bad}")
+    return labels
+
+
 def plot(doc: dict[str, Any], path: Any) -> str | None:
-    """Activities/s per system for each store and workload, and p50 latency; None without
-    matplotlib (the project's environment has none; the benchmark's own has it)."""
+    """Each system's best configuration against the others' (activities/s, and p50 latency),
+    per store and workload; each bar names its widths and how many configurations failed.
+    None without matplotlib (the project's environment has none; the benchmark's own has it)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.transforms import blended_transform_factory
     except ImportError:
         return None
-    # Like the ratios, the bars compare like with like: no SQLite figure at another sync level.
-    every = [r for r in doc["table"] if r["system"] != "machine" and not r.get("off_sync")]
-    rows = [r for r in every if r["ok"]]
-    groups = sorted({(r["store"], r["workload"]) for r in every})
-    systems = ["durox", "duroxide", "dbos", "temporal"]
-    fig, axes = plt.subplots(2, 1, figsize=(14, 9))
-    width = 0.8 / len(systems)
-    for k, system in enumerate(systems):
-        thr, lat = [], []
-        for g in groups:
-            mine = [r for r in rows if (r["store"], r["workload"]) == g and r["system"] == system]
-            thr.append(max((r["act_per_s"] for r in mine), default=0.0))
-            lat.append(min((r["p50_ms"] for r in mine), default=0.0))
+    rows = doc.get("best") or best(doc)
+    groups = sorted({(r["store"], r["workload"]) for r in rows})
+    fig, axes = plt.subplots(2, 1, figsize=(16, 10))
+    width = 0.8 / len(SYSTEMS)
+    for k, system in enumerate(SYSTEMS):
+        mine = {(r["store"], r["workload"]): r for r in rows if r["system"] == system and r["ok"]}
+        thr = [mine[g]["act_per_s"] if g in mine else 0.0 for g in groups]
+        lat = [mine[g]["p50_ms"] if g in mine else 0.0 for g in groups]
         xs = [i + k * width for i in range(len(groups))]
         axes[0].bar(xs, thr, width, label=system)
         axes[1].bar(xs, lat, width, label=system)
-        for x, g, t in zip(xs, groups, thr, strict=True):
-            tried = any((r["store"], r["workload"]) == g and r["system"] == system for r in every)
-            if tried and not t:  # it ran and every configuration failed: say so on the plot
-                axes[0].text(x, 0, "failed", rotation=90, ha="center", va="bottom", fontsize=7)
+        for ax, values in ((axes[0], thr), (axes[1], lat)):
+            # A bar of nothing (every configuration failed) is labelled at the axis' foot,
+            # which a log scale has no zero for.
+            foot = blended_transform_factory(ax.transData, ax.transAxes)
+            for x, v, text in zip(xs, values, bar_labels(rows, groups, system), strict=True):
+                if not text:
+                    continue
+                color = "red" if "failed" in text else "black"
+                style: dict[str, Any] = {"rotation": 90, "ha": "center", "va": "bottom"}
+                style |= {"fontsize": 6, "color": color}
+                if v:
+                    ax.text(x, v, text, **style)
+                else:
+                    ax.text(x, 0.01, text, transform=foot, **style)
     for ax, title in zip(
         axes,
         (
-            "activities/s (best configuration at the stated SQLite sync level, median of runs)",
-            "p50 latency ms (log)",
+            "activities/s: each system's best widths (labelled; red: configurations that failed)",
+            "p50 latency ms (log), same configurations",
         ),
         strict=True,
     ):
@@ -200,7 +348,8 @@ def rerender(path: str) -> None:
     file = Path(path)
     doc = json.loads(file.read_text())
     doc["table"] = table(doc)
-    if doc.get("mode") == "full":
+    doc["best"] = best(doc)
+    if doc.get("mode") == "full" or file.with_suffix(".png").exists():
         doc["plot"] = plot(doc, file.with_suffix(".png"))
     file.write_text(json.dumps(doc, indent=1, default=str))
     print(render(doc))

@@ -22,12 +22,14 @@ export DUROX_TEST_PG_DSN
 # - tests/k8s's real node (k8s_node.py) runs pods with containerd, runc and the CNI plugins,
 #   builds images with buildah on a debootstrap base, and compiles the pause binary with gcc;
 # - tests/faults injects its faults from outside: network namespaces and iptables, a skewed
-#   clock (libfaketime), a small tmpfs.
+#   clock (libfaketime), a small tmpfs;
+# - tests/integration/test_dashboard_browser.py looks at the dashboard in headless chromium
+#   (driven by the playwright Python package, which downloads no browser of its own).
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
   pkgs=()
   for need in containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
     buildah:buildah debootstrap:debootstrap gcc:gcc /usr/lib/x86_64-linux-gnu/libc.a:libc6-dev \
-    iptables:iptables ip:iproute2 faketime:faketime; do
+    iptables:iptables ip:iproute2 faketime:faketime /usr/bin/chromium:chromium; do
     what="${need%%:*}"
     if [ "${what:0:1}" = / ]; then [ -e "$what" ] && continue; else command -v "$what" >/dev/null && continue; fi
     pkgs+=("${need#*:}")

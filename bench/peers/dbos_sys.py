@@ -5,6 +5,13 @@ in WAL mode first (the journal mode is stored in the file), so both systems comm
 FULL. On PostgreSQL both use the same server with `synchronous_commit=on`. DBOS has no
 continue-as-new, so workload (d) is its nearest form: the timer-then-step rounds in one
 workflow. Completion is the return of the in-process workflow handle.
+
+Widths: by default DBOS starts each workflow at once, with no dispatcher width at all
+(`orch_conc` 0 here). Its own way to bound how many workflows a process runs is a queue's
+`worker_concurrency`, so a case with a width enqueues on a queue that wide, polled every
+`QUEUE_POLL_S` (low, in its favour, like duroxide's dispatchers), and the driver waits for the
+result at that same interval (an enqueued workflow's handle would poll once a second). Steps
+run inside their workflow, so the activity width has no DBOS equivalent and is not used.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from bench.common import (
     wall,
 )
 from bench.pgstats import pg_round_trips, pg_version
+
+QUEUE_POLL_S = 0.01
 
 
 def _version() -> str:
@@ -89,11 +98,23 @@ async def run(case: Case) -> dict[str, Any]:
         case.workload
     ]
     DBOS.launch()
+    queue: Any = None
+    if case.orch_conc > 0:
+        queue = await DBOS.register_queue_async(
+            "bench", worker_concurrency=case.orch_conc, polling_interval_sec=QUEUE_POLL_S
+        )
 
     async def run_one(iid: str, i: int) -> tuple[float, float]:
         t0 = wall()
         with SetWorkflowID(iid):
-            handle = await DBOS.start_workflow_async(workflow, i)
+            if queue is None:
+                handle = await DBOS.start_workflow_async(workflow, i)
+            else:
+                handle = await queue.enqueue_async(workflow, i)
+        if queue is not None:
+            # An enqueued workflow's handle polls for its result every second; DBOS's own
+            # wait_first takes an interval, so the wait polls as often as the queue does.
+            await DBOS.wait_first_async([handle], polling_interval_sec=QUEUE_POLL_S)
         await handle.get_result()
         return t0, wall()
 

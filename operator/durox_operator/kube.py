@@ -180,6 +180,8 @@ class Kube:
             logger.warning("posting Event %s about %s failed: %s", reason, meta["name"], exc)
 
     def patch_registry_status(self, namespace: str, name: str, status: Obj) -> None:
+        """Merge-patch the registry's status: `status` is a JSON merge patch (RFC 7386), so
+        a key it does not name stays as it was and a null removes one (`status_patch`)."""
         self._call(
             "PATCH",
             self._path("OrchestrationRegistry", namespace, name) + "/status",

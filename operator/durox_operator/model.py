@@ -21,8 +21,10 @@ REGISTRY_LABEL: Final = "durox.dev/registry"
 HASH_ANNOTATION: Final = "durox.dev/planned-hash"
 STARTUP_ANNOTATION: Final = "durox.dev/startup-config"
 TEMPLATE_ANNOTATION: Final = "durox.dev/template-hash"
-"""On a worker Deployment: the digest of the pod template the operator planned. Comparing it
-with the plan tells "a new template is about to roll" without diffing apiserver defaults."""
+"""On a worker Deployment and on its pod template: the digest of the pod template the operator
+planned (computed without this annotation). Comparing the Deployment's with the plan tells "a
+new template is about to roll" without diffing apiserver defaults; a pod's tells which
+template it runs, and so (by the pod name in `node_id`) which template a worker's record is of."""
 ACTIVE_ANNOTATION: Final = "durox.dev/active-versions"
 """On the worker ConfigMap: `NAME@VERSION,...`, what the file it carries activates. Read back
 on every pass, so what is "currently active" comes from the cluster, not from memory."""
@@ -56,6 +58,8 @@ STALL_REASONS: Final = frozenset(
         "VersionInUse",
         "ReplayCheckFailed",
         "ReplayCheckError",
+        "GateFailed",
+        "RolledBack",
     }
 )
 """Why a registry cannot move on without someone's help (Degraded and Stalled are True)."""
@@ -85,7 +89,13 @@ REASONS: Final[Mapping[str, frozenset[str]]] = {
     # What the store says (issue 12): whether the operator could read it this pass, and
     # whether instances wait that no live worker can run. Neither stops a rollout by itself.
     "StoreObserved": frozenset(
-        {"Observed", "SecretUnreadable", "StoreUnreachable", "StoreNotObservable"}
+        {
+            "Observed",
+            "SecretUnreadable",
+            "StoreUnreachable",
+            "StoreNotObservable",
+            "SchemaMissing",
+        }
     ),
     "Stranded": frozenset({"NoneStranded", "InstancesStranded", "StoreNotObserved"}),
     # Whether the spec's `versions` lists agree with what the live workers register.

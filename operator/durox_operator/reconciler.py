@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
-from durox_operator import planner
+from durox_operator import planner, rollout_io
 from durox_operator.cache import ChildCache
 from durox_operator.kube import Kube, KubeError
 from durox_operator.metrics import OperatorMetrics, Snapshot
@@ -129,6 +129,8 @@ class Reconciler:
         observed = self._read_pods(registry, self._read(registry, planner.SLOTS))
         observed = self._observe_store(registry, observed)
         observed = self._read_replay_check(registry, observed)
+        if self._stores is not None:  # a gate's instance, a ramp step's outcomes
+            observed = rollout_io.read(self._stores, _key(registry), registry, observed)
         plan = planner.plan(registry, observed)
         self._record_metrics(registry, plan, observed)
         if plan.refused is not None:
@@ -149,7 +151,8 @@ class Reconciler:
         report = plan.report(after, utc_now(), completed, failure)
         if report.status is not None:
             meta = registry["metadata"]
-            self._kube.patch_registry_status(meta["namespace"], meta["name"], report.status)
+            patch = planner.status_patch(registry.get("status", {}), report.status)
+            self._kube.patch_registry_status(meta["namespace"], meta["name"], patch)
         for event in report.events:
             self._post(registry, event)
         return failure is not None
@@ -301,10 +304,19 @@ class Reconciler:
                 self._record(registry, step.event.type, step.event.reason, step.event.message)
             case planner.DeleteJob():
                 self._kube.delete("Job", step.namespace, step.name, step.uid)
+            case planner.StartGate():
+                if self._stores is not None:
+                    refused = rollout_io.start_gate(self._stores, _key(registry), step)
+                    if refused is not None:
+                        self._post(registry, refused)
         return after
 
     def _post(self, registry: Obj, event: planner.Event) -> None:
         self._record(registry, event.type, event.reason, event.message)
+
+
+def _key(registry: Obj) -> tuple[str, str]:
+    return registry["metadata"]["namespace"], registry["metadata"]["name"]
 
 
 def _name(registry: Obj) -> str:

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -99,16 +99,23 @@ class StoreObserver:
         with self._guard:
             failed = self._failed.get(key)
         if failed is not None and failed[0] == url and time.monotonic() < failed[1]:
-            # A store that just failed is not dialled again on every event: a pass waits
-            # for no connect timeout, and the condition keeps the first failure's words.
+            # A store that just failed to answer is not dialled again on every event: a pass
+            # waits for no connect timeout, and the condition keeps the first failure's words.
             raise failed[2]
         try:
             seen = self._run(self._observe(key, url, pool))
         except Exception as exc:
             self.forget(key)  # the next attempt reconnects
-            error = StoreUnobservable(*_classify(exc, url))
-            with self._guard:
-                self._failed[key] = (url, time.monotonic() + self.retry_after, error)
+            error = StoreUnobservable(*_classify(exc, url, self.schema))
+            if error.reason == "StoreUnreachable" or _sqlstates(exc) & LOGIN_REFUSED_STATES:
+                # Only a store that did not answer, or refused the login (a wrong password is
+                # not retried on every event), is left alone for a while. One that answered
+                # "no" (no schema yet, no grant) costs no timeout to ask again, and its answer
+                # changes as soon as the first worker migrates the schema: a new registry is
+                # created with its store, and its first upgrade may come within seconds, long
+                # before a back-off would end.
+                with self._guard:
+                    self._failed[key] = (url, time.monotonic() + self.retry_after, error)
             raise error from exc
         with self._guard:
             self._failed.pop(key, None)
@@ -153,6 +160,24 @@ class StoreObserver:
         # the operator's read-only role does not have (the workers migrate it).
         return PostgresProvider(url, self.schema, pg_pool, None)
 
+    def call(self, key: tuple[str, str], use: Callable[[Any], Awaitable[T]]) -> T:
+        """Run `use(provider)` on the registry's open connection (the one its last `observe`
+        opened), within the timeout. A gate's start and the ramp's reads go this way, so they
+        cost no connection of their own; a failure is a `StoreUnobservable`."""
+        with self._guard:
+            have = self._open.get(key)
+        if have is None:
+            raise StoreUnobservable("StoreUnreachable", "the store was not observed this pass")
+        provider = have[1]
+
+        async def bounded() -> T:
+            return await asyncio.wait_for(use(provider), self.timeout)
+
+        try:
+            return self._run(bounded())
+        except Exception as exc:
+            raise StoreUnobservable(*_classify(exc, have[0])) from exc
+
     def forget(self, key: tuple[str, str]) -> None:
         """Close the registry's pool, if one is open (the registry was deleted)."""
         with self._guard:
@@ -185,11 +210,44 @@ async def _close(provider: Any) -> None:
         await provider.close()
 
 
-def _classify(exc: BaseException, url: str) -> tuple[str, str]:
-    """(StoreObserved reason, message) for a failed observation. A refused grant or a missing
-    table is NotObservable (the role or the schema needs fixing); anything else, Unreachable."""
+def _sqlstates(exc: BaseException) -> set[str]:
+    """The PostgreSQL error codes along `exc`'s cause chain (the provider wraps the driver's)."""
+    states: set[str] = set()
+    seen: BaseException | None = exc
+    while seen is not None and len(states) < 10:
+        state = getattr(seen, "sqlstate", None)
+        if isinstance(state, str):
+            states.add(state)
+        seen = seen.__cause__ or seen.__context__
+    return states
+
+
+SCHEMA_MISSING_STATES = frozenset({"3F000", "42P01"})
+"""invalid_schema_name, undefined_table: the schema (or its tables) is not there."""
+LOGIN_REFUSED_STATES = frozenset({"28P01", "28000"})
+"""invalid_password, invalid_authorization_specification (no pg_hba.conf entry, no such role)."""
+
+
+def _classify(exc: BaseException, url: str, schema: str = DEFAULT_SCHEMA) -> tuple[str, str]:
+    """(StoreObserved reason, message) for a failed observation. No schema yet is
+    SchemaMissing (no worker has migrated this store, or the URL names another database); a
+    refused login, a refused grant or another missing object is NotObservable (the role or
+    the URL needs fixing); anything else, Unreachable."""
     text = f"{type(exc).__name__}: {exc}".replace(url, redacted(url))
     lowered = text.lower()
+    if _sqlstates(exc) & SCHEMA_MISSING_STATES or any(
+        f"postgres {s}" in text for s in SCHEMA_MISSING_STATES
+    ):
+        return "SchemaMissing", (
+            f"the store has no {schema!r} schema yet: no worker has started on it (the first "
+            "worker creates it); if workers run, the operator's Secret names another database "
+            f"than theirs ({text})"
+        )[:1000]
+    if _sqlstates(exc) & LOGIN_REFUSED_STATES:
+        return "StoreNotObservable", (
+            "the store refused the operator's login (check the user and password in the URL "
+            f"of the Secret it reads, and that the server lets this host in): {text}"
+        )[:1000]
     if "permission denied" in lowered or "does not exist" in lowered:
         return "StoreNotObservable", f"the operator's role cannot observe the store: {text}"[:1000]
     return "StoreUnreachable", f"cannot reach the store: {text}"[:1000]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from durox._version import __version__
 
 if TYPE_CHECKING:
-    from durox.client import Client, DrainReport, OrchestrationStatus
+    from durox.client import Client, ClientOptions, DrainReport, OrchestrationStatus
     from durox.core.context import OrchestrationContext
     from durox.core.events import ErrorDetails
     from durox.core.replay import DurableFuture
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
         InstanceNotFoundError,
         NondeterminismError,
         OrchestrationFailedError,
+        PayloadError,
+        PayloadTooLargeError,
         PermanentError,
         RetryableError,
         SubOrchestrationFailedError,
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
         InstanceInfo,
         ObservedWorker,
         StoreObservation,
+        VersionOutcomes,
         VersionUsage,
         WorkerRecord,
     )
@@ -51,7 +54,9 @@ if TYPE_CHECKING:
     from durox.status import InstanceStatus
 
 _HOME: dict[str, str] = {
-    **dict.fromkeys(("Client", "DrainReport", "OrchestrationStatus"), "durox.client"),
+    **dict.fromkeys(
+        ("Client", "ClientOptions", "DrainReport", "OrchestrationStatus"), "durox.client"
+    ),
     "OrchestrationContext": "durox.core.context",
     "ErrorDetails": "durox.core.events",
     "DurableFuture": "durox.core.replay",
@@ -67,6 +72,8 @@ _HOME: dict[str, str] = {
             "InstanceNotFoundError",
             "NondeterminismError",
             "OrchestrationFailedError",
+            "PayloadError",
+            "PayloadTooLargeError",
             "PermanentError",
             "RetryableError",
             "SubOrchestrationFailedError",
@@ -81,6 +88,7 @@ _HOME: dict[str, str] = {
             "InstanceInfo",
             "ObservedWorker",
             "StoreObservation",
+            "VersionOutcomes",
             "VersionUsage",
             "WorkerRecord",
         ),
@@ -115,6 +123,7 @@ __all__ = [
     "ActivityTimeoutError",
     "BackoffStrategy",
     "Client",
+    "ClientOptions",
     "ConfigurationError",
     "DrainEntry",
     "DrainReport",
@@ -133,6 +142,8 @@ __all__ = [
     "OrchestrationFailedError",
     "OrchestrationRegistry",
     "OrchestrationStatus",
+    "PayloadError",
+    "PayloadTooLargeError",
     "PermanentError",
     "ReplayCheckReport",
     "RetryPolicy",
@@ -143,6 +154,7 @@ __all__ = [
     "SemverRange",
     "StoreObservation",
     "SubOrchestrationFailedError",
+    "VersionOutcomes",
     "VersionPolicy",
     "VersionUsage",
     "WorkerRecord",

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from durox._version import __version__
 from durox.core import events as ev
-from durox.core.codec import encode_json
+from durox.core.codec import DEFAULT_MAX_PAYLOAD_BYTES, check_max_payload_bytes, check_payload
 from durox.core.versions import SemverRange, parse_version
 from durox.errors import ConfigurationError, InstanceNotFoundError
 from durox.providers._base import (
@@ -52,9 +52,23 @@ def _check_id(instance_id: str) -> None:
         raise ConfigurationError(f"instance id must be a 1-512 character string: {instance_id!r}")
 
 
+@dataclass(frozen=True, slots=True)
+class ClientOptions:
+    """How a client works."""
+
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    """The largest orchestration input or event data (UTF-8 JSON bytes) the client sends;
+    larger ones raise `PayloadTooLargeError` and send nothing (docs/payloads.md). Keep it the
+    same as the workers' `RuntimeOptions.max_payload_bytes`."""
+
+    def __post_init__(self) -> None:
+        check_max_payload_bytes(self.max_payload_bytes)
+
+
 class Client:
-    def __init__(self, provider: Store) -> None:
+    def __init__(self, provider: Store, options: ClientOptions | None = None) -> None:
         self.provider = provider
+        self.options = options or ClientOptions()
 
     async def start_orchestration(self, instance_id: str, name: str, input: ev.JSON = None) -> None:
         """Start `name` at the version its policy picks on the worker that starts it."""
@@ -72,13 +86,24 @@ class Client:
         _check_id(instance_id)
         if not name:
             raise ConfigurationError("orchestration name must not be empty")
-        encode_json(input)
+        check_payload(input, self.options.max_payload_bytes, "the orchestration input")
         await self.provider.start_instance(ev.StartOrchestration(instance_id, name, version, input))
 
     async def raise_event(self, instance_id: str, name: str, data: ev.JSON = None) -> None:
+        """Send event `name` with `data` to an instance; its `wait_for_event(name)` receives
+        it, now or later (an event nobody waits for yet is kept). An instance started but not
+        yet picked up by a worker receives it in its first turn.
+
+        `InstanceNotFoundError` if there is no such instance and no start queued for it
+        (nothing is sent then); `PayloadError` if JSON cannot hold `data`,
+        `PayloadTooLargeError` if it is over `max_payload_bytes`. An instance that has
+        already ended accepts the event and ignores it."""
         _check_id(instance_id)
-        encode_json(data)
-        await self.provider.enqueue_orchestrator_message(ev.ExternalEvent(instance_id, name, data))
+        check_payload(data, self.options.max_payload_bytes, f"the data of event {name!r}")
+        if not await self.provider.enqueue_event(ev.ExternalEvent(instance_id, name, data)):
+            raise InstanceNotFoundError(
+                f"no instance {instance_id!r} (nor a start queued for it) to raise {name!r} to"
+            )
 
     async def cancel_instance(self, instance_id: str, reason: str = "cancelled by client") -> None:
         """Cancel an instance; its running sub-orchestrations are cancelled with it."""

@@ -10,8 +10,9 @@
         ├── HistoryDecodeError        an event or message this engine cannot read
         ├── ConfigurationError        bad registration, bad semver, unknown version
         ├── PayloadError              a value that JSON cannot carry
+        │   └── PayloadTooLargeError      a value over the configured size limit
         ├── InstanceAlreadyExistsError
-        ├── InstanceNotFoundError
+        ├── InstanceNotFoundError     no such instance (nor a start queued for it)
         ├── InstanceRunningError      delete refused for a running instance
         └── OrchestrationFailedError  raised inside an orchestration when awaited work fails
             ├── ActivityFailedError
@@ -71,6 +72,20 @@ class ConfigurationError(PermanentError):
 
 class PayloadError(PermanentError):
     pass
+
+
+class PayloadTooLargeError(PayloadError):
+    """A payload whose JSON encoding is over `limit` bytes (`max_payload_bytes`); `what` says
+    which payload (an input, a result, an output, a custom status)."""
+
+    def __init__(self, what: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"{what} is {size} bytes of JSON, over the payload limit of {limit} bytes "
+            "(max_payload_bytes)"
+        )
+        self.what = what
+        self.size = size
+        self.limit = limit
 
 
 class InstanceAlreadyExistsError(PermanentError):

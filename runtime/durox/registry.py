@@ -211,8 +211,19 @@ class OrchestrationRegistryBuilder:
 ActivityHandler = Callable[[ActivityContext, JSON], "typing.Awaitable[JSON]"]
 
 
+def _is_async(fn: Callable[..., Any]) -> bool:
+    """True for an `async def` function, a partial of one, or an object whose `__call__` is one:
+    a callable class with an async `__call__` must be awaited, not run in a thread (where it would
+    only create a coroutine that nobody awaits)."""
+    if inspect.iscoroutinefunction(fn):
+        return True
+    if inspect.isroutine(fn) or not callable(fn):
+        return False
+    return inspect.iscoroutinefunction(type(fn).__call__)
+
+
 def _activity_handler(fn: Callable[..., Any], name: str, typed: bool) -> ActivityHandler:
-    is_async = inspect.iscoroutinefunction(fn)
+    is_async = _is_async(fn)
     ain, aout = _adapters(fn, f"activity {name!r}") if typed else (None, None)
 
     async def handler(ctx: ActivityContext, raw: JSON) -> JSON:
@@ -221,6 +232,10 @@ def _activity_handler(fn: Callable[..., Any], name: str, typed: bool) -> Activit
             out = await fn(ctx, value)
         else:
             out = await asyncio.to_thread(fn, ctx, value)
+            if inspect.isawaitable(out):
+                # A plain function that hands back an awaitable (a wrapper around an async
+                # function, say): its result is what the awaitable yields, not the awaitable.
+                out = await out
         return _convert_out(aout, out, f"activity {name!r}") if aout is not None else out
 
     return handler

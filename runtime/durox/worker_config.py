@@ -142,6 +142,19 @@ class WorkerConfig(BaseModel):
     lock_timeout_seconds: float = Field(
         default=30.0, gt=0, description="Orchestration and activity lease (restart to change)."
     )
+    instance_cache_size: int = Field(
+        default=1000,
+        ge=0,
+        le=1_000_000,
+        description="Running instances kept in memory between turns (0: none); applies live.",
+    )
+    sticky_window_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="How long another worker leaves a turn to the worker that keeps the "
+        "instance; applies live.",
+    )
     http_port: int = Field(default=8080, ge=0, le=65535, description="Health and metrics port.")
     shutdown_grace_seconds: float = Field(
         default=25.0,

@@ -6,7 +6,9 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from durox import ActivityRegistry, Client, OrchestrationRegistry
+import pytest
+
+from durox import ActivityRegistry, Client, InstanceNotFoundError, OrchestrationRegistry
 from durox.core import events as ev
 from durox.providers import Store
 from tests.unit.scenario_support import eventually, running
@@ -62,6 +64,14 @@ async def counter(ctx: Any, n: int) -> int:
     return await ctx.continue_as_new(n + 1)  # type: ignore[no-any-return]
 
 
+async def boss(ctx: Any, _: Any) -> Any:
+    return await ctx.schedule_sub_orchestration("Waiter", None, instance_id="boss::child")
+
+
+async def _known(live: Store, instance_id: str) -> bool:
+    return await live.get_instance(instance_id) is not None or await live.start_pending(instance_id)
+
+
 async def failing(ctx: Any, _: Any) -> None:
     await ctx.schedule_activity("Explode", 1)
 
@@ -85,6 +95,7 @@ ORCHS = (
     .register("Counter", counter)
     .register("Failing", failing)
     .register("Catching", catching)
+    .register("Boss", boss)
     .build()
 )
 
@@ -135,6 +146,39 @@ async def test_an_event_wins_a_race_against_a_timer(live: Store) -> None:
         await client.raise_event("i1", "go", "fast")
         status = await client.wait_for_orchestration("i1", 20)
     assert status.output == [0, "fast"]
+
+
+async def test_an_event_for_an_instance_that_does_not_exist_fails_at_the_call_site(
+    live: Store,
+) -> None:
+    client = Client(live)
+    with pytest.raises(InstanceNotFoundError, match="'nobody'"):
+        await client.raise_event("nobody", "go", 1)
+    depths = await client.get_queue_depths()
+    assert (depths.orchestrator_ready, depths.orchestrator_delayed) == (0, 0)  # nothing sent
+
+
+async def test_an_event_raised_before_the_first_turn_is_kept_and_delivered(live: Store) -> None:
+    client = Client(live)
+    await client.start_orchestration("early", "Waiter")
+    assert (await client.get_orchestration_status("early")).status == "Pending"
+    await client.raise_event("early", "go", "raised before any worker ran")
+    async with running(live, ACTS, ORCHS):
+        status = await client.wait_for_orchestration("early", 20)
+    assert status.output == "raised before any worker ran"
+
+
+async def test_a_sub_orchestration_receives_an_event_raised_before_its_first_turn(
+    live: Store,
+) -> None:
+    client = Client(live)
+    async with running(live, ACTS, ORCHS, orchestration_concurrency=1):
+        await client.start_orchestration("boss", "Boss")
+        # The child's start is queued by the parent's turn; raise as soon as it is.
+        await eventually(lambda: _known(live, "boss::child"), what="the child's start")
+        await client.raise_event("boss::child", "go", "to the child")
+        status = await client.wait_for_orchestration("boss", 20)
+    assert status.output == "to the child"
 
 
 async def test_sub_orchestrations(live: Store) -> None:

@@ -99,13 +99,13 @@ async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[s
     """A store the shop app's workers left with instances waiting and completed, and one
     worker record in pool "main"."""
     if request.param == "sqlite":
-        yield await _fill(f"sqlite:///{tmp_path / 'shop.db'}")
+        yield await fill_store(f"sqlite:///{tmp_path / 'shop.db'}")
     else:
         async with empty_database(request.getfixturevalue("dsn")) as pg:
-            yield await _fill(pg)
+            yield await fill_store(pg)
 
 
-async def _fill(url: str) -> str:
+async def fill_store(url: str) -> str:
     store = await open_store(url)
     try:
         await populate(store)

@@ -66,3 +66,27 @@ def test_smoke_mode_writes_a_complete_results_file(tmp_path: Path) -> None:
     assert doc["replay"][0]["events"] == 1_001
     assert any(r["system"] == "machine" for r in doc["table"])
     assert "| store | workload | system |" in proc.stdout
+
+
+@pytest.mark.timeout(120)
+def test_the_long_history_benchmark_runs_and_reports_both_ways(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'runtime'}{os.pathsep}{ROOT}"}
+    out = tmp_path / "long.json"
+    args = ["--lengths", "10,40", "--turns", "1", "--long", "5", "--out", str(out)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.long_history", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert [r["events"] for r in doc["engine"]] == [r["events"] for r in doc["sqlite"]] == [10, 40]
+    for row in doc["engine"]:
+        assert row["cold_us"] > 0 and row["kept_us"] > 0
+    for row in doc["sqlite"]:
+        assert row["cold_ms"] > 0 and row["kept_ms"] > 0
+    assert doc["memory"][0]["bytes_per_instance"] > 0
+    assert doc["long_execution"]["kept_s"] > 0 and doc["long_execution"]["cold_s"] > 0

@@ -60,3 +60,22 @@ async def test_postgres_observe_reads_the_instances_through_its_indexes(
     }
     (window,) = [n for n in nodes if n.get("Index Name") == "executions_failed_by_time"]
     assert "completed_at >=" in window.get("Index Cond", "")  # the window bounds the read
+
+
+async def test_postgres_outcomes_read_only_the_window_by_creation_time(
+    dsn: str, schema: str
+) -> None:
+    """A ramp's analysis (`outcomes`) runs on every pass during a step: it must read the
+    instances created in the step's window through instances_by_created, not the whole table."""
+    await (await PostgresProvider.connect(dsn, schema=schema, listen=False)).close()
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            await conn.execute("SET LOCAL enable_seqscan = off")
+            raw = await conn.fetchval("EXPLAIN (FORMAT JSON) " + queries(schema)["outcomes"], 0)
+    finally:
+        await conn.close()
+    nodes = list(_nodes(json.loads(raw)))
+    assert not [n for n in nodes if n["Node Type"] == "Seq Scan"]
+    (window,) = [n for n in nodes if n.get("Index Name") == "instances_by_created"]
+    assert "created_at >=" in window.get("Index Cond", "")

@@ -177,6 +177,26 @@ async def test_a_role_without_grants_or_a_dead_server_is_a_reason_not_a_crash(
     assert observer.open_keys() == set()
 
 
+async def test_a_store_no_worker_has_migrated_yet_is_observed_as_soon_as_one_has(
+    dsn: str, schema: str, observer: StoreObserver
+) -> None:
+    """A registry is created with its store, so the operator's first passes come before any
+    worker has created the schema. That answer is named plainly, and it is not kept: the pass
+    right after the first worker migrated observes the store. (Found in the real-pod tier: the
+    first answer was held for the 30 s back-off meant for a dead server, and a whole upgrade
+    ran and finished on Kubernetes' word alone.)"""
+    with pytest.raises(StoreUnobservable) as missing:
+        await _observe(observer, dsn)
+    assert missing.value.reason == "SchemaMissing"
+    assert f"no {schema!r} schema yet" in str(missing.value)
+    assert "no worker has started on it" in str(missing.value)
+    await (await PostgresProvider.connect(dsn, schema=schema, listen=False)).close()
+    started = time.monotonic()
+    seen = await _observe(observer, dsn)  # at once: no back-off after an answered failure
+    assert time.monotonic() - started < 5
+    assert seen.instances == 0 and seen.workers == ()
+
+
 async def test_the_plan_from_real_records_guards_holds_activates_and_finds_strays(
     dsn: str, schema: str, observer_dsn: str, images: Images, observer: StoreObserver
 ) -> None:

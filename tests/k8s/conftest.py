@@ -14,7 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.k8s.k8s_control_plane import ControlPlane, find_bin_dir, running_control_plane
+from tests.k8s.k8s_control_plane import (
+    ControlPlane,
+    find_bin_dir,
+    running_control_plane,
+    wait_for,
+)
 from tests.k8s.k8s_node import PodStore, RealNode, build_images, running_node, running_pod_store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,7 +56,15 @@ def registry_crd(control_plane: ControlPlane) -> str:
     """The OrchestrationRegistry CRD from crds/, applied with kubectl and Established."""
     control_plane.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
     name = "orchestrationregistries.durox.dev"
-    control_plane.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+
+    # Not `kubectl wait`: it fails at once, rather than waits, while the new CRD has no
+    # conditions yet (seen on a loaded machine).
+    def established() -> bool:
+        crd = control_plane.get_json("crd", name)
+        conditions = crd.get("status", {}).get("conditions") or []
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+    wait_for("the CRD to be Established", established, 60)
     return name
 
 

@@ -158,3 +158,106 @@ def test_long_names_are_rejected(
 
 def _json(body: dict[str, Any]) -> str:
     return json.dumps(body)
+
+
+def test_safe_rollout_fields_are_accepted_with_defaults_and_their_status_kept(
+    control_plane: ControlPlane, registry_crd: str, namespace: str
+) -> None:
+    """spec.rollout's gate, ramp, analysis and rollback through the real apiserver: defaults
+    filled in, any JSON as the gate's input, and status.rollout as the operator writes it
+    survives the schema's pruning (a field the schema lacked would vanish silently)."""
+    body = valid_registry("safe")
+    body["spec"]["rollout"] = {
+        "gate": {
+            "orchestration": "checkout",
+            "input": {"order": [1, "two", None]},
+            "everyStep": True,
+        },
+        "steps": [{"percent": 10, "pauseSeconds": 300}, {"percent": 50.5}],
+        "analysis": {"minSamples": 50},
+    }
+    control_plane.apply(body, "-n", namespace)
+    stored = control_plane.get_json("orchestrationregistry", "safe", "-n", namespace)
+    rollout = stored["spec"]["rollout"]
+    assert rollout["gate"] == {
+        "orchestration": "checkout",
+        "input": {"order": [1, "two", None]},
+        "everyStep": True,
+        "timeoutSeconds": 300,
+    }
+    assert rollout["steps"] == [
+        {"percent": 10, "pauseSeconds": 300},
+        {"percent": 50.5, "pauseSeconds": 0},
+    ]
+    assert rollout["analysis"] == {"minSamples": 50, "thresholdPercent": 5}
+    assert rollout["rollback"] is False and rollout["allowVersionRemoval"] is False
+
+    status = {
+        "rollout": {
+            "previous": {"checkout": "1.0.0"},
+            "gate": {
+                "orchestration": "checkout",
+                "version": "1.1.0",
+                "instance": "durox-gate-safe-0123456789",
+                "phase": "Passed",
+                "startedAt": "2026-01-02T03:00:00Z",
+                "finishedAt": "2026-01-02T03:00:02Z",
+            },
+            "ramps": [
+                {
+                    "name": "checkout",
+                    "from": "1.0.0",
+                    "to": "1.1.0",
+                    "step": 1,
+                    "steps": 2,
+                    "percent": 10.0,
+                    "phase": "RolledBack",
+                    "stepStartedAt": "2026-01-02T03:00:03Z",
+                    "finishedAt": "2026-01-02T03:01:00Z",
+                    "template": "0123456789abcdef",
+                    "message": "checkout@1.1.0 failed 9 of 20 ended instances",
+                    "analysis": {"newEnded": 20, "newFailed": 9, "newPoisoned": 1},
+                    "gate": {
+                        "orchestration": "checkout",
+                        "version": "1.1.0",
+                        "instance": "durox-gate-safe-0123456789-checkout-2",
+                        "phase": "Failed",
+                        "startedAt": "2026-01-02T03:00:50Z",
+                        "message": "it ended Failed: ValueError: no price",
+                    },
+                }
+            ],
+        }
+    }
+    control_plane.kubectl(
+        "patch", "orchestrationregistry", "safe", "-n", namespace, "--subresource=status",
+        "--type=merge", "-p", _json({"status": status}),
+    )  # fmt: skip
+    kept = control_plane.get_json("orchestrationregistry", "safe", "-n", namespace)
+    assert kept["status"]["rollout"] == status["rollout"]
+
+
+@pytest.mark.parametrize(
+    ("rollout", "message"),
+    [
+        ({"steps": [{"percent": 150}]}, "should be less than or equal to 100"),
+        ({"steps": [{"pauseSeconds": 10}]}, "percent: Required value"),
+        ({"gate": {"input": 1}}, "orchestration: Required value"),
+        ({"gate": {"orchestration": "c", "timeoutSeconds": 0}}, "greater than or equal to 1"),
+    ],
+    ids=["percent-above-100", "step-without-percent", "gate-without-name", "zero-timeout"],
+)
+def test_bad_safe_rollout_fields_are_rejected(
+    control_plane: ControlPlane,
+    registry_crd: str,
+    namespace: str,
+    rollout: dict[str, Any],
+    message: str,
+) -> None:
+    body = valid_registry("bad")
+    body["spec"]["rollout"] = rollout
+    proc = control_plane.run(
+        "kubectl", "apply", "-n", namespace, "-f", "-", check=False, input=_json(body)
+    )
+    assert proc.returncode != 0, f"accepted: {rollout}"
+    assert message in proc.stderr

@@ -8,7 +8,6 @@ them."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,28 +19,15 @@ from tests.k8s.gitops_checks import (
     argocd_health,
     flux_status,
     kstatus,
-    kstatus_checker,
 )
-from tests.k8s.k8s_control_plane import ControlPlane, operator_process, tail, wait_for
+from tests.k8s.k8s_control_plane import ControlPlane, tail, wait_for
+from tests.k8s.k8s_operator_fixtures import kstatus_fixture, operator_fixture
 
 pytestmark = [pytest.mark.k8s, pytest.mark.timeout(300)]
 
 
-@pytest.fixture(scope="module")
-def kstatus_check() -> Path:
-    try:
-        return kstatus_checker()
-    except FileNotFoundError as exc:
-        pytest.fail(str(exc), pytrace=False)
-
-
-@pytest.fixture(scope="module")
-def operator(
-    control_plane: ControlPlane, registry_crd: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Path]:
-    log = tmp_path_factory.mktemp("operator-gitops") / "operator.log"
-    with operator_process(control_plane, log, "--resync-seconds", "600"):
-        yield log
+kstatus_check = kstatus_fixture()
+operator = operator_fixture("gitops", resync=600)
 
 
 def _registry(name: str = "orders", **spec: Any) -> dict[str, Any]:

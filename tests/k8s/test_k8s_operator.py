@@ -9,26 +9,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.k8s.k8s_control_plane import ControlPlane, operator_process, tail, wait_for
+from tests.k8s.k8s_control_plane import ControlPlane, tail, wait_for
+from tests.k8s.k8s_operator_fixtures import operator_fixture
 
 pytestmark = [pytest.mark.k8s, pytest.mark.timeout(300)]
 
 
-@pytest.fixture(scope="module")
-def operator(
-    control_plane: ControlPlane, registry_crd: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Path]:
-    """`durox-operator run` as a subprocess with the admin kubeconfig; yields its log file."""
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
-    with operator_process(control_plane, log, "--resync-seconds", "2"):
-        yield log
+operator = operator_fixture("operator", resync=2)
 
 
 def _registry(name: str, image: str = "example.invalid/orders:1.0.0") -> dict[str, Any]:

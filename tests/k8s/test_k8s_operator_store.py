@@ -27,7 +27,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from durox import Client
 from durox.providers import PostgresProvider
-from tests.k8s.k8s_control_plane import ControlPlane, operator_process, tail, wait_for
+from tests.k8s.k8s_control_plane import ControlPlane, tail, wait_for
+from tests.k8s.k8s_operator_fixtures import operator_fixture
 
 pytestmark = [pytest.mark.k8s, pytest.mark.timeout(300)]
 
@@ -140,14 +141,7 @@ class Workers:
         proc.wait(30)
 
 
-@pytest.fixture(scope="module")
-def operator(
-    control_plane: ControlPlane, registry_crd: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Path]:
-    log = tmp_path_factory.mktemp("operator-store") / "operator.log"
-    port = str(METRICS_PORT)
-    with operator_process(control_plane, log, "--resync-seconds", "1", "--metrics-port", port):
-        yield log
+operator = operator_fixture("store", 1, "--metrics-port", str(METRICS_PORT))
 
 
 @pytest.fixture
@@ -330,3 +324,123 @@ def test_a_sqlite_store_is_reported_and_the_rest_still_works(
 
     wait_for("StoreNotObservable and Ready", observed, 60)
     assert plane.exists("deployment", "orders", "-n", ns)
+
+
+def _events(plane: ControlPlane, ns: str) -> list[tuple[str, str, str]]:
+    """(type, reason, message) of the registry's Events, in the order the apiserver stored them."""
+    events = plane.get_json("events", "-n", ns, "--field-selector", "involvedObject.name=orders")
+    return [
+        (e["type"], e["reason"], e["message"])
+        for e in sorted(events["items"], key=lambda e: int(e["metadata"]["resourceVersion"]))
+        if e["involvedObject"]["kind"] == "OrchestrationRegistry"
+    ]
+
+
+def test_an_auto_drain_starts_reports_and_removes_its_pool_from_what_the_store_holds(
+    control_plane: ControlPlane,
+    namespace: str,
+    operator: Path,
+    database: Database,
+    workers: Workers,
+) -> None:
+    """spec.drain.mode Auto against real instances: the engine of the main pool now replays
+    from 0.1.1, so the 3 instances a worker pinned to engine 0.1.0 are outside its range. The
+    operator starts the drain pool for them, reports them in status.drain by pin, and removes
+    the pool removeAfterSeconds after the last of them ended, with an Event at each step."""
+    from durox import __version__ as engine
+
+    assert engine == "0.1.0", "the ranges below assume the engine pins instances to 0.1.0"
+    plane, ns = control_plane, namespace
+
+    def status() -> dict[str, Any]:
+        got: dict[str, Any] = plane.get_json("oreg", "orders", "-n", ns).get("status", {})
+        return got
+
+    def wait(what: str, check: Any, timeout: float = 60) -> None:
+        try:
+            wait_for(what, check, timeout, interval=0.2)
+        except TimeoutError as exc:
+            raise AssertionError(
+                f"{exc}\nstatus: {json.dumps(status(), indent=1)}\nevents: {_events(plane, ns)}"
+                f"\noperator log:\n{tail(operator, 60)}"
+            ) from None
+
+    workers.start("orders-a-1", "1.0.0")
+    database.grant()
+
+    async def start(client: Client) -> None:
+        for i in range(3):
+            await client.start_orchestration_versioned(f"d{i}", "checkout", "1.0.0")
+
+    _client_call(database.url, start)
+    for name, url in (("store", database.url), ("store-ro", database.ro_url)):
+        plane.kubectl("create", "secret", "generic", name, "-n", ns, f"--from-literal=url={url}")
+    body = _registry("example.invalid/orders:1.0.0", ["1.0.0"])
+    body["spec"]["replay"] = {"supportedVersions": {"min": "0.1.1", "max": "9.0.0"}}
+    delay = 3
+    body["spec"]["drain"] = {
+        "mode": "Auto",
+        "supportedVersions": {"max": "0.1.0"},
+        "removeAfterSeconds": delay,
+        "replicas": 1,
+    }
+    plane.apply(body, "-n", ns)
+
+    def drain() -> dict[str, Any]:
+        got: dict[str, Any] = status().get("drain", {})
+        return got
+
+    wait(
+        "the drain pool started for the pinned instances",
+        lambda: (
+            drain().get("pinned") == {"0.1.0": 3}
+            and plane.exists("deployment", "orders-drain", "-n", ns)
+        ),
+    )
+    assert drain()["mode"] == "Auto" and drain()["enabled"] is True
+    started = [m for _, r, m in _events(plane, ns) if r == "DrainStarted"]
+    assert started == ["starting the drain pool: 3 pinned to 0.1.0, outside the main replay range"]
+    cm = plane.get_json("configmap", "orders-drain", "-n", ns)
+    assert "0.1.0" in cm["data"]["worker.yaml"]  # the drain pool's file carries its range
+
+    async def finish(client: Client) -> None:
+        for i in range(3):
+            await client.raise_event(f"d{i}", "go")
+        for i in range(3):
+            await client.wait_for_orchestration(f"d{i}", 60)
+
+    _client_call(database.url, finish)
+    wait("the drain counted empty", lambda: bool(drain().get("emptySince")))
+    empty_at = time.monotonic()
+    assert drain()["pinned"] == {}
+    wait(
+        "the drain pool removed",
+        lambda: not plane.exists("deployment", "orders-drain", "-n", ns),
+        timeout=delay + 30,
+    )
+    removed_after = time.monotonic() - empty_at
+    # The store's clock starts the delay (whole seconds), the operator's resync (1 s) ends it.
+    assert removed_after >= delay - 1.5, removed_after
+    assert not plane.exists("configmap", "orders-drain", "-n", ns)
+    wait("status.drain disabled", lambda: drain().get("enabled") is False)
+
+    steps = [
+        (r, m)
+        for _, r, m in _events(plane, ns)
+        if r.startswith("Drain") or m.endswith("orders-drain")
+    ]
+    assert [r for r, _ in steps] == [
+        "DrainStarted",
+        "CreatedConfigMap",
+        "CreatedDeployment",
+        "DrainEmpty",
+        "DrainFinished",
+        "DeletedDeployment",
+        "DeletedConfigMap",
+    ], steps
+    assert all(t == "Normal" for t, r, _ in _events(plane, ns) if r.startswith("Drain"))
+    print(
+        f"\nauto drain: started for 3 instances pinned to 0.1.0; removed {removed_after:.1f}s "
+        f"after the store showed none left (removeAfterSeconds {delay})\n"
+        + "\n".join(f"{r:18} {m}" for r, m in steps)
+    )

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.k8s.gitops_checks import kstatus, kstatus_checker
-from tests.k8s.k8s_control_plane import ControlPlane, operator_process, tail, wait_for
+from tests.k8s.gitops_checks import kstatus
+from tests.k8s.k8s_control_plane import ControlPlane, tail, wait_for
+from tests.k8s.k8s_operator_fixtures import kstatus_fixture, operator_fixture
 
 pytestmark = [pytest.mark.k8s, pytest.mark.timeout(300)]
 
@@ -27,21 +27,8 @@ PROMPTLY = 20.0
 """Seconds a watched change may take to be repaired or reported: well under the resync."""
 
 
-@pytest.fixture(scope="module")
-def operator(
-    control_plane: ControlPlane, registry_crd: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Path]:
-    log = tmp_path_factory.mktemp("operator-ux") / "operator.log"
-    with operator_process(control_plane, log, "--resync-seconds", "600"):
-        yield log
-
-
-@pytest.fixture(scope="module")
-def kstatus_check() -> Path:
-    try:
-        return kstatus_checker()
-    except FileNotFoundError as exc:
-        pytest.fail(str(exc), pytrace=False)
+operator = operator_fixture("ux", resync=600)
+kstatus_check = kstatus_fixture()
 
 
 def _registry(name: str = "orders", **spec: Any) -> dict[str, Any]:

@@ -129,6 +129,8 @@ class Sample:
     reason: str
     images: dict[str, str]
     """pod -> image, terminating pods marked so."""
+    store: str = ""
+    """The StoreObserved condition's status (and reason when not True)."""
 
 
 @dataclass
@@ -184,6 +186,46 @@ async def _query(dsn: str, sql: str, *args: Any) -> list[Any]:
         await conn.close()
 
 
+async def _workers(dsn: str) -> list[Any]:
+    """The pool's live capability records, read as the operator reads them (nothing reaped)."""
+    from datetime import UTC, datetime
+
+    from durox.providers import PostgresProvider
+
+    provider = await PostgresProvider.connect(dsn, listen=False)
+    try:
+        seen = await provider.observe(
+            pool="loop", failed_since=datetime.now(UTC), stale_after_ms=30_000
+        )
+        return [w.record for w in seen.workers if w.live]
+    finally:
+        await provider.close()
+
+
+STATUS_OUT = os.environ.get("DUROX_STATUS_OUT")
+"""Where to write the registry's status and Events after the upgrade, if set."""
+
+
+def _as_a_user_sees_it(cluster: Pods) -> str:
+    """`kubectl get oreg -o wide`, the conditions and the registry's Events, as text."""
+    plane, ns = cluster.plane, cluster.ns
+    out = ["$ kubectl get oreg -o wide", plane.kubectl("get", "oreg", "-n", ns, "-o", "wide")]
+    out.append("$ kubectl get oreg loop -o jsonpath='{.status.conditions}'  (as a table)")
+    for c in cluster.status().get("conditions", []):
+        out.append(f"{c['type']:14} {c['status']:7} {c['reason']:18} {c['message']}")
+    out.append("\n$ kubectl get oreg loop -o jsonpath='{.status.workerRecords}{.status.versions}'")
+    status = cluster.status()
+    out.append(json.dumps({k: status.get(k) for k in ("workerRecords", "versions", "drain")}))
+    events = plane.get_json("events", "-n", ns, "--field-selector", "involvedObject.name=loop")
+    out.append("\n$ kubectl describe oreg loop   (Events, oldest first)")
+    out += [
+        f"{e['type']:8} {e['reason']:20} x{e.get('count', 1)} {e['message']}"
+        for e in sorted(events["items"], key=lambda e: int(e["metadata"]["resourceVersion"]))
+        if e["involvedObject"]["kind"] == "OrchestrationRegistry"
+    ]
+    return "\n".join(out) + "\n"
+
+
 async def _instances(dsn: str) -> list[Any]:
     from durox import Client
     from durox.providers import PostgresProvider
@@ -197,9 +239,23 @@ async def _instances(dsn: str) -> list[Any]:
         await provider.close()
 
 
-def _run_upgrade(cluster: Pods, db: PodStore, images: dict[str, str], wrong_order: bool) -> Upgrade:
+BLIND = {"store": {"secretRef": {"name": "store"}, "operatorSecretRef": {"name": "absent"}}}
+"""A registry whose operator Secret does not exist: the operator cannot read the store
+(StoreObserved=False, SecretUnreadable) and decides from Kubernetes alone."""
+
+
+def _run_upgrade(
+    cluster: Pods,
+    db: PodStore,
+    images: dict[str, str],
+    wrong_order: bool,
+    spec: dict[str, Any] | None = None,
+) -> Upgrade:
+    """Image v1 with 1.0.0, 200 instances, then image v2 with 1.0.1 in one apply (or, with
+    `wrong_order`, 1.0.1 with the old image first); `spec` adds to each registry applied."""
     plane, ns = cluster.plane, cluster.ns
-    v1 = _with_env(registry("loop", images["v1"], ["1.0.0"]))
+    extra = spec or {}
+    v1 = _with_env(registry("loop", images["v1"], ["1.0.0"], **extra))
     plane.apply(v1, "-n", ns)
     cluster.wait("3 real v1 workers", lambda: cluster.settled(3))
     run(_start_instances(db.host_dsn))
@@ -214,24 +270,33 @@ def _run_upgrade(cluster: Pods, db: PodStore, images: dict[str, str], wrong_orde
         cluster.follow_logs(pod)
 
     if wrong_order:  # the new version's policy first, with the old image still everywhere
-        plane.apply(_with_env(registry("loop", images["v1"], ["1.0.0", "1.0.1"])), "-n", ns)
-        cluster.wait(
-            "1.0.1 to be activated at once (no rollout)",
-            lambda: cluster.active_versions() == f"{LOOP}@1.0.1",
+        plane.apply(
+            _with_env(registry("loop", images["v1"], ["1.0.0", "1.0.1"], **extra)), "-n", ns
         )
+        if extra == BLIND:  # Kubernetes alone sees no rollout, so nothing holds 1.0.1 back
+            cluster.wait(
+                "1.0.1 to be activated at once (no rollout)",
+                lambda: cluster.active_versions() == f"{LOOP}@1.0.1",
+            )
+        else:  # the workers' records say none of them registers 1.0.1: it is held
+            cluster.wait("1.0.1 held on the workers' word", lambda: _held_by_workers(cluster))
+            time.sleep(3)  # a few more passes: still held
+            assert _held_by_workers(cluster), cluster.status()
     report.applied_at = time.time()
-    plane.apply(_with_env(registry("loop", images["v2"], ["1.0.0", "1.0.1"])), "-n", ns)
+    plane.apply(_with_env(registry("loop", images["v2"], ["1.0.0", "1.0.1"], **extra)), "-n", ns)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         now = time.time()
         active = cluster.active_versions()
-        progressing: dict[str, Any] = next(
-            (c for c in cluster.status().get("conditions", []) if c["type"] == "Progressing"), {}
-        )
+        conditions = {c["type"]: c for c in cluster.status().get("conditions", [])}
+        progressing: dict[str, Any] = conditions.get("Progressing", {})
+        seen: dict[str, Any] = conditions.get("StoreObserved", {})
         sample = Sample(
             at=now,
             active=active,
             reason=progressing.get("reason", ""),
+            store=str(seen.get("status"))
+            + ("" if seen.get("status") == "True" else f" {seen.get('reason')}"),
             images={
                 p["metadata"]["name"]
                 + (" (terminating)" if "deletionTimestamp" in p["metadata"] else ""): p["spec"][
@@ -255,11 +320,43 @@ def _run_upgrade(cluster: Pods, db: PodStore, images: dict[str, str], wrong_orde
     return report
 
 
+def _held_by_workers(cluster: Pods) -> bool:
+    conditions = {c["type"]: c for c in cluster.status().get("conditions", [])}
+    progressing = conditions.get("Progressing", {})
+    return bool(
+        cluster.active_versions() == f"{LOOP}@1.0.0"
+        and progressing.get("reason") == "HoldingVersions"
+        and f"do not register {LOOP}@1.0.1" in progressing.get("message", "")
+    )
+
+
 def test_live_upgrade_holds_the_new_version_until_every_worker_runs_it(
     images: dict[str, str], pods: tuple[Pods, PodStore]
 ) -> None:
     cluster, db = pods
     report = _run_upgrade(cluster, db, images, wrong_order=False)
+
+    # The operator read this store all along, so the activation waited for the workers' own
+    # capability records (every live worker registering 1.0.1 with the same handlers), not
+    # only for Kubernetes. (It once decided from Kubernetes alone here: the store's first
+    # answer, "no schema yet", was held for a 30 s back-off that outlasted the upgrade.)
+    assert report.samples and all(s.store == "True" for s in report.samples), [
+        (s.at, s.store) for s in report.samples if s.store != "True"
+    ][:3]
+    status = cluster.status()
+    records = status.get("workerRecords", {})
+    assert records.get("live", 0) >= 3 and records.get("ready", 0) >= 3, records
+    workers = run(_workers(db.host_dsn))
+    assert sorted(w.node_id or "" for w in workers) == sorted(report.new_pods)
+    # ... and each record is matched to its pod's template: the pods carry the digest the
+    # Deployment names, so the operator knew these were the new template's workers
+    digest = cluster.get("deployment")["metadata"]["annotations"]["durox.dev/template-hash"]
+    assert {
+        p["metadata"]["annotations"].get("durox.dev/template-hash") for p in cluster.pods()
+    } == {digest}
+    assert all(w.has_version(LOOP, "1.0.1") for w in workers), workers
+    if STATUS_OUT:
+        Path(STATUS_OUT).write_text(_as_a_user_sees_it(cluster))
 
     # the hold: 1.0.1 was never active while a worker of image v1 was serving
     assert any(s.reason == "HoldingVersions" for s in report.samples)
@@ -324,9 +421,13 @@ def test_live_upgrade_holds_the_new_version_until_every_worker_runs_it(
 def test_the_same_upgrade_in_the_wrong_order_hands_work_to_workers_without_its_handlers(
     images: dict[str, str], pods: tuple[Pods, PodStore]
 ) -> None:
-    """Negative control: a test that cannot fail proves nothing."""
+    """Negative control: a test that cannot fail proves nothing. The operator is kept from
+    the store here (it decides from Kubernetes alone, as before it read the store), so
+    nothing holds the new version back when its policy comes before its image."""
     cluster, db = pods
-    report = _run_upgrade(cluster, db, images, wrong_order=True)
+    report = _run_upgrade(cluster, db, images, wrong_order=True, spec=BLIND)
+    conditions = {c["type"]: c for c in cluster.status().get("conditions", [])}
+    assert conditions["StoreObserved"]["reason"] == "SecretUnreadable", conditions
     hits = {pod: _unregistered(cluster.streams[pod]) for pod in report.old_pods}
     instances = {r.get("instance_id") for rs in hits.values() for r in rs}
     messages = {r["message"].split(";")[0] for rs in hits.values() for r in rs}
@@ -335,6 +436,27 @@ def test_the_same_upgrade_in_the_wrong_order_hands_work_to_workers_without_its_h
         f"on v1 workers, {len(instances)} instances affected: {sorted(messages)}"
     )
     assert instances, "without the hold, old workers must have been handed 1.0.1 work"
+
+
+def test_the_wrong_order_is_held_by_the_workers_own_word(
+    images: dict[str, str], pods: tuple[Pods, PodStore]
+) -> None:
+    """The same wrong order with the operator reading the store: no v1 worker registers
+    1.0.1, so it stays held until the v2 workers have replaced them, and no old worker is
+    handed work it has no handler for."""
+    cluster, db = pods
+    report = _run_upgrade(cluster, db, images, wrong_order=True)
+    assert cluster.active_versions() == f"{LOOP}@1.0.1"
+    for s in report.samples:
+        if s.active.endswith("@1.0.1"):
+            serving = {img for pod, img in s.images.items() if "(terminating)" not in pod}
+            assert serving == {images["v2"]}, s
+    hits = {pod: _unregistered(cluster.streams[pod]) for pod in report.old_pods}
+    assert not any(hits.values()), {p: h[:3] for p, h in hits.items() if h}
+    print(
+        f"\nwrong order, store read: 1.0.1 held, then active {report.activated_after:.1f}s "
+        f"after the image's apply; 0 fetches without a handler on {len(hits)} v1 workers"
+    )
 
 
 # -- faults -----------------------------------------------------------------------------------

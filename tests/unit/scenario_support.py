@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -20,12 +21,20 @@ from durox import (
 from durox.core.compat import CURRENT_ENGINE, EngineIdentity
 from durox.providers import Provider
 
+CACHE_MODE = os.environ.get("DUROX_TEST_INSTANCE_CACHE", "verify")
+"""How the suites run the instance cache: `verify` (on, and every kept turn replayed cold as
+well and compared), `on` (as in production: kept histories are not even read) or `off`."""
+if CACHE_MODE not in ("verify", "on", "off"):
+    raise ValueError(f"DUROX_TEST_INSTANCE_CACHE={CACHE_MODE!r}: say verify, on or off")
+
 FAST = dict(
     poll_interval=timedelta(milliseconds=20),
     unregistered_backoff=timedelta(milliseconds=10),
     unregistered_backoff_max=timedelta(milliseconds=50),
     orchestration_concurrency=2,
     activity_concurrency=4,
+    instance_cache_size=0 if CACHE_MODE == "off" else 1000,
+    verify_cached_turns=CACHE_MODE == "verify",
 )
 
 
@@ -55,6 +64,13 @@ async def running(
         yield rt
     finally:
         await rt.shutdown(timeout=5)
+    assert_no_divergence(rt)
+
+
+def assert_no_divergence(rt: Runtime) -> None:
+    """Fail if a turn on kept state decided otherwise than its cold replay (verify mode)."""
+    divergences = rt._turns.divergences
+    assert not divergences, "instance cache divergence:\n" + "\n".join(divergences)
 
 
 async def eventually(

@@ -152,6 +152,33 @@ async def test_typed_activity_validates_input_and_serializes_output() -> None:
     assert plain is not None and await plain(None, 1) == 2  # type: ignore[arg-type]
 
 
+class AsyncCallable:
+    async def __call__(self, ctx: Any, n: int) -> int:
+        return n * 10
+
+
+def returns_awaitable(ctx: Any, n: int) -> Any:
+    async def inner() -> int:
+        return n * 100
+
+    return inner()
+
+
+async def test_async_callable_objects_and_awaitable_results_are_awaited() -> None:
+    """An object with an async `__call__` is an async handler: its result is the value, not an
+    un-awaited coroutine; so is a plain function that returns an awaitable."""
+    reg = (
+        ActivityRegistry.builder()
+        .register("C", AsyncCallable())
+        .register("W", returns_awaitable)
+        .build()
+    )
+    c, w = reg.get("C"), reg.get("W")
+    assert c is not None and w is not None
+    assert await c(None, 2) == 20  # type: ignore[arg-type]
+    assert await w(None, 2) == 200  # type: ignore[arg-type]
+
+
 def test_backoff_strategies() -> None:
     s = timedelta(seconds=1)
     assert BackoffStrategy.none().delay(3) == timedelta(0)

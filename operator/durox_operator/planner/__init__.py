@@ -18,12 +18,13 @@ version's handlers.
 The decisions are split by subject into private modules; import them from here, the stable
 surface: `_spec` (typed views of the registry's spec), `_names` (children's names, labels,
 digest), `_versions` (which versions to activate or hold), `_config` (the worker file),
-`_children` (the ConfigMap and Deployment), `_replaycheck` (whether a new image's replay check
-holds its rollout) and `_replayjob` (that check's Job and its verdict), `_store` (what the store's
-observation says: workers' word, stranded instances), `_drift` (which applied fields a child
-no longer holds), `_rollout` (reading a Deployment's progress), `_failures` (pods that cannot
-be created or cannot run), `_status` (conditions, kstatus' among them, status, Events), and `_plan`,
-which puts them together: `plan(registry, observed) -> Plan`, the one call the reconciler makes.
+`_children` (the ConfigMap and Deployment), `_store` (what the store's observation says:
+workers' word, stranded instances), `_drift` (which applied fields a child no longer
+holds), `_rollout` (reading a Deployment's progress), `_replaycheck` (whether a new image's
+replay check holds its rollout) and `_replayjob` (that check's Job and its verdict), `_ramp`
+(gates, ramps, rollbacks), `_failures` (pods that cannot be created or cannot run), `_status`
+(conditions, kstatus' among them, status, Events), and `_plan`, which puts them together:
+`plan(registry, observed) -> Plan`, the one call the reconciler makes.
 """
 
 from durox_operator.planner._children import (
@@ -60,6 +61,17 @@ from durox_operator.planner._plan import (
     Step,
     plan,
 )
+from durox_operator.planner._ramp import (
+    Figures,
+    GateSeen,
+    Reads,
+    Safe,
+    SafeSeen,
+    StartGate,
+    analyse,
+    plan_safe,
+    reads,
+)
 from durox_operator.planner._replaycheck import (
     DeleteJob,
     Gate,
@@ -86,6 +98,7 @@ from durox_operator.planner._status import (
     observe_conditions,
     plan_status,
     status_changed,
+    status_patch,
     store_conditions,
     store_status,
     with_kstatus,
@@ -122,14 +135,20 @@ __all__ = [
     "Delete",
     "DeleteJob",
     "Event",
+    "Figures",
     "Gate",
+    "GateSeen",
     "InvalidSpec",
     "Observed",
     "Plan",
+    "Reads",
     "RegistrySpec",
     "Report",
     "RunJob",
+    "Safe",
+    "SafeSeen",
     "Slot",
+    "StartGate",
     "Step",
     "StoreView",
     "Stranded",
@@ -138,6 +157,7 @@ __all__ = [
     "active_version",
     "active_versions",
     "allow_version_removal",
+    "analyse",
     "child_name",
     "condition_events",
     "content_hash",
@@ -161,6 +181,7 @@ __all__ = [
     "plan_configmap",
     "plan_deployment",
     "plan_job",
+    "plan_safe",
     "plan_status",
     "plan_versions",
     "planned_anew",
@@ -168,6 +189,7 @@ __all__ = [
     "pod_failures",
     "published_versions",
     "quantity",
+    "reads",
     "registered_versions",
     "render_worker_config",
     "replay_gate",
@@ -178,6 +200,7 @@ __all__ = [
     "spec_of",
     "startup_digest",
     "status_changed",
+    "status_patch",
     "store_conditions",
     "store_status",
     "stranded",

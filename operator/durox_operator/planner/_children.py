@@ -179,6 +179,10 @@ def plan_deployment(
         deployment_spec["replicas"] = drain_replicas(spec)
     elif "replicas" in spec:  # unset: an autoscaler owns the count, so we must not write it
         deployment_spec["replicas"] = spec["replicas"]
+    # The digest goes on the pods too, so each pod (and, by its name, which every worker
+    # publishes as its node id, each capability record) says which template it runs.
+    template_hash = content_hash(deployment_spec["template"])
+    template_meta["annotations"][TEMPLATE_ANNOTATION] = template_hash
     return _with_hash(
         {
             "apiVersion": "apps/v1",
@@ -187,7 +191,7 @@ def plan_deployment(
                 "name": child_name(registry, drain),
                 "namespace": registry["metadata"]["namespace"],
                 "labels": labels(registry, drain),
-                "annotations": {TEMPLATE_ANNOTATION: content_hash(deployment_spec["template"])},
+                "annotations": {TEMPLATE_ANNOTATION: template_hash},
                 "ownerReferences": [owner_reference(registry)],
             },
             "spec": deployment_spec,

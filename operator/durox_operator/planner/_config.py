@@ -6,7 +6,13 @@ from typing import Any
 
 import yaml
 
-from durox.worker_config import RESTART_FIELDS, OrchestrationPolicy, ReplayVersions, WorkerConfig
+from durox.worker_config import (
+    RESTART_FIELDS,
+    OrchestrationPolicy,
+    Ramp,
+    ReplayVersions,
+    WorkerConfig,
+)
 from durox_operator.model import Obj
 from durox_operator.planner._names import DEFAULT_HTTP_PORT, InvalidSpec, child_name, content_hash
 from durox_operator.planner._spec import (
@@ -22,7 +28,13 @@ from durox_operator.planner._versions import Versions
 def _policy(orchestration: OrchestrationSpec, versions: Versions | None) -> OrchestrationPolicy:
     name = orchestration["name"]
     if versions is not None and name in versions.held:
-        return OrchestrationPolicy(name=name, policy="exact", version=versions.active[name])
+        ramp = versions.ramps.get(name)
+        return OrchestrationPolicy(
+            name=name,
+            policy="exact",
+            version=versions.active[name],
+            ramp=None if ramp is None else Ramp(version=ramp[0], percent=ramp[1]),
+        )
     return OrchestrationPolicy(
         name=name,
         policy=policy_of(orchestration),

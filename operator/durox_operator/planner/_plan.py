@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from durox.worker_config import WorkerConfig
-from durox_operator.model import NORMALLY_TRUE, WARNINGS, Obj
+from durox_operator.model import NORMALLY_TRUE, TEMPLATE_ANNOTATION, WARNINGS, Obj
 from durox_operator.planner._children import (
     controlled_by,
     plan_configmap,
@@ -30,6 +30,7 @@ from durox_operator.planner._config import worker_config
 from durox_operator.planner._drain import AutoDrain, auto_drain, pinned_outside, with_drain
 from durox_operator.planner._drift import drift
 from durox_operator.planner._names import InvalidSpec, child_name
+from durox_operator.planner._ramp import SafeSeen, StartGate, plan_safe
 from durox_operator.planner._replaycheck import DeleteJob, Gate, RunJob, with_replay_check
 from durox_operator.planner._replaycheck import Event as CheckEvent
 from durox_operator.planner._replaycheck import gate as replay_gate
@@ -43,9 +44,11 @@ from durox_operator.planner._status import (
 )
 from durox_operator.planner._store import (
     StoreView,
+    guard_candidates,
     in_use_lacking,
     registered_versions,
     serving,
+    template_pods,
     workers_lack,
 )
 from durox_operator.planner._versions import (
@@ -93,6 +96,8 @@ class Observed:
     replay_pods: tuple[Obj, ...] = ()
     now: str = ""
     """The pass's time (RFC 3339), for the replay check's retries; empty: none is due."""
+    safe: SafeSeen | None = None
+    """The gate instance and the ramp windows read for `planner.reads(registry)`."""
 
     def with_child(self, slot: Slot, obj: Obj | None) -> Observed:
         change: dict[str, Any] = {slot: obj}
@@ -106,6 +111,9 @@ class Observed:
 
     def with_replay_job(self, job: Obj | None, pods: Sequence[Obj], now: str) -> Observed:
         return dataclasses.replace(self, replay_job=job, replay_pods=tuple(pods), now=now)
+
+    def with_safe(self, seen: SafeSeen | None) -> Observed:
+        return dataclasses.replace(self, safe=seen)
 
     def with_pods(self, pods: Sequence[Obj], drain: bool = False) -> Observed:
         if drain:
@@ -144,7 +152,7 @@ class Delete:
     event: Event
 
 
-Step = Apply | Delete | Event | RunJob | DeleteJob
+Step = Apply | Delete | Event | StartGate | RunJob | DeleteJob
 
 
 @dataclass(frozen=True)
@@ -189,6 +197,10 @@ class Plan:
     replay: Gate | None = None
     """The replay check of a new image (`_replaycheck`); None when the pass did not get that
     far (the status then keeps the previous record)."""
+    rollout: Mapping[str, Any] | None = None
+    """`status.rollout`: the gate, the ramps, the versions they replaced (planner/_ramp.py)."""
+    held_back: tuple[str, str] | None = None
+    """(Degraded reason, message) when a gate failed or a ramp was rolled back."""
 
     @property
     def applies(self) -> tuple[Apply, ...]:
@@ -233,6 +245,8 @@ class Plan:
                 guard=self.guard,
                 rolling=self.rolling,
                 drain_state=self.drain_state,
+                rollout=self.rollout,
+                held_back=self.held_back,
             )
         status = with_replay_check(self.registry, status, self.replay, now)
         if not status_changed(self.registry, status):
@@ -297,11 +311,17 @@ def plan(registry: Obj, observed: Observed) -> Plan:
     previous = published_versions(observed.configmap)
     store = observed.store
     pods = observed.pods + (observed.drain_pods if drain else ())
+    # The new template's pods, by the digest each pod carries; a record is matched to its pod
+    # by node id (the pod's name), so "the new template's workers" are known, not guessed.
+    template = template_pods(observed.pods, _template_hash(desired_dep))
+    if desired_drain is not None:
+        template |= template_pods(observed.drain_pods, _template_hash(desired_drain))
     guard = None
     if store is not None and pending is not None and not allow_version_removal(spec):
         # The removal guard: a worker of the new template lacks a version instances still
-        # need. Old workers serve them all, so whoever lacks one is new; stop the rollout.
-        guard = in_use_lacking(store, serving(store, pods)) or None
+        # need; stop the rollout. A record no listed pod claims is judged as new (the old
+        # workers served every instance, so whoever lacks one is new).
+        guard = in_use_lacking(store, guard_candidates(store, pods, template)) or None
     if guard is not None:
         desired_dep = plan_deployment(registry, base, pause=True)
     learned = None if store is None else registered_versions(serving(store, pods))
@@ -311,16 +331,21 @@ def plan(registry: Obj, observed: Observed) -> Plan:
         # workers' own word (their capability records) on each version that changes.
         wanted = desired_versions(spec, learned)
         changing = {n: v for n, v in wanted.items() if previous.get(n) != v}
-        workers_say = workers_lack(store, changing, pods)
+        workers_say = workers_lack(store, changing, pods, template)
     versions = plan_versions(spec, previous, pending or workers_say, learned)
     if workers_say is not None and versions.held:
         versions = dataclasses.replace(versions, workers_say=workers_say)
+    digest = str(desired_dep["metadata"]["annotations"][TEMPLATE_ANNOTATION])
+    safe = plan_safe(registry, previous, versions, store, observed.safe, digest, learned)
+    versions = safe.versions
     config = worker_config(registry, versions) if versions.held else base
 
     # The file first: new pods must start with the held versions, never the new ones.
     steps: list[Step] = [Event("Normal", r, m) for r, m in (auto.events if auto else ())]
     steps += _ensure("configmap", plan_configmap(registry, config, versions), observed)
     published_after = len(steps)
+    steps += safe.starts
+    steps += [Event("Warning" if t == "Warning" else "Normal", r, m) for t, r, m in safe.events]
     drain_state = _drain_state(registry, auto, store)
     activated = activation_event(previous, versions)
     if activated is not None:
@@ -352,8 +377,11 @@ def plan(registry: Obj, observed: Observed) -> Plan:
         store=store,
         store_error=observed.store_error,
         guard=guard,
+        rollout=safe.status,
+        held_back=safe.degraded,
         # The workers' sets differ on purpose while a rollout runs or a version is held.
-        rolling=pending is not None or bool(versions.held),
+        # (A NAME held by a gate, a ramp or a rollback is not: every worker runs one template.)
+        rolling=pending is not None or any(n not in versions.reasons for n in versions.held),
         drain_state=drain_state,
         replay=check,
     )
@@ -367,6 +395,10 @@ def _with_check(steps: list[Step], check: Gate) -> list[Step]:
         Event(s.type, s.reason, s.message) if isinstance(s, CheckEvent) else s for s in check.steps
     ]
     return [s for s in steps if not (isinstance(s, Apply) and s.slot in held)] + own
+
+
+def _template_hash(deployment: Obj) -> str:
+    return str(deployment["metadata"]["annotations"][TEMPLATE_ANNOTATION])
 
 
 def _waiting_event(registry: Obj, versions: Versions) -> Event | None:

@@ -32,9 +32,30 @@ class ReplayCheckSpec(TypedDict, total=False):
     maxHistories: int
 
 
+class GateSpec(TypedDict):
+    orchestration: str
+    input: NotRequired[Any]
+    timeoutSeconds: NotRequired[int]
+    everyStep: NotRequired[bool]
+
+
+class RampStepSpec(TypedDict):
+    percent: float
+    pauseSeconds: NotRequired[int]
+
+
+class AnalysisSpec(TypedDict, total=False):
+    thresholdPercent: float
+    minSamples: int
+
+
 class RolloutSpec(TypedDict, total=False):
     allowVersionRemoval: bool
     replayCheck: ReplayCheckSpec
+    gate: GateSpec
+    steps: list[RampStepSpec]
+    analysis: AnalysisSpec
+    rollback: bool
 
 
 class OrchestrationSpec(TypedDict):

@@ -45,6 +45,7 @@ def observe_conditions(
     pods: Sequence[Obj] = (),
     drain_pods: Sequence[Obj] = (),
     guard: Mapping[str, int] | None = None,
+    held_back: tuple[str, str] | None = None,
 ) -> list[Condition]:
     """Available, Progressing and Degraded, from the Deployments, their pods and what went
     wrong, if any; then kstatus' Ready, Reconciling and Stalled, derived from those three.
@@ -55,7 +56,18 @@ def observe_conditions(
     (the Deployment's ReplicaFailure) or cannot run (image pulls, crash loops) come before a
     rollout past its progress deadline, whose own message hides why."""
     return with_kstatus(
-        _observe(registry, deployment, error, apply_error, versions, drain, pods, drain_pods, guard)
+        _observe(
+            registry,
+            deployment,
+            error,
+            apply_error,
+            versions,
+            drain,
+            pods,
+            drain_pods,
+            guard,
+            held_back,
+        )
     )
 
 
@@ -99,6 +111,7 @@ def _observe(
     pods: Sequence[Obj],
     drain_pods: Sequence[Obj],
     guard: Mapping[str, int] | None = None,
+    held_back: tuple[str, str] | None = None,
 ) -> list[Condition]:
     spec = spec_of(registry)
     wanted = spec.get("replicas")
@@ -170,6 +183,8 @@ def _observe(
             f"rollout paused: workers of the new pod template lack {in_use}; the old workers "
             "keep serving them (set spec.rollout.allowVersionRemoval to roll anyway)",
         )
+    if held_back is not None and degraded.reason == "AsExpected":
+        degraded = Condition("Degraded", "True", *held_back)  # GateFailed, RolledBack
     return [avail, prog, degraded]
 
 
@@ -217,6 +232,8 @@ def plan_status(
     guard: Mapping[str, int] | None = None,
     rolling: bool = False,
     drain_state: Mapping[str, Any] | None = None,
+    rollout: Mapping[str, Any] | None = None,
+    held_back: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """The registry's whole status. `now` (RFC 3339) stamps only conditions whose status flips:
     an unchanged situation plans an unchanged status, so the reconciler writes nothing.
@@ -229,7 +246,16 @@ def plan_status(
     previous = {c["type"]: c for c in before.get("conditions", [])}
     conditions = []
     observed = observe_conditions(
-        registry, deployment, error, apply_error, versions, drain, pods, drain_pods, guard
+        registry,
+        deployment,
+        error,
+        apply_error,
+        versions,
+        drain,
+        pods,
+        drain_pods,
+        guard,
+        held_back,
     )
     observed += store_conditions(store, store_error, (*pods, *drain_pods))
     if store is not None or store_error is not None:
@@ -280,6 +306,8 @@ def plan_status(
         for k in ("instances", "oldestVersions", "workerRecords"):
             if k in before:
                 status[k] = before[k]
+    if rollout is not None:
+        status["rollout"] = dict(rollout)
     if config is not None:
         status["configRevision"] = config.revision
     elif "configRevision" in before:
@@ -457,6 +485,32 @@ def activation_event(
 def status_changed(registry: Obj, planned: Mapping[str, Any]) -> bool:
     current = registry.get("status", {})
     return any(current.get(key) != value for key, value in planned.items())
+
+
+def status_patch(
+    before: Mapping[str, Any], after: Mapping[str, Any], top: bool = True
+) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) that turns each field of status `before` that `after`
+    names into `after`'s.
+
+    The status is written with a merge patch, and a merge patch keeps every key of an object
+    it does not name: a pin gone from `drain.pinned`, or `drain.emptySince` cleared because
+    work returned, would stay in the cluster (and the drain's clock with it) unless the patch
+    names them with null. Top-level fields `after` does not name are left alone: they may be
+    someone else's (kopf keeps its own under `status.kopf`), and the plan carries every one
+    of its own. Lists are replaced whole, so they need nothing of this."""
+    patch: dict[str, Any] = {}
+    for key, value in after.items():
+        old = before.get(key)
+        if isinstance(value, Mapping) and isinstance(old, Mapping):
+            patch[key] = status_patch(old, value, top=False)
+        else:
+            patch[key] = value
+    if not top:
+        for key in before:
+            if key not in after:
+                patch[key] = None
+    return patch
 
 
 STORE_TYPES = frozenset({"StoreObserved", "Stranded", "VersionsMatch"})

@@ -19,7 +19,7 @@ from typing import Protocol
 
 import semver
 
-from durox_operator.model import Obj
+from durox_operator.model import TEMPLATE_ANNOTATION, Obj
 
 
 class WorkerView(Protocol):
@@ -103,25 +103,85 @@ def serving(store: StoreView, pods: Sequence[Obj] = ()) -> list[WorkerView]:
     ]
 
 
+def template_pods(pods: Sequence[Obj], template_hash: str) -> frozenset[str]:
+    """The names of the pods (not terminating) that run the pod template `template_hash`
+    (the `durox.dev/template-hash` annotation the operator puts on each template)."""
+    return frozenset(
+        str(p["metadata"].get("name", ""))
+        for p in pods
+        if "metadata" in p
+        and not p["metadata"].get("deletionTimestamp")
+        and p["metadata"].get("annotations", {}).get(TEMPLATE_ANNOTATION) == template_hash
+    )
+
+
+def matched(workers: Sequence[WorkerView], pods: Sequence[Obj]) -> bool:
+    """Whether the records can be matched to pods: some record's node id names a pod of the
+    registry (its workers publish their pod's name, as the operator's pod spec has them do).
+    Workers run outside Kubernetes, or named otherwise, leave the planner to infer."""
+    listed = pod_names(pods)
+    return any(w.node_id is not None and w.node_id in listed for w in workers)
+
+
+def of_template(workers: Sequence[WorkerView], template: frozenset[str]) -> list[WorkerView]:
+    """The records of the pods in `template`."""
+    return [w for w in workers if w.node_id is not None and w.node_id in template]
+
+
+def guard_candidates(
+    store: StoreView, pods: Sequence[Obj], template: frozenset[str] | None
+) -> list[WorkerView]:
+    """The records the removal guard judges: those of the new template's pods, and those no
+    listed pod claims (inferred: the old workers served every instance, so whoever lacks a
+    version in use is new). A record of a pod of another (older) template is never one: an
+    old worker that lacks a version in use is a stranded-instance problem, not a reason to
+    stop the rollout that may bring the code back."""
+    workers = serving(store, pods)
+    if template is None:
+        return workers
+    listed = pod_names(pods)
+    return [w for w in workers if w.node_id not in listed or w.node_id in template]
+
+
 def handler_set(worker: WorkerView) -> tuple[frozenset[str], frozenset[str]]:
     """(activities, session activities) a worker registers."""
     return frozenset(worker.activities), frozenset(worker.session_activities)
 
 
 def workers_lack(
-    store: StoreView, wanted: Mapping[str, str], pods: Sequence[Obj] = ()
+    store: StoreView,
+    wanted: Mapping[str, str],
+    pods: Sequence[Obj] = (),
+    template: frozenset[str] | None = None,
 ) -> str | None:
     """Why the workers do not all say they can run `wanted` (NAME -> version), or None.
 
     Every worker that may take work must register each NAME@version wanted, and all of them
     the same activity and session handlers: the new versions' code may call a handler the
     workers that registered the version before the new image (or a worker built apart) lack.
-    No serving worker at all is no word either."""
+    No serving worker at all is no word either.
+
+    `template` names the pods of the new template (both pools'). When the records can be
+    matched to pods (`matched`), every one of those pods must have a record of its own, and
+    the handlers every worker must register are the ones the new template's workers do."""
     workers = serving(store, pods)
     if not wanted:
         return None
     if not workers:
         return "no live worker has reported to the store yet"
+    exact = template is not None and matched(workers, pods)
+    reference: tuple[frozenset[str], frozenset[str]] | None = None
+    if exact and template is not None:
+        reporting = frozenset(w.node_id for w in of_template(workers, template))
+        silent = sorted(template - reporting)
+        if silent:
+            return (
+                f"{len(silent)} of {len(template)} pods of the new template have no live "
+                f"worker record yet ({', '.join(silent[:3])})"
+            )
+        sets = {handler_set(w) for w in of_template(workers, template)}
+        if len(sets) == 1:
+            (reference,) = sets
     for name, version in sorted(wanted.items()):
         lacking = sorted(w.worker_id for w in workers if not w.has_version(name, version))
         if lacking:
@@ -130,6 +190,16 @@ def workers_lack(
                 f"{key(name, version)} ({', '.join(lacking[:3])})"
             )
     sets = {handler_set(w) for w in workers}
+    if reference is not None and sets != {reference}:
+        others = [w for w in workers if handler_set(w) != reference]
+        acts = frozenset.union(*(handler_set(w)[0] ^ reference[0] for w in others))
+        sess = frozenset.union(*(handler_set(w)[1] ^ reference[1] for w in others))
+        differ = ", ".join(sorted(acts | {f"session:{s}" for s in sess}))
+        ids = ", ".join(sorted(w.worker_id for w in others)[:3])
+        return (
+            f"live workers register different activity or session handlers ({differ}) than "
+            f"the new template's: {ids}"
+        )
     if len(sets) > 1:
         all_acts = [a for a, _ in sets]
         all_sess = [x for _, x in sets]

@@ -96,6 +96,12 @@ class Versions:
     workers_say: str | None = None
     """Why versions wait once the rollout is done: what the workers' capability records
     lack (a version, or the same handlers on every worker)."""
+    reasons: Mapping[str, str] = field(default_factory=dict)
+    """NAME -> why it is held though every worker can run its new version: a gate that has
+    not passed, a ramp under way or rolled back, a rollback by hand (planner/_ramp.py)."""
+    ramps: Mapping[str, tuple[str, float]] = field(default_factory=dict)
+    """NAME -> (new version, percent): a held NAME whose new version takes that share of new
+    starts (the worker file's `ramp`)."""
 
     def listing(self) -> list[dict[str, str]]:
         """`status.versions`: one entry per NAME, sorted."""
@@ -106,9 +112,13 @@ class Versions:
 
     def holding_message(self) -> str | None:
         """What waits and why; None when nothing does."""
-        parts = []
-        if self.held:
-            waits = ", ".join(f"{n}@{self.active[n]} (wants {self.desired[n]})" for n in self.held)
+        parts = [
+            f"holding {n}@{self.active[n]} (wants {self.desired[n]}): {why}"
+            for n, why in sorted(self.reasons.items())
+        ]
+        rolling = [n for n in self.held if n not in self.reasons]
+        if rolling:
+            waits = ", ".join(f"{n}@{self.active[n]} (wants {self.desired[n]})" for n in rolling)
             if self.workers_say is not None:
                 parts.append(
                     f"holding {waits} until every live worker registers it with the same "

@@ -1,7 +1,9 @@
 """The `durox` command: turning arguments and environment into a worker, into a replay
 check of a store against an app before it is deployed (`durox replay-check`), or into the
 management commands that read a store (`durox instances`, `versions`, `workers`,
-`drain-report`, `queues`: `durox.cli._admin`, docs/cli.md).
+`drain-report`, `queues`: `durox.cli._admin`, docs/cli.md), or into the web dashboard over
+one (`durox dashboard`, `durox.dashboard`; imported only when asked for, since its server
+libraries are an optional extra).
 
 Arguments that a Deployment sets from a Secret or the downward API also read environment
 variables (`DUROX_STORE_URL`, `DUROX_NODE_ID`), so the store password never has to appear in a
@@ -45,6 +47,9 @@ from durox.worker import (
 )
 
 from . import _admin
+from ._kubectl import main as kubectl_main
+
+__all__ = ["kubectl_main", "main"]
 
 CANNOT_RUN = EXIT_INCOMPLETE
 """`durox replay-check` exits 2 when it could not run (or not to the end)."""
@@ -103,7 +108,51 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("config-schema", help="print the JSON schema of the worker config file")
     _replay_check_parser(sub)
     _admin.add_parsers(sub)
+    _dashboard_parser(sub)
     return parser
+
+
+def _dashboard_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    d = sub.add_parser(
+        "dashboard",
+        help="serve a read-only web dashboard of a store",
+        description="Serve a web dashboard of a store: instances (filtered by status, NAME, "
+        "version, engine pin), each instance's executions and history, per-version counts over "
+        "time, workers and the drain report. Read-only unless --allow-writes. Needs the "
+        "dashboard extra: pip install 'durox[dashboard]'. Exit status: 0 stopped by SIGINT or "
+        "SIGTERM, 2 could not run (bad store, port taken, extra missing).",
+    )
+    d.add_argument(
+        "--store",
+        default=os.environ.get("DUROX_STORE_URL"),
+        metavar="URL",
+        help="sqlite:///PATH or postgresql://... (default: $DUROX_STORE_URL); never created",
+    )
+    d.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1; the dashboard has no login)",
+    )
+    d.add_argument("--port", type=int, default=8089, help="(default: 8089; 0: any free port)")
+    d.add_argument(
+        "--allow-writes",
+        action="store_true",
+        help="offer cancel and raise-event forms on instance pages (off by default)",
+    )
+    d.add_argument(
+        "--sample-every",
+        type=_positive_float,
+        default=15.0,
+        metavar="SECONDS",
+        help="how often the per-version counts are sampled for the chart (default: 15)",
+    )
+    d.add_argument(
+        "--keep-hours",
+        type=_positive_float,
+        default=24.0,
+        metavar="HOURS",
+        help="how much of that sampled history is kept in memory (default: 24)",
+    )
 
 
 def _replay_check_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -187,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "replay-check":
         return _replay_check(args)
+    if args.command == "dashboard":
+        return _dashboard(args)
     if getattr(args, "admin", None) is not None:
         return _admin.run(args)
     if not args.store:
@@ -268,6 +319,29 @@ def _write_summary(args: argparse.Namespace, summary: dict[str, object]) -> None
         path.write_bytes(summary_bytes(summary))
     except OSError as exc:
         print(f"durox replay-check: cannot write the summary to {path}: {exc}", file=sys.stderr)
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    if not args.store:
+        print("durox dashboard: --store is required when $DUROX_STORE_URL is not set",
+              file=sys.stderr)  # fmt: skip
+        return CANNOT_RUN
+    try:
+        from durox.dashboard import DashboardSettings, serve
+    except ImportError as exc:
+        print(
+            f"durox dashboard: {exc.name or exc} is not installed: pip install 'durox[dashboard]'",
+            file=sys.stderr,
+        )
+        return CANNOT_RUN
+    configure_logging("text", "INFO")
+    settings = DashboardSettings(
+        store_url=args.store,
+        allow_writes=args.allow_writes,
+        sample_every=args.sample_every,
+        keep=max(1, int(args.keep_hours * 3600 / args.sample_every)),
+    )
+    return asyncio.run(serve(settings, args.host, args.port))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,7 +29,7 @@ from durox.errors import (
     InstanceNotFoundError,
     InstanceRunningError,
 )
-from durox.providers import ExecutionInfo, InstanceInfo, ObservedWorker, Store
+from durox.providers import ExecutionInfo, InstanceInfo, ObservedWorker, Store, StoreObservation
 from durox.status import InstanceStatus
 from durox.worker import StoreUrlError, open_existing_store, redacted, scrubbed
 
@@ -361,7 +361,12 @@ async def _prune(client: Client, args: argparse.Namespace) -> int:
 
 async def _versions(client: Client, args: argparse.Namespace) -> int:
     since = datetime.now(UTC) - timedelta(hours=args.failed_since_hours)
-    seen = await client.observe_store(failed_since=since)
+    doc = versions_json(await client.observe_store(failed_since=since))
+    return _emit(args, doc, lambda: versions_text(doc))
+
+
+def versions_json(seen: StoreObservation) -> dict[str, Any]:
+    """`durox versions -o json` of one observation (docs/cli.md)."""
     failures = {(f.orchestration_name, f.orchestration_version): f for f in seen.failures}
     keys = sorted(
         {(v.orchestration_name, v.orchestration_version) for v in seen.versions} | set(failures)
@@ -382,35 +387,38 @@ async def _versions(client: Client, args: argparse.Namespace) -> int:
             }
         )
     pins = [{"pin": _pin(p), "running": n} for p, n in sorted(seen.by_pin.items(), key=_pin_key)]
-    doc = {
+    return {
         "observed_at": _iso(seen.observed_at),
         "failed_since": _iso(seen.failed_since),
         "versions": versions,
         "pins": pins,
     }
 
-    def text() -> str:
-        rows = [
-            (
-                f"{v['name']}@{v['version']}",
-                v["running"],
-                v["failed"],
-                v["poisoned"],
-                v["oldest_instance_id"],
-                v["oldest_created_at"],
-            )
-            for v in versions
-        ]
-        headers = ("NAME@VERSION", "RUNNING", "FAILED", "POISONED", "OLDEST", "OLDEST CREATED")
-        pin_rows = [(p["pin"], p["running"]) for p in pins]
-        return f"{table(headers, rows)}\n\n{table(('ENGINE PIN', 'RUNNING'), pin_rows)}"
 
-    return _emit(args, doc, text)
+def versions_text(doc: dict[str, Any]) -> str:
+    rows = [
+        (
+            f"{v['name']}@{v['version']}",
+            v["running"],
+            v["failed"],
+            v["poisoned"],
+            v["oldest_instance_id"],
+            v["oldest_created_at"],
+        )
+        for v in doc["versions"]
+    ]
+    headers = ("NAME@VERSION", "RUNNING", "FAILED", "POISONED", "OLDEST", "OLDEST CREATED")
+    pin_rows = [(p["pin"], p["running"]) for p in doc["pins"]]
+    return f"{table(headers, rows)}\n\n{table(('ENGINE PIN', 'RUNNING'), pin_rows)}"
 
 
 async def _workers(client: Client, args: argparse.Namespace) -> int:
     seen = await client.observe_store(args.pool, stale_after=timedelta(seconds=args.stale_after))
     workers = [worker_json(w) for w in seen.workers]
+    return _emit(args, {"workers": workers}, lambda: workers_text(seen.workers))
+
+
+def workers_text(workers: Sequence[ObservedWorker]) -> str:
     rows = [
         (
             w.record.worker_id,
@@ -423,10 +431,10 @@ async def _workers(client: Client, args: argparse.Namespace) -> int:
             f"{w.heartbeat_age.total_seconds():.0f}s",
             "live" if w.live else "stale",
         )
-        for w in seen.workers
+        for w in workers
     ]
     headers = ("WORKER", "NODE", "POOL", "ENGINE", "REPLAY", "VERSIONS", "CONFIG", "AGE", "STATE")
-    return _emit(args, {"workers": workers}, lambda: table(headers, rows))
+    return table(headers, rows)
 
 
 async def _drain(client: Client, args: argparse.Namespace) -> int:

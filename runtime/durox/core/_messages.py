@@ -35,6 +35,39 @@ COMPLETION_FOR: dict[type, type] = {
 }
 
 
+_AWAITED = frozenset(COMPLETION_FOR.values())
+
+
+class Ledger:
+    """Which scheduled operations of an execution still await their completion, and whether a
+    cancellation was requested: all `accept` needs of the history. A cold turn builds it from
+    the history; a resumed turn keeps it up to date, so it never rereads the history."""
+
+    __slots__ = ("cancel_requested", "open")
+
+    def __init__(self) -> None:
+        self.open: dict[int, type] = {}
+        self.cancel_requested = False
+
+    @classmethod
+    def of(cls, history: Sequence[ev.Event]) -> Ledger:
+        ledger = cls()
+        ledger.note(history)
+        return ledger
+
+    def note(self, events: Sequence[ev.Event]) -> None:
+        """Take in events appended to the history, in order."""
+        open_ = self.open
+        for e in events:
+            t = type(e)
+            if t in _AWAITED:
+                open_[e.event_id] = t
+            elif t is ev.ScheduledCancelled or t in COMPLETION_FOR:
+                open_.pop(e.source_event_id, None)  # type: ignore[union-attr]
+            elif t is ev.OrchestrationCancelRequested:
+                self.cancel_requested = True
+
+
 def accept(
     history: list[ev.Event],
     messages: Sequence[ev.Message],
@@ -44,22 +77,29 @@ def accept(
     now_ms: int,
 ) -> list[ev.Event]:
     """Turn this batch's messages into history events, dropping stale and duplicate ones."""
-    scheduled: dict[int, type] = {}
-    completed: set[int] = set()
-    cancel_requested = False
-    for e in history:
-        t = type(e)
-        if t in ev.SCHEDULING_EVENTS:
-            if t is ev.ScheduledCancelled:
-                completed.add(e.source_event_id)  # type: ignore[union-attr]
-            else:
-                scheduled[e.event_id] = t
-        elif t in COMPLETION_FOR:
-            completed.add(e.source_event_id)  # type: ignore[union-attr]
-        elif t is ev.OrchestrationCancelRequested:
-            cancel_requested = True
+    return accept_into(
+        Ledger.of(history),
+        len(history) + 1,
+        messages,
+        dropped,
+        execution_id=execution_id,
+        now_ms=now_ms,
+    )
+
+
+def accept_into(
+    ledger: Ledger,
+    next_id: int,
+    messages: Sequence[ev.Message],
+    dropped: list[str],
+    *,
+    execution_id: int,
+    now_ms: int,
+) -> list[ev.Event]:
+    """`accept` against a `Ledger` (updated with what it accepts); `next_id` numbers the first
+    new event."""
+    open_ = ledger.open
     out: list[ev.Event] = []
-    next_id = len(history) + 1
     ts = now_ms
     for m in messages:
         new: ev.Event | None = None
@@ -74,10 +114,10 @@ def accept(
             if m.execution_id != execution_id:
                 dropped.append(f"{type(m).__name__} for execution {m.execution_id}")
                 continue
-            if scheduled.get(m.event_id) is not want or m.event_id in completed:
+            if open_.get(m.event_id) is not want:
                 dropped.append(f"{type(m).__name__} for event {m.event_id}: not awaited")
                 continue
-            completed.add(m.event_id)
+            del open_[m.event_id]
             if isinstance(m, ev.TimerDue):
                 new = ev.TimerFired(next_id, ts, m.event_id)
             elif isinstance(m, ev.ActivityResult):
@@ -95,10 +135,10 @@ def accept(
         elif isinstance(m, ev.ExternalEvent):
             new = ev.EventRaised(next_id, ts, m.name, m.data)
         elif isinstance(m, ev.CancelRequest):
-            if cancel_requested:
+            if ledger.cancel_requested:
                 dropped.append("duplicate cancel request")
                 continue
-            cancel_requested = True
+            ledger.cancel_requested = True
             new = ev.OrchestrationCancelRequested(next_id, ts, m.reason)
         else:
             dropped.append(f"StartOrchestration for execution {m.execution_id}: already started")

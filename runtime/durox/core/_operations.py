@@ -3,6 +3,12 @@
 Each scheduling operation is matched one for one against the recorded scheduling events
 (`record`); a new one is appended and its work (an activity, a timer, a message) queued on the
 turn's result. `join`, `select` and `cancel` compose futures on the turn's own scheduler.
+
+A match compares what decides the work's result, not only its name: an activity by name,
+session and input, a sub-orchestration by name, instance and input, a detached start by name,
+instance and input (docs/versioning.md). Code that now passes another input would otherwise
+replay silently with the result of the old one. Inputs are compared as JSON values
+(`codec.same_payload`), so dict key order does not count and the same float always matches.
 """
 
 from __future__ import annotations
@@ -15,9 +21,16 @@ from durox.core import events as ev
 from durox.core._futures import DurableFuture, StopTurn, TurnTask, close_task
 from durox.core._messages import describe
 from durox.core._outcome import JSON, STATUS_CONTINUED, Mismatch, TurnResult
-from durox.core.codec import encode_json
+from durox.core.codec import check_payload, same_payload, short_json
 from durox.errors import NondeterminismError, OrchestrationFailedError
 from durox.status import InstanceStatus
+
+
+class _NoInput:
+    """The input of an operation that carries none (a timer, a subscription, a cancellation)."""
+
+
+NO_INPUT = _NoInput()
 
 
 class Operations:
@@ -43,6 +56,8 @@ class Operations:
     subscriptions: dict[str, deque[DurableFuture[Any]]]
     buffered: dict[str, deque[JSON]]
     children: dict[int, str]
+    custom_status: JSON
+    max_payload_bytes: int | None
 
     def _spawn(self, awaitable: Awaitable[Any], done: DurableFuture[Any]) -> TurnTask:
         if not isinstance(awaitable, Coroutine):
@@ -60,11 +75,17 @@ class Operations:
         raise StopTurn
 
     def record(
-        self, kind: type, matches: Callable[[Any], bool], make: Callable[[], ev.Event]
+        self,
+        kind: type,
+        matches: Callable[[Any], bool],
+        make: Callable[[], ev.Event],
+        input: JSON | _NoInput = NO_INPUT,
     ) -> tuple[ev.Event, bool]:
         """Match a scheduling operation against history, or append it: (event, is_new).
 
-        On the replay path nothing is built: the recorded event is compared and returned."""
+        `matches` compares the operation's identity (its name, session or instance); an
+        operation that carries an `input` must pass the recorded one too. On the replay path
+        nothing is built: the recorded event is compared and returned."""
         if self.cursor < len(self.sched):
             h = self.sched[self.cursor]
             if type(h) is not kind or not matches(h):
@@ -73,6 +94,19 @@ class Operations:
                     f"code scheduled {made} but the history has {describe(h)} at "
                     f"event {h.event_id}",
                     Mismatch(h.event_id, f"scheduled {made}", describe(h)),
+                )
+            recorded: Any = h  # of `kind`, which carries an input when the operation does
+            if not isinstance(input, _NoInput) and not same_payload(input, recorded.input):
+                what = describe(h)
+                ours, theirs = short_json(input), short_json(recorded.input)
+                self._nondeterministic(
+                    f"code scheduled {what} with input {ours} but the history has it with "
+                    f"input {theirs} at event {h.event_id}",
+                    Mismatch(
+                        h.event_id,
+                        f"scheduled {what} with input {ours}",
+                        f"{what} with input {theirs}",
+                    ),
                 )
             self.cursor += 1
             return h, False
@@ -86,13 +120,19 @@ class Operations:
         self.next_id += 1
         return new, True
 
-    def new_activity(self, name: str, input: JSON, session_id: str | None) -> DurableFuture[Any]:
+    def _check_new_payload(self, value: JSON, what: str) -> None:
+        """Hold a payload the code hands over now to JSON and the size limit (one replayed from
+        history was held to them when it was recorded)."""
         if not self.replaying:
-            encode_json(input)
+            check_payload(value, self.max_payload_bytes, what)
+
+    def new_activity(self, name: str, input: JSON, session_id: str | None) -> DurableFuture[Any]:
+        self._check_new_payload(input, f"the input of activity {name!r}")
         e, is_new = self.record(
             ev.ActivityScheduled,
             lambda h: h.name == name and h.session_id == session_id,
             lambda: ev.ActivityScheduled(self.next_id, self.clock, name, input, session_id),
+            input,
         )
         fut: DurableFuture[Any] = DurableFuture("activity", e.event_id)
         self.pending[e.event_id] = fut
@@ -137,8 +177,7 @@ class Operations:
     def new_sub_orchestration(
         self, name: str, input: JSON, instance_id: str | None, version: str | None
     ) -> DurableFuture[Any]:
-        if not self.replaying:
-            encode_json(input)
+        self._check_new_payload(input, f"the input of sub-orchestration {name!r}")
         child = instance_id or f"{self.instance_id}::sub::{self.next_id}"
         e, is_new = self.record(
             ev.SubOrchestrationScheduled,
@@ -146,6 +185,7 @@ class Operations:
             lambda: ev.SubOrchestrationScheduled(
                 self.next_id, self.clock, name, child, input, version
             ),
+            input,
         )
         assert isinstance(e, ev.SubOrchestrationScheduled)
         fut: DurableFuture[Any] = DurableFuture("sub", e.event_id)
@@ -166,22 +206,25 @@ class Operations:
         return fut
 
     def new_detached(self, name: str, instance_id: str, input: JSON, version: str | None) -> None:
-        if not self.replaying:
-            encode_json(input)
+        self._check_new_payload(input, f"the input of orchestration {name!r}")
         _, is_new = self.record(
             ev.OrchestrationChained,
             lambda h: h.name == name and h.instance_id == instance_id,
             lambda: ev.OrchestrationChained(
                 self.next_id, self.clock, name, instance_id, input, version
             ),
+            input,
         )
         if is_new:
             assert self.result is not None
             self.result.messages.append(ev.StartOrchestration(instance_id, name, version, input))
 
+    def set_custom_status(self, value: JSON) -> None:
+        self._check_new_payload(value, "the custom status")
+        self.custom_status = value
+
     def continue_as_new(self, input: JSON, version: str | None) -> DurableFuture[Never]:
-        if not self.replaying:
-            encode_json(input)
+        self._check_new_payload(input, "the continue_as_new input")
         self.next_version = version
         self.terminal = (STATUS_CONTINUED, input, None)
         never: DurableFuture[Never] = DurableFuture("never")

@@ -25,6 +25,11 @@ def _ms(delta: timedelta) -> int:
     return int(delta.total_seconds() * 1000)
 
 
+def _permanent(details: ErrorDetails) -> bool:
+    """A failure no retry can mend: a poisoned activity, or a result over the payload limit."""
+    return details.kind == "poison" or details.type == "PayloadTooLargeError"
+
+
 class OrchestrationContext:
     """Durable operations for one execution of one orchestration instance."""
 
@@ -98,7 +103,7 @@ class OrchestrationContext:
                     )
                 return value
             except ActivityFailedError as exc:
-                if attempt >= retry.max_attempts or exc.details.kind == "poison":
+                if attempt >= retry.max_attempts or _permanent(exc.details):
                     raise
                 delay = retry.backoff.delay(attempt)
                 if delay > timedelta(0):
@@ -166,7 +171,9 @@ class OrchestrationContext:
         return datetime.fromtimestamp(self._turn.clock / 1000, tz=UTC)
 
     def set_custom_status(self, value: JSON) -> None:
-        self._turn.custom_status = value
+        """Publish `value` on the instance record (`PayloadError` if JSON cannot hold it or it
+        is over the payload limit)."""
+        self._turn.set_custom_status(value)
 
     # ---- traces (silent while replaying) -----------------------------------------------
 

@@ -8,6 +8,12 @@ recorded completions in the order they were recorded. That ordering is the whole
 argument: the same code fed the same history takes the same path, and any divergence is caught
 at the first operation that differs and reported naming both sides.
 
+A turn may also hand back the execution suspended where it stopped (`run_turn_keeping`), and
+the next turn then resumes it with its new messages alone (`Suspended.resume`): the code has
+already taken the path a replay would retrace, so it decides the same at the cost of the new
+events. Whoever keeps a `Suspended` must know the stored history is still the one it stands
+for (the runtime's instance cache asks the store for that proof).
+
 Composition (`join`, `select`) runs coroutine branches as extra tasks on the same hand-driven
 scheduler, in creation order, so interleaving is a function of the history alone.
 
@@ -26,7 +32,7 @@ from typing import Any
 
 from durox.core import events as ev
 from durox.core._futures import DurableFuture, StopTurn, TurnTask, close_task
-from durox.core._messages import accept, describe
+from durox.core._messages import Ledger, accept_into, describe
 from durox.core._operations import Operations
 from durox.core._outcome import (
     JSON,
@@ -42,7 +48,7 @@ from durox.core._outcome import (
     TurnResult,
     Unresolved,
 )
-from durox.core.codec import encode_json
+from durox.core.codec import DEFAULT_MAX_PAYLOAD_BYTES, check_payload
 from durox.errors import (
     ActivityFailedError,
     HistoryDecodeError,
@@ -65,10 +71,12 @@ __all__ = [
     "Handler",
     "Mismatch",
     "Resolver",
+    "Suspended",
     "TurnResult",
     "Unresolved",
     "error_details",
     "run_turn",
+    "run_turn_keeping",
 ]
 
 
@@ -82,8 +90,11 @@ def run_turn(
     now_ms: int,
     engine_version: str,
     context_factory: Callable[[_Turn], Any],
+    max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
 ) -> TurnResult | Unresolved | Dropped:
-    """Run one turn. `execution_id` is the instance's current execution (0 if none yet)."""
+    """Run one turn. `execution_id` is the instance's current execution (0 if none yet).
+    Payloads the code hands over in this turn (inputs, output, custom status) are held to
+    `max_payload_bytes` of JSON (None: no limit); replayed ones are not checked again."""
     return _Turn(
         instance_id,
         execution_id,
@@ -93,7 +104,78 @@ def run_turn(
         now_ms,
         engine_version,
         context_factory,
-    ).run()
+        max_payload_bytes,
+    ).run(keep=False)[0]
+
+
+def run_turn_keeping(
+    *,
+    instance_id: str,
+    execution_id: int,
+    history: Sequence[ev.Event],
+    messages: Sequence[ev.Message],
+    resolve: Resolver,
+    now_ms: int,
+    engine_version: str,
+    context_factory: Callable[[_Turn], Any],
+    max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
+) -> tuple[TurnResult | Unresolved | Dropped, Suspended | None]:
+    """`run_turn`, also handing back the execution suspended after the turn (None when it
+    ended, failed or cannot go on), to `Suspended.resume` with the next turn's messages."""
+    return _Turn(
+        instance_id,
+        execution_id,
+        history,
+        messages,
+        resolve,
+        now_ms,
+        engine_version,
+        context_factory,
+        max_payload_bytes,
+    ).run(keep=True)
+
+
+class Suspended:
+    """A running execution as its last turn left it: the live coroutines, the futures they
+    await, and what `accept` needs to know of the history (a `Ledger`).
+
+    Resuming it with the next turn's messages decides exactly what a turn replaying the whole
+    history would (the same events reach the same code in the same order: the replayed
+    prefix is the path this object already took), at the cost of the new events alone. That
+    holds only if the history it stands for is still the stored one: the caller must prove so
+    first. A `Suspended` is used once: `resume` hands back its successor, and `close` drops it.
+    """
+
+    __slots__ = ("_turn",)
+
+    def __init__(self, turn: _Turn) -> None:
+        self._turn: _Turn | None = turn
+
+    @property
+    def execution_id(self) -> int:
+        assert self._turn is not None
+        return self._turn.execution_id
+
+    @property
+    def history_length(self) -> int:
+        """The highest event id of the history this state stands for."""
+        assert self._turn is not None
+        return self._turn.next_id - 1
+
+    def resume(
+        self, messages: Sequence[ev.Message], now_ms: int
+    ) -> tuple[TurnResult, Suspended | None]:
+        """Run the next turn on the live state."""
+        turn, self._turn = self._turn, None
+        if turn is None:
+            raise RuntimeError("this suspended execution was already resumed or closed")
+        return turn.resume(messages, now_ms)
+
+    def close(self) -> None:
+        """Drop the state, closing its coroutines."""
+        turn, self._turn = self._turn, None
+        if turn is not None:
+            turn._close_tasks()
 
 
 class _Turn(Operations):
@@ -107,7 +189,9 @@ class _Turn(Operations):
         now_ms: int,
         engine_version: str,
         context_factory: Callable[[_Turn], Any],
+        max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
+        self.max_payload_bytes = max_payload_bytes
         self.instance_id = instance_id
         self.execution_id = execution_id
         self.history = history
@@ -134,10 +218,12 @@ class _Turn(Operations):
         self.result: TurnResult | None = None
         self.fatal: NondeterminismError | None = None
         self.mismatch: Mismatch | None = None
+        self.ctx: Any = None
+        self.ledger = Ledger()
 
     # ---- set-up -----------------------------------------------------------------------
 
-    def run(self) -> TurnResult | Unresolved | Dropped:
+    def run(self, *, keep: bool) -> tuple[TurnResult | Unresolved | Dropped, Suspended | None]:
         history = list(self.history)
         dropped: list[str] = []
         if history and not isinstance(history[0], ev.OrchestrationStarted):
@@ -158,15 +244,18 @@ class _Turn(Operations):
                 None,
             )
             if start is None:
-                return Dropped(
-                    [
-                        f"{type(m).__name__} for an instance with no running execution"
-                        for m in self.messages
-                    ]
+                return (
+                    Dropped(
+                        [
+                            f"{type(m).__name__} for an instance with no running execution"
+                            for m in self.messages
+                        ]
+                    ),
+                    None,
                 )
             found = self.resolve(start.name, start.version, self.instance_id)
             if found is None:
-                return Unresolved(start.name, start.version)
+                return Unresolved(start.name, start.version), None
             version, handler = found
             self.execution_id = start.execution_id
             history = [
@@ -188,7 +277,7 @@ class _Turn(Operations):
             assert isinstance(first, ev.OrchestrationStarted)
             found = self.resolve(first.name, first.version, self.instance_id)
             if found is None:
-                return Unresolved(first.name, first.version)
+                return Unresolved(first.name, first.version), None
             version, handler = found
             baseline = len(history)
             messages = list(self.messages)
@@ -196,9 +285,17 @@ class _Turn(Operations):
         assert isinstance(started, ev.OrchestrationStarted)
         self.started = started
         self.handler = handler
+        self.history = ()  # held no longer than the turn: a kept state needs only the ledger
+        self.messages = ()
 
-        incoming = accept(
-            history, messages, dropped, execution_id=self.execution_id, now_ms=self.now_ms
+        self.ledger = Ledger.of(history)
+        incoming = accept_into(
+            self.ledger,
+            len(history) + 1,
+            messages,
+            dropped,
+            execution_id=self.execution_id,
+            now_ms=self.now_ms,
         )
         self.next_id = len(history) + len(incoming) + 1
         all_events = history + incoming
@@ -217,13 +314,67 @@ class _Turn(Operations):
             dropped=dropped,
             started_execution=started_now,
         )
+        return self._conclude(
+            all_events, baseline, [started] if started_now else [], incoming, keep
+        )
+
+    def resume(
+        self, messages: Sequence[ev.Message], now_ms: int
+    ) -> tuple[TurnResult, Suspended | None]:
+        """The next turn on the state a kept turn left: only `messages` are new."""
+        dropped: list[str] = []
+        base = self.next_id - 1
+        self.now_ms = now_ms
+        self.created = []
+        self.traces = []
+        self.sched = []
+        self.cursor = 0
+        incoming = accept_into(
+            self.ledger,
+            base + 1,
+            messages,
+            dropped,
+            execution_id=self.execution_id,
+            now_ms=now_ms,
+        )
+        self.next_id = base + len(incoming) + 1
+        started = self.started
+        self.result = TurnResult(
+            instance_id=self.instance_id,
+            execution_id=self.execution_id,
+            name=started.name,
+            version=started.version,
+            engine_version=started.engine_version,
+            parent=started.parent,
+            new_events=[],
+            status=STATUS_RUNNING,
+            dropped=dropped,
+        )
+        res, kept = self._conclude(incoming, 0, [], incoming, True)
+        assert isinstance(res, TurnResult)
+        return res, kept
+
+    def _conclude(
+        self,
+        events: list[ev.Event],
+        baseline: int,
+        started: list[ev.Event],
+        incoming: list[ev.Event],
+        keep: bool,
+    ) -> tuple[TurnResult, Suspended | None]:
+        """Drive the code through `events` (those before `baseline` replayed), then say what
+        the turn decided, keeping the live state when asked and the execution goes on."""
+        suspend = False
         try:
-            self._replay(all_events, baseline)
+            self._replay(events, baseline)
         except StopTurn:
             pass
         finally:
-            self._close_tasks()
+            suspend = keep and self.fatal is None and self.terminal is None
+            if not suspend:
+                self._close_tasks()
         res = self.result
+        assert res is not None
         problem: str | None = None
         if self.fatal is not None:
             problem = self.fatal.details.message
@@ -235,6 +386,7 @@ class _Turn(Operations):
             )
             self.mismatch = Mismatch(extra.event_id, "schedules nothing there", describe(extra))
         res.mismatch = self.mismatch if problem is not None else None
+        numbered = self.next_id - len(self.created)  # the id after the incoming events
         if problem is not None:
             # Nothing the diverging code decided may leave this turn: only the failure does.
             self.terminal = (
@@ -247,22 +399,30 @@ class _Turn(Operations):
             res.timers.clear()
             res.messages.clear()
             res.cancelled_activities.clear()
-        if started_now:
-            res.new_events.append(started)
+        res.new_events.extend(started)
         res.new_events.extend(incoming)
         res.new_events.extend(self.created)
         res.custom_status = self.custom_status
         res.traces = self.traces
-        self.terminal_event_id = len(history) + len(incoming) + len(self.created) + 1
+        self.terminal_event_id = numbered + len(self.created)
         if self.terminal is not None:
             self._finish(res, self.terminal)
-        return res
+        if not suspend or self.terminal is not None:
+            if suspend:
+                self._close_tasks()
+            return res, None
+        self.ledger.note(self.created)
+        self.sched = []
+        self.created = []
+        self.result = None
+        return res, Suspended(self)
 
     # ---- replay -----------------------------------------------------------------------
 
     def _replay(self, events: list[ev.Event], baseline: int) -> None:
-        ctx = self.context_factory(self)
-        self.ctx = ctx
+        ctx = self.ctx
+        if ctx is None:
+            ctx = self.ctx = self.context_factory(self)
         for idx, e in enumerate(events):
             t = type(e)
             if t in ev.SCHEDULING_EVENTS:
@@ -324,13 +484,13 @@ class _Turn(Operations):
         if self.terminal is not None:
             return
         if fut.error is None:
-            try:
-                value = _normalize(fut.value)
+            try:  # the value as it reads back from the store (tuples become lists, ...)
+                value = json.loads(check_payload(fut.value, self.max_payload_bytes, "the output"))
             except PayloadError as exc:
                 self.terminal = (
                     STATUS_FAILED,
                     None,
-                    ev.ErrorDetails("validation", "PayloadError", f"output: {exc}"),
+                    ev.ErrorDetails("validation", type(exc).__name__, f"output: {exc}"),
                 )
                 return
             self.terminal = (STATUS_COMPLETED, value, None)
@@ -428,11 +588,6 @@ class _Turn(Operations):
                 fut._resolve(self, e.data)
                 return
         self.buffered.setdefault(e.name, deque()).append(e.data)
-
-
-def _normalize(value: Any) -> JSON:
-    """The value as it will read back from the store (tuples become lists, and so on)."""
-    return json.loads(encode_json(value))
 
 
 def error_details(exc: BaseException) -> ev.ErrorDetails:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import time
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 from durox.core import events as ev
@@ -38,6 +38,7 @@ from durox.providers._records import (
     SystemMetrics,
     TurnCommit,
     VersionExecutions,
+    VersionOutcomes,
     VersionUsage,
     WorkerRecord,
     WorkItem,
@@ -65,6 +66,7 @@ __all__ = [
     "SystemMetrics",
     "TurnCommit",
     "VersionExecutions",
+    "VersionOutcomes",
     "VersionUsage",
     "WorkItem",
     "WorkerRecord",
@@ -100,6 +102,13 @@ class Provider(abc.ABC):
     into them; False when a store gains nothing from batches (SQLite's group commit already
     gathers concurrent operations into one transaction), so the runtime takes one at a time."""
 
+    proves_turn_state: bool = False
+    """True when every acknowledgement records its lock token as the instance's turn token
+    (`TurnCommit.keeps_state`; none otherwise), a fetch returns it
+    (`OrchestrationItem.turn_token`) and honours `kept` and `sticky_ms`. A runtime keeps
+    instances' live state between turns only on such a store: the token is its proof that
+    no other turn wrote the instance since its own."""
+
     def clock_ms(self) -> int:
         """The store's clock (ms since the epoch) as well as this process can tell. A turn
         takes its time from here, and so does the due time of every timer it sets: a worker
@@ -118,11 +127,35 @@ class Provider(abc.ABC):
         """Enqueue a message for an instance (events, cancellation)."""
 
     @abc.abstractmethod
+    async def enqueue_event(self, message: ev.ExternalEvent) -> bool:
+        """Enqueue an external event if its instance exists (in any status) or a client start
+        for it is queued, checked and inserted atomically; False, and nothing enqueued, if
+        neither. An event that arrives before the first turn is kept for it."""
+
+    @abc.abstractmethod
     async def fetch_orchestration_items(
-        self, lock_timeout_ms: int, replay_range: SemverRange | None = None, max_items: int = 1
+        self,
+        lock_timeout_ms: int,
+        replay_range: SemverRange | None = None,
+        max_items: int = 1,
+        *,
+        kept: Mapping[str, str] | None = None,
+        sticky_ms: int = 0,
     ) -> list[OrchestrationItem]:
         """Lock up to `max_items` instances with visible messages whose pin lies in
         `replay_range`, oldest message first, each with its messages and current history.
+
+        `kept` maps instances whose state the caller keeps to the turn token it kept them at.
+        A store that proves turn state may then leave out the history of a running instance
+        whose last turn may be one the caller kept (`history_skipped`): exactly those in
+        `kept` (SQLite), or those whose last turn the caller ran (PostgreSQL, told only the
+        caller's token prefix, not the whole map, to keep the fetch small). A caller that
+        finds it kept nothing current reads the history with `read_turn_history`. Other
+        stores ignore `kept`.
+
+        `sticky_ms` (a store that proves turn state): an instance whose last turn another
+        worker ran and kept (`TurnCommit.keeps_state`) is left to that worker while its
+        messages have been visible for less than `sticky_ms`; after that anyone takes it.
 
         A lease of `lock_timeout_ms <= 0` is over at once, so at most one item is taken then.
         If a fetch fails after some instances were locked, those are returned rather than left
@@ -144,6 +177,14 @@ class Provider(abc.ABC):
         self, lock_token: str, delay_ms: int = 0, ignore_attempt: bool = False
     ) -> None:
         """Release the lock, leaving the messages for a later fetch after `delay_ms`."""
+
+    async def read_turn_history(self, instance_id: str, execution_id: int) -> list[ev.Event]:
+        """The history of an execution whose instance the caller holds locked, for a fetch
+        that left it out (`OrchestrationItem.history_skipped`) when the caller needs it after
+        all. A store that proves turn state provides it; by default, its `read_history`."""
+        if isinstance(self, ProviderAdmin):
+            return await self.read_history(instance_id, execution_id)
+        raise NotImplementedError(f"{type(self).__name__} cannot read a history for a turn")
 
     async def fetch_orchestration_item(
         self, lock_timeout_ms: int, replay_range: SemverRange | None = None
@@ -306,6 +347,13 @@ class ProviderAdmin(abc.ABC):
         ended and the failures in the window, not the instances the store keeps, so it stays
         cheap on a store with millions of finished ones (docs/postgres.md).
         """
+
+    @abc.abstractmethod
+    async def outcomes(self, *, since: datetime) -> list[VersionOutcomes]:
+        """Per `NAME@version`, the instances created at or after `since`: how many started,
+        ended, failed and were poisoned, ordered by name and version. Read-only, like
+        `observe`; its cost follows the instances created in the window (by creation time),
+        so an operator may read a ramp step's window on every pass."""
 
     @abc.abstractmethod
     async def drain_report(self, replay_range: SemverRange) -> list[DrainEntry]:

@@ -67,6 +67,12 @@ class OrchestrationItem:
     pinned_engine_version: str | None = None
     history_error: str | None = None
     """Set when the history (or a message) could not be decoded; history is then empty."""
+    turn_token: str | None = None
+    """The lock token of the turn that last wrote the instance, on a store that proves turn
+    state (`Provider.proves_turn_state`); None elsewhere, or if no turn recorded one."""
+    history_skipped: bool = False
+    """True when the fetch was told this worker keeps the instance's state after the turn
+    `turn_token` names, found that token current, and so left `history` empty unread."""
 
     def __post_init__(self) -> None:
         if self.status is not None:
@@ -98,6 +104,11 @@ class TurnCommit:
     timers: list[ev.TimerDue] = field(default_factory=list)
     messages: list[ev.Message] = field(default_factory=list)
     cancelled_activities: list[int] = field(default_factory=list)
+    keeps_state: bool = False
+    """The worker keeps the instance's state after this turn: the store records the turn's
+    lock token as the instance's turn token (else none), which proves that state current
+    until another turn writes the instance, and prefers that worker for the next turn for a
+    while (`sticky_ms` of a fetch)."""
 
 
 @dataclass(slots=True)
@@ -223,6 +234,27 @@ class FailureCount:
     poisoned: int
     """Those that failed because no worker could take them (`ErrorDetails.kind == "poison"`):
     a missing version or handler, an unreadable history, an engine pin nobody serves."""
+
+
+@dataclass(frozen=True, slots=True)
+class VersionOutcomes:
+    """How the instances of one `NAME@version` created within a window have fared so far:
+    what a progressive rollout compares between the new version and the previous one."""
+
+    orchestration_name: str
+    orchestration_version: str
+    started: int
+    """Instances created at or after the window's start (their current execution's version)."""
+    ended: int
+    """Those that have ended (Completed, Failed or Cancelled): the sample a share is taken of."""
+    failed: int
+    """Those that ended Failed, the poisoned ones included."""
+    poisoned: int
+    """Those that failed because no worker could take them (`ErrorDetails.kind == "poison"`)."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.orchestration_name}@{self.orchestration_version}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from durox.providers._base import (
     InstanceInfo,
     ObservedWorker,
     StoreObservation,
+    VersionOutcomes,
     VersionUsage,
     WorkerRecord,
 )
@@ -218,6 +219,23 @@ def observation_from(
         stale_after=timedelta(milliseconds=stale_after_ms),
         workers=tuple(sorted(observed, key=lambda w: w.record.worker_id)),
     )
+
+
+def sorted_outcomes(rows: Sequence[Sequence[Any]]) -> list[VersionOutcomes]:
+    """`VersionOutcomes` from (name, version, started, ended, failed, poisoned) rows, ordered
+    by name and semver precedence."""
+    out = [
+        VersionOutcomes(str(r[0]), str(r[1]), int(r[2]), int(r[3] or 0), int(r[4] or 0),
+                        int(r[5] or 0))
+        for r in rows
+    ]  # fmt: skip
+    return sorted(
+        out, key=lambda o: _version_order((o.orchestration_name, o.orchestration_version))
+    )
+
+
+def _outcome_order(o: VersionOutcomes) -> tuple[str, int, Any]:
+    return _version_order((o.orchestration_name, o.orchestration_version))
 
 
 def _version_order(key: tuple[str, str]) -> tuple[str, int, Any]:

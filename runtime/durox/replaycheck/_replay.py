@@ -116,6 +116,7 @@ def replay_execution(
             now_ms=body[-1].ts,
             engine_version=engine.version,
             context_factory=OrchestrationContext,
+            max_payload_bytes=None,  # a check of determinism, not of today's payload limit
         )
     except DuroxError as exc:
         return Skipped("unreadable", f"{type(exc).__name__}: {exc}")

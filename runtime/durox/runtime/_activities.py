@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from durox.core import events as ev
-from durox.core.codec import encode_json
+from durox.core.codec import check_payload
 from durox.errors import DuroxError, LockLostError, PayloadError
 from durox.providers._base import Provider, WorkItem
 from durox.registry import ActivityContext, ActivityRegistry
@@ -139,11 +139,13 @@ class ActivityRunner(StoreWork[WorkItem, ev.ActivityResult]):
             await self._finish(wi, error=error, extra=extra, began=began)
             return
         try:
-            encode_json(value)
+            check_payload(value, self.options.max_payload_bytes, f"the result of {w.name!r}")
         except PayloadError as exc:
+            # Permanent: the same handler would return as much again (retries skip it too).
+            log.warning("activity result refused: %s", exc, extra=extra)
             await self._finish(
                 wi,
-                error=ev.ErrorDetails("validation", "PayloadError", f"result: {exc}"),
+                error=ev.ErrorDetails("validation", type(exc).__name__, f"result: {exc}"),
                 extra=extra,
                 began=began,
             )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from durox._version import __version__
+from durox.core.codec import DEFAULT_MAX_PAYLOAD_BYTES, check_max_payload_bytes
 from durox.core.versions import SemverRange
 from durox.errors import ConfigurationError
 
@@ -41,12 +42,31 @@ class RuntimeOptions:
     """Cap on sessions this runtime owns at once; None: no cap; 0: it takes no session work."""
     heartbeat_interval: timedelta = timedelta(seconds=5)
     """How often the capability record and session locks are refreshed."""
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    """The largest payload (UTF-8 JSON bytes) this runtime's orchestrations and activities may
+    hand over: an activity result, an orchestration output, a custom status, the input of an
+    activity, sub-orchestration or continue_as_new. Larger ones fail with
+    `PayloadTooLargeError` (docs/payloads.md)."""
+    instance_cache_size: int = 1000
+    """Running instances kept suspended in memory after their last turn on this worker, least
+    recently used evicted; 0 keeps none (every turn replays the history). Used only on a store
+    that proves a kept state current (`Provider.proves_turn_state`)."""
+    sticky_window: timedelta = timedelta(seconds=2)
+    """How long the next turn of an instance whose state a worker keeps waits for that worker
+    before any worker takes it (measured from when its message became visible); zero: no
+    preference."""
+    verify_cached_turns: bool = False
+    """Debugging: replay every turn that ran on a kept state cold as well, from the stored
+    history, and fail the turn (logged, retried cold) if the two decided differently."""
 
     def __post_init__(self) -> None:
         if self.orchestration_concurrency < 1 or self.activity_concurrency < 0:
             raise ConfigurationError("concurrency must be positive")
+        if self.instance_cache_size < 0:
+            raise ConfigurationError("instance_cache_size must be 0 or more")
         if self.max_attempts < 1:
             raise ConfigurationError("max_attempts must be at least 1")
+        check_max_payload_bytes(self.max_payload_bytes)
         if self.heartbeat_interval * 2 >= self.session_lock_timeout:
             raise ConfigurationError(
                 "session_lock_timeout must be more than twice heartbeat_interval, or sessions "
@@ -71,3 +91,6 @@ class RuntimeObserver:
 
     def on_poison(self, kind: str, reason: str) -> None:
         """An orchestration (`kind="orchestration"`) was poisoned."""
+
+    def on_instance_cache(self, kept: bool) -> None:
+        """A turn ran on a kept state (`kept`) or replayed its history, with the cache on."""

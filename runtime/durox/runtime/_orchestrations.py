@@ -16,11 +16,20 @@ from typing import Any
 from durox.core.compat import EngineIdentity
 from durox.core.context import OrchestrationContext
 from durox.core.poison import poison_turn
-from durox.core.replay import STATUS_FAILED, Dropped, TurnResult, Unresolved, run_turn
+from durox.core.replay import (
+    STATUS_FAILED,
+    Dropped,
+    Suspended,
+    TurnResult,
+    Unresolved,
+    run_turn,
+    run_turn_keeping,
+)
 from durox.core.versions import SemverRange
-from durox.errors import DuroxError, LockLostError
+from durox.errors import DuroxError, HistoryDecodeError, LockLostError
 from durox.providers._base import InstanceUpdate, OrchestrationItem, Provider, TurnCommit
 from durox.registry import OrchestrationRegistry
+from durox.runtime._cache import InstanceCache, Kept
 from durox.runtime._options import RuntimeObserver, RuntimeOptions
 from durox.runtime._policy import backoff_ms, kind_of, log, ms, retry_or_poison
 from durox.runtime._work import StoreWork
@@ -34,6 +43,10 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
 
     `registry` and `replay_range` are read at each fetch and turn, so `Runtime.reconfigure`
     changes them live: turns already running finish with what they started with.
+
+    On a store that proves turn state, running instances are kept suspended after their turns
+    (`cache`, see `durox.runtime._cache`) and a later turn on one resumes it when the store
+    proves it current; everything else replays from the store's history.
     """
 
     def __init__(
@@ -63,11 +76,41 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
         self.registry = registry
         self.replay_range = replay_range
         self._lock_ms = ms(options.orchestration_lock_timeout)
+        self._sticky_ms = ms(options.sticky_window)
+        self.cache: InstanceCache | None = (
+            InstanceCache(options.instance_cache_size)
+            if options.instance_cache_size > 0 and provider.proves_turn_state
+            else None
+        )
+        self.divergences: list[str] = []
+        """Turns whose kept and cold runs decided differently (`verify_cached_turns`)."""
 
     async def fetch(self, count: int) -> Sequence[OrchestrationItem]:
+        kept = None
+        if self.cache is not None and not self.options.verify_cached_turns:
+            kept = self.cache.tokens  # the store may then leave those histories unread
         return await self.provider.fetch_orchestration_items(
-            self._lock_ms, self.replay_range, count
+            self._lock_ms, self.replay_range, count, kept=kept, sticky_ms=self._sticky_ms
         )
+
+    def tune(self, instance_cache_size: int | None, sticky_window_ms: int | None) -> None:
+        """Resize the cache (0: keep nothing) and change the sticky window, live."""
+        if sticky_window_ms is not None:
+            self._sticky_ms = max(0, sticky_window_ms)
+        if instance_cache_size is None:
+            return
+        if instance_cache_size <= 0 or not self.provider.proves_turn_state:
+            self.forget()
+            self.cache = None
+        elif self.cache is None:
+            self.cache = InstanceCache(instance_cache_size)
+        else:
+            self.cache.resize(instance_cache_size)
+
+    def forget(self) -> None:
+        """Drop every kept state (the registry changed, or the runtime stops)."""
+        if self.cache is not None:
+            self.cache.clear()
 
     async def run(self, item: OrchestrationItem) -> None:
         extra = {
@@ -75,7 +118,33 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
             "execution_id": item.execution_id,
             "worker_id": self.worker_id,
         }
+        registry = self.registry
+        kept: Kept | None = None
+        state: Suspended | None = None  # closed unless handed to the cache
         try:
+            if self.cache is not None:
+                kept = self.cache.take(item.instance_id)
+                if kept is not None and not kept.current_for(item, registry):
+                    log.debug("kept state is not current: full replay", extra=extra)
+                    kept.state.close()
+                    kept = None
+            if item.history_skipped and (
+                kept is None
+                or item.history_error is not None
+                or item.attempt_count > self.options.max_attempts
+            ):
+                # The store left the history out for a state this turn cannot use (or did
+                # not keep): read it, under the lock this turn holds.
+                if kept is not None:
+                    kept.state.close()
+                    kept = None
+                try:
+                    item.history = await self.provider.read_turn_history(
+                        item.instance_id, item.execution_id
+                    )
+                except HistoryDecodeError as exc:
+                    item.history_error = str(exc)
+                item.history_skipped = False
             if item.history_error is not None:
                 await self._retry_or_poison(
                     item, f"history cannot be read: {item.history_error}", extra
@@ -95,16 +164,21 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
                     await self._retry_or_poison(item, f"replay refused: {why}", extra)
                     return
             began = time.perf_counter()
-            result = run_turn(
-                instance_id=item.instance_id,
-                execution_id=item.execution_id,
-                history=item.history,
-                messages=item.messages,
-                resolve=self.registry.resolve,
-                now_ms=self.provider.clock_ms(),
-                engine_version=self.engine.version,
-                context_factory=OrchestrationContext,
-            )
+            now_ms = self.provider.clock_ms()
+            result: TurnResult | Unresolved | Dropped
+            if kept is not None:
+                self.cache.hits += 1  # type: ignore[union-attr]
+                self.observer.on_instance_cache(True)
+                suspended, kept = kept.state, None
+                result, state = suspended.resume(item.messages, now_ms)
+                if self.options.verify_cached_turns:
+                    result, state = self._verify(item, registry, now_ms, result, state, extra)
+            elif self.cache is not None:
+                self.cache.misses += 1
+                self.observer.on_instance_cache(False)
+                result, state = run_turn_keeping(**self._turn_args(item, registry, now_ms))
+            else:
+                result = run_turn(**self._turn_args(item, registry, now_ms))
             took = time.perf_counter() - began
             if isinstance(result, Unresolved):
                 await self._retry_or_poison(
@@ -119,7 +193,19 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
                     log.info("dropped message: %s", reason, extra=extra)
                 await self._ack(item.lock_token, TurnCommit(execution_id=item.execution_id))
                 return
-            await self._commit(item, result)
+            await self._commit(item, result, keeps=state is not None and self.cache is not None)
+            if state is not None and self.cache is not None:
+                self.cache.keep(
+                    item.instance_id,
+                    Kept(
+                        turn_token=item.lock_token,
+                        execution_id=result.execution_id,
+                        history_length=state.history_length,
+                        registry=registry,
+                        state=state,
+                    ),
+                )
+                state = None
             self.observer.on_turn(
                 result.name, result.version, result.status, result.started_execution, took
             )
@@ -139,8 +225,53 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
             log.exception("turn crashed; the messages will be retried", extra=extra)
             with contextlib.suppress(DuroxError):
                 await self._retry_later(item, backoff_ms(self.options, item.attempt_count))
+        finally:
+            if kept is not None:
+                kept.state.close()
+            if state is not None:
+                state.close()
 
-    async def _commit(self, item: OrchestrationItem, r: TurnResult) -> None:
+    def _turn_args(
+        self, item: OrchestrationItem, registry: OrchestrationRegistry, now_ms: int
+    ) -> dict[str, Any]:
+        return {
+            "instance_id": item.instance_id,
+            "execution_id": item.execution_id,
+            "history": item.history,
+            "messages": item.messages,
+            "resolve": registry.resolve,
+            "now_ms": now_ms,
+            "engine_version": self.engine.version,
+            "context_factory": OrchestrationContext,
+            "max_payload_bytes": self.options.max_payload_bytes,
+        }
+
+    def _verify(
+        self,
+        item: OrchestrationItem,
+        registry: OrchestrationRegistry,
+        now_ms: int,
+        warm: TurnResult,
+        state: Suspended | None,
+        extra: dict[str, Any],
+    ) -> tuple[TurnResult | Unresolved | Dropped, Suspended | None]:
+        """Replay the turn cold from the stored history as well; on any difference, log it,
+        record it in `divergences` and go on with the cold result, keeping nothing."""
+        cold = run_turn(**self._turn_args(item, registry, now_ms))
+        if isinstance(cold, TurnResult) and _decisions(cold) == _decisions(warm):
+            return warm, state
+        what = (
+            f"turn on a kept state of {item.instance_id} (execution {item.execution_id}, "
+            f"{item.history_length} events) decided {_decisions(warm)!r}; a cold replay "
+            f"decided {_decisions(cold) if isinstance(cold, TurnResult) else cold!r}"
+        )
+        log.error("instance cache divergence: %s", what, extra=extra)
+        self.divergences.append(what)
+        if state is not None:
+            state.close()
+        return cold, None
+
+    async def _commit(self, item: OrchestrationItem, r: TurnResult, *, keeps: bool) -> None:
         extra = {
             "instance_id": r.instance_id,
             "execution_id": r.execution_id,
@@ -152,7 +283,7 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
             trace_log.log(logging.getLevelName(level.upper()), message, extra=extra)
         for reason in r.dropped:
             log.debug("dropped message: %s", reason, extra=extra)
-        await self._ack(item.lock_token, _turn_commit(r))
+        await self._ack(item.lock_token, _turn_commit(r, keeps))
         if r.status == STATUS_FAILED and r.error is not None:
             log.warning("orchestration failed: %s", r.error, extra=extra)
 
@@ -190,10 +321,29 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
         if turn is None:  # nothing to fail: the messages are dropped
             await self._ack(item.lock_token, TurnCommit(execution_id=item.execution_id))
             return
-        await self._ack(item.lock_token, _turn_commit(turn))
+        await self._ack(item.lock_token, _turn_commit(turn, False))
 
 
-def _turn_commit(r: TurnResult) -> TurnCommit:
+def _decisions(r: TurnResult) -> tuple[Any, ...]:
+    """Everything a turn decides that leaves it (what a cold and a kept run must agree on)."""
+    return (
+        r.execution_id,
+        r.new_events,
+        r.status,
+        r.output,
+        r.error,
+        r.custom_status,
+        r.activities,
+        r.timers,
+        r.messages,
+        r.cancelled_activities,
+        r.traces,
+        r.dropped,
+        r.started_execution,
+    )
+
+
+def _turn_commit(r: TurnResult, keeps: bool) -> TurnCommit:
     """What a turn decided, as the store applies it in one transaction."""
     return TurnCommit(
         execution_id=r.execution_id,
@@ -213,4 +363,5 @@ def _turn_commit(r: TurnResult) -> TurnCommit:
         timers=r.timers,
         messages=r.messages,
         cancelled_activities=r.cancelled_activities,
+        keeps_state=keeps,
     )

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from durox.core.compat import CURRENT_ENGINE, EngineIdentity
 from durox.core.versions import SemverRange, VersionPolicy
-from durox.errors import DuroxError
+from durox.errors import ConfigurationError, DuroxError
 from durox.providers._base import OrchestrationItem, Provider, WorkerRecord, WorkItem
 from durox.registry import ActivityRegistry, OrchestrationRegistry
 from durox.runtime._activities import ActivityRunner
@@ -131,6 +132,8 @@ class Runtime:
 
     @orchestrations.setter
     def orchestrations(self, registry: OrchestrationRegistry) -> None:
+        if registry is not self._turns.registry:
+            self._turns.forget()  # kept states run the old registry's handlers
         self._turns.registry = registry
 
     @property
@@ -145,13 +148,19 @@ class Runtime:
         supported_replay_versions: SemverRange | None = None,
         reset_replay_range: bool = False,
         revision: str | None = None,
+        instance_cache_size: int | None = None,
+        sticky_window: timedelta | None = None,
     ) -> None:
         """Apply new version policies and replay range live, without dropping in-flight work.
 
         Turns already running finish with what they started with; the next fetch and the next
         execution start see the new settings. Raises `ConfigurationError` (and changes
-        nothing) if a policy names an unregistered orchestration or version.
+        nothing) if a policy names an unregistered orchestration or version. New policies
+        drop the kept instance states (they replay once from the store);
+        `instance_cache_size` and `sticky_window` resize the cache and change the window.
         """
+        if instance_cache_size is not None and instance_cache_size < 0:
+            raise ConfigurationError("instance_cache_size must be 0 or more")
         registry = self.orchestrations
         if policies:
             registry = registry.with_policies(policies)
@@ -162,6 +171,10 @@ class Runtime:
             self._turns.replay_range = SemverRange("0.0.0", self.engine.version)
         if revision is not None:
             self.config_revision = revision
+        self._turns.tune(
+            instance_cache_size,
+            None if sticky_window is None else int(sticky_window.total_seconds() * 1000),
+        )
         self._beat_now.set()  # report the new settings now, not at the next heartbeat
         log.info(
             "runtime %s reconfigured: revision %s, replay range %s, policies %s",
@@ -224,13 +237,17 @@ class Runtime:
             except DuroxError as exc:
                 log.warning("heartbeat failed (%s): %s", kind_of(exc), exc)
 
-    async def shutdown(self, timeout: float = 30.0) -> None:
-        """Stop fetching; wait for in-flight work up to `timeout`, then release the rest."""
+    async def shutdown(self, timeout: timedelta | float = timedelta(seconds=30)) -> None:
+        """Stop fetching; wait for in-flight work up to `timeout` (a `timedelta`, or seconds),
+        then release the rest. A bad `timeout` raises `ConfigurationError` and changes nothing:
+        the runtime keeps running and a later shutdown works as if this one never happened."""
+        seconds = _timeout_seconds(timeout)
         if self._tasks.stopping:
             return
-        await self._tasks.stop(timeout)
+        await self._tasks.stop(seconds)
         await self._activity_runs.drained()
         await self._turns.drained()
+        self._turns.forget()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -240,3 +257,19 @@ class Runtime:
         except DuroxError as exc:
             log.warning("could not remove the capability record: %s", exc)
         log.info("runtime %s stopped", self.worker_id, extra={"worker_id": self.worker_id})
+
+
+def _timeout_seconds(timeout: timedelta | float) -> float:
+    """A shutdown timeout in seconds; `ConfigurationError` unless it is a `timedelta` or a
+    number of seconds, finite and not negative."""
+    if isinstance(timeout, timedelta):
+        seconds = timeout.total_seconds()
+    elif isinstance(timeout, int | float) and not isinstance(timeout, bool):
+        seconds = float(timeout)
+    else:
+        raise ConfigurationError(
+            f"shutdown timeout must be a timedelta or a number of seconds, not {timeout!r}"
+        )
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ConfigurationError(f"shutdown timeout must be finite and not negative: {timeout!r}")
+    return seconds

@@ -144,6 +144,8 @@ def runtime_options(config: WorkerConfig, node_id: str | None) -> RuntimeOptions
         worker_node_id=node_id,
         pool=config.pool,
         supported_replay_versions=requested_replay_range(config),
+        instance_cache_size=config.instance_cache_size,
+        sticky_window=timedelta(seconds=config.sticky_window_seconds),
     )
 
 
@@ -178,6 +180,8 @@ class LiveConfig:
                 supported_replay_versions=rng,
                 reset_replay_range=rng is None,
                 revision=new.revision,
+                instance_cache_size=new.instance_cache_size,
+                sticky_window=timedelta(seconds=new.sticky_window_seconds),
             )
         except ConfigurationError as exc:
             log.error(

@@ -90,6 +90,12 @@ class WorkerMetrics(RuntimeObserver):
             buckets=_ACTIVITY_BUCKETS,
             registry=r,
         )
+        self.cache_turns = Counter(
+            "durox_instance_cache_turns",
+            "Turns with the instance cache on: run on a kept state, or replayed from the store.",
+            ["result"],
+            registry=r,
+        )
         self.poisoned = Counter(
             "durox_poisoned", "Messages given up on after max_attempts.", ["kind"], registry=r
         )
@@ -137,6 +143,9 @@ class WorkerMetrics(RuntimeObserver):
 
     def on_poison(self, kind: str, reason: str) -> None:
         self.poisoned.labels(kind).inc()
+
+    def on_instance_cache(self, kept: bool) -> None:
+        self.cache_turns.labels("kept" if kept else "replayed").inc()
 
     # -- set by the worker --------------------------------------------------------------------
 

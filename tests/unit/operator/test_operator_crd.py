@@ -152,6 +152,9 @@ def test_the_planners_typed_views_match_the_crd_schema() -> None:
             props["rollout"]["properties"]["replayCheck"],
             "spec.rollout.replayCheck",
         ),
+        (_spec.GateSpec, props["rollout"]["properties"]["gate"], "spec.rollout.gate"),
+        (_spec.RampStepSpec, props["rollout"]["properties"]["steps"]["items"], "steps[]"),
+        (_spec.AnalysisSpec, props["rollout"]["properties"]["analysis"], "spec.rollout.analysis"),
     ]
     assert [p for view, node, path in pairs for p in _view_matches(view, node, path)] == []
 

@@ -29,6 +29,8 @@ def _shape(plan: Plan) -> list[tuple[str, ...]]:
             shape.append(("delete", step.slot, step.event.reason))
         elif isinstance(step, Event):
             shape.append(("event", step.type, step.reason))
+        elif isinstance(step, planner.StartGate):
+            shape.append(("start gate", step.orchestration, step.version))
         else:
             shape.append(("job", type(step).__name__, ""))
     return shape

@@ -20,6 +20,19 @@ from durox_operator.store import StoreObserver, StoreUnobservable, redacted
 from tests.unit.operator.support import registry, store, usage, worker
 
 
+def _merge(target: Any, patch: Any) -> Any:
+    """RFC 7386: an object merges key by key, null removes a key, anything else replaces."""
+    if not isinstance(patch, Mapping):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _merge(out.get(key), value)
+    return out
+
+
 class FakeKube(Kube):
     """Stores objects by (kind, namespace, name); records every write."""
 
@@ -73,9 +86,9 @@ class FakeKube(Kube):
         return True
 
     def patch_registry_status(self, namespace: str, name: str, status: Obj) -> None:
-        self.objects[("OrchestrationRegistry", namespace, name)]["status"] = copy.deepcopy(
-            dict(status)
-        )
+        """As the apiserver does: `status` is a JSON merge patch (RFC 7386)."""
+        registry = self.objects[("OrchestrationRegistry", namespace, name)]
+        registry["status"] = _merge(registry.get("status", {}), status)
         self.writes.append(("status", name))
 
 
@@ -679,3 +692,61 @@ def test_a_failed_pass_counts_as_a_reconcile_error() -> None:
     Reconciler(kube, Events(), None, metrics).reconcile_by_name("shop", "orders")
     at = {"namespace": "shop", "registry": "orders"}
     assert metrics.registry.get_sample_value("durox_operator_reconcile_errors_total", at) == 1.0
+
+
+def test_status_keys_the_plan_drops_leave_the_cluster_too() -> None:
+    """The status is merge-patched, and a merge patch keeps what it does not name: without
+    nulls, a pin gone from status.drain.pinned, or the drain's emptySince cleared because
+    work came back, would stay (and the pool would be removed on a stale clock)."""
+    kube = FakeKube()
+    body = registry(drain={"mode": "Auto", "supportedVersions": {"max": "0.9.0"}})
+    kube.put(body | {"kind": "OrchestrationRegistry"})
+    kube.put(_secret("orders-store", "postgresql://observer:o@db/app"))
+    pinned = store(worker("w1"), versions=(usage("checkout", "1.0.0", {"0.0.5": 3}),))
+    stores = FakeStores(pinned)
+    reconciler = Reconciler(kube, Events(), stores)
+
+    def drain() -> dict[str, Any]:
+        got: dict[str, Any] = kube.objects[("OrchestrationRegistry", "shop", "orders")]["status"][
+            "drain"
+        ]
+        return got
+
+    reconciler.reconcile_by_name("shop", "orders")
+    assert drain()["pinned"] == {"0.0.5": 3} and "emptySince" not in drain()
+    stores.answer = store(worker("w1"))  # the last pinned instance ended
+    reconciler.reconcile_by_name("shop", "orders")
+    assert drain()["pinned"] == {} and "emptySince" in drain()
+    stores.answer = pinned  # work for the drain pool came back: the clock is cleared
+    reconciler.reconcile_by_name("shop", "orders")
+    assert drain()["pinned"] == {"0.0.5": 3} and "emptySince" not in drain()
+
+
+def test_a_status_patch_names_each_dropped_key_with_null() -> None:
+    from durox_operator.planner import status_patch
+
+    before = {"drain": {"pinned": {"0.0.5": 3}, "emptySince": "t"}, "kopf": {"a": 1}, "x": [1]}
+    after = {"drain": {"pinned": {}}, "x": [2]}
+    assert status_patch(before, after) == {
+        "drain": {"pinned": {"0.0.5": None}, "emptySince": None},
+        "x": [2],
+    }  # status.kopf is not the plan's: left alone
+
+
+def test_a_refused_login_is_named_as_such_not_as_an_unreachable_store() -> None:
+    import asyncpg
+
+    from durox.errors import StoreUnavailableError
+    from durox_operator.store import _classify
+
+    url = "postgresql://observer:s3cret@db/app"
+    try:
+        try:
+            raise asyncpg.InvalidPasswordError('password authentication failed for user "o"')
+        except asyncpg.InvalidPasswordError as exc:
+            raise StoreUnavailableError("postgres connection: refused") from exc
+    except StoreUnavailableError as wrapped:
+        reason, message = _classify(wrapped, url)
+    assert reason == "StoreNotObservable"
+    assert message.startswith("the store refused the operator's login")
+    assert "s3cret" not in message

@@ -11,6 +11,7 @@ from typing import Any
 
 from durox.providers import StoreObservation
 from durox_operator import planner
+from durox_operator.model import TEMPLATE_ANNOTATION
 from durox_operator.planner import Observed, Plan
 from tests.unit.operator.support import T0, registry, store, usage, worker
 from tests.unit.operator.test_operator_plan import (
@@ -295,7 +296,7 @@ def test_the_guard_lifts_once_the_version_has_no_instances_left() -> None:
 
 def test_allow_version_removal_overrides_the_guard() -> None:
     body, rolling = _first_new_worker_reports(registry())
-    body["spec"]["rollout"] = {"allowVersionRemoval": True}
+    body["spec"]["rollout"] = {**body["spec"]["rollout"], "allowVersionRemoval": True}
     result = planner.plan(body, rolling)
     assert result.guard is None
     assert all("paused" not in a.obj["spec"] for a in result.applies)
@@ -310,6 +311,88 @@ def test_no_guard_outside_a_rollout() -> None:
         versions=(usage("checkout", "1.0.0", {"0.2.0": 4}),),
     )
     assert planner.plan(body, observed.with_store(seen)).guard is None
+
+
+# -- the new template's workers, matched, not inferred -------------------------------------------
+
+
+def _pod(name: str, deployment: Any, **meta: Any) -> dict[str, Any]:
+    """A pod of `deployment`'s template (its digest annotation), named `name`."""
+    template = deployment["spec"]["template"]["metadata"]["annotations"]
+    digest = template[TEMPLATE_ANNOTATION]
+    return {"metadata": {"name": name, "annotations": {TEMPLATE_ANNOTATION: digest}, **meta}}
+
+
+def test_every_pod_carries_the_digest_of_the_template_it_runs() -> None:
+    (dep,) = [a.obj for a in planner.plan(registry(), Observed()).applies if a.slot == "deployment"]
+    pod_digest = dep["spec"]["template"]["metadata"]["annotations"][TEMPLATE_ANNOTATION]
+    assert pod_digest == dep["metadata"]["annotations"][TEMPLATE_ANNOTATION]
+    new = planner.plan(_new_image_and_version(registry()), Observed())
+    (moved,) = [a.obj for a in new.applies if a.slot == "deployment"]
+    assert moved["spec"]["template"]["metadata"]["annotations"][TEMPLATE_ANNOTATION] != pod_digest
+
+
+def test_the_guard_judges_the_new_templates_workers_not_an_old_worker_lacking_a_version() -> None:
+    """An old pod's worker lacks checkout@1.0.0, whose 4 instances are stranded already; the
+    new template's worker registers it again. Inferred ("whoever lacks one is new") the guard
+    would pause the very rollout that brings the code back; matched by pod, it does not."""
+    body = registry()
+    observed = _converge(body)
+    body = _with_status(body, planner.plan(body, observed), observed)
+    upgraded = _new_image_and_version(body)
+    (old_dep,) = [a.obj for a in planner.plan(body, Observed()).applies if a.slot == "deployment"]
+    (dep,) = [a for a in planner.plan(upgraded, observed).applies if a.slot == "deployment"]
+    rolling = observed.with_child("deployment", _rolling(_stored(dep.obj)))
+    pods = [_pod("orders-old-1", old_dep), _pod("orders-new-1", dep.obj)]
+    seen = store(
+        worker(
+            "w-old", {"checkout": ["1.9.0", "1.10.0"], "refund": ["2.0.0"]}, node="orders-old-1"
+        ),
+        worker("w-new", NEW, node="orders-new-1"),
+        versions=(usage("checkout", "1.0.0", {"0.2.0": 4}),),
+    )
+    result = planner.plan(upgraded, rolling.with_pods(pods).with_store(seen))
+    assert result.guard is None
+    assert all("paused" not in a.obj["spec"] for a in result.applies if a.slot == "deployment")
+    # The negative control: the same records on pods of the new template pause the rollout.
+    both_new = [_pod("orders-old-1", dep.obj), _pod("orders-new-1", dep.obj)]
+    paused = planner.plan(upgraded, rolling.with_pods(both_new).with_store(seen))
+    assert paused.guard == {"checkout@1.0.0": 4}
+
+
+def test_activation_waits_for_every_pod_of_the_new_template_to_report() -> None:
+    """Kubernetes says both new pods are ready, but only one has written its record: the one
+    that reports registers 1.11.0, and that is not every worker's word."""
+    body, done = _rolled_out_upgrade()
+    assert done.deployment is not None
+    pods = [_pod("orders-new-1", done.deployment), _pod("orders-new-2", done.deployment)]
+    one = store(worker("w1", NEW, node="orders-new-1"))
+    result = planner.plan(body, done.with_pods(pods).with_store(one))
+    assert _held(result) == ("checkout",)
+    assert "1 of 2 pods of the new template have no live worker record yet (orders-new-2)" in str(
+        result.versions.workers_say  # type: ignore[union-attr]
+    )
+    both = store(worker("w1", NEW, node="orders-new-1"), worker("w2", NEW, node="orders-new-2"))
+    assert _held(planner.plan(body, done.with_pods(pods).with_store(both))) == ()
+
+
+def test_the_handlers_every_worker_must_register_are_the_new_templates() -> None:
+    """Both new pods report 1.11.0 with SendReceipt; a live worker the pods do not claim (run
+    beside the pool) registers the version but not the handler the new code calls."""
+    body, done = _rolled_out_upgrade()
+    assert done.deployment is not None
+    pods = [_pod("orders-new-1", done.deployment), _pod("orders-new-2", done.deployment)]
+    acts = ("Charge", "Refund", "SendReceipt")
+    seen = store(
+        worker("w1", NEW, node="orders-new-1", activities=acts),
+        worker("w2", NEW, node="orders-new-2", activities=acts),
+        worker("w-beside", NEW, node="laptop"),
+    )
+    result = planner.plan(body, done.with_pods(pods).with_store(seen))
+    assert _held(result) == ("checkout",)
+    assert "(SendReceipt) than the new template's: w-beside" in str(
+        result.versions.workers_say  # type: ignore[union-attr]
+    )
 
 
 # -- what the image really registers -------------------------------------------------------------
@@ -396,6 +479,8 @@ def _steps(result: Plan) -> list[tuple[str, str]]:
             out.append(("event", s.reason))
         elif isinstance(s, planner.Apply | planner.Delete):
             out.append((s.slot, s.event.reason))
+        elif isinstance(s, planner.StartGate):
+            out.append(("start gate", s.instance_id))
         else:
             out.append(("job", type(s).__name__))
     return out

@@ -1,5 +1,6 @@
-"""A small shop app for the replay-check tests, as deployed (`app`) and as four candidate
-images: unchanged, with two activities swapped, with a timer added, with a version removed.
+"""A small shop app for the replay-check tests, as deployed (`app`) and as five candidate
+images: unchanged, with two activities swapped, with a timer added, with another input to an
+activity, with a version removed.
 
 `durox replay-check --app tests.unit.replaycheck.apps:changed_order` and so on load them.
 ORDER 1.0.0 reserves, charges and waits for "shipped"; ORDER 1.1.0 adds a receipt. REFUND is
@@ -64,6 +65,14 @@ async def order_with_timer(ctx: OrchestrationContext, item: str) -> list[Any]:
     return [r, c, shipped]
 
 
+async def order_reserve_two(ctx: OrchestrationContext, item: str) -> list[Any]:
+    """A broken edit of 1.0.0: it reserves two of the item (another input, the same names)."""
+    r = await ctx.schedule_activity("Reserve", {"item": item, "quantity": 2})
+    c = await ctx.schedule_activity("Charge", item)
+    shipped = await ctx.wait_for_event("shipped")
+    return [r, c, shipped]
+
+
 async def refund(ctx: OrchestrationContext, item: str) -> str:
     await ctx.schedule_activity("Charge", f"-{item}")
     return "refunded"
@@ -91,4 +100,5 @@ app = _app(order)
 unchanged = _app(order)
 changed_order = _app(order_charge_first)
 added_timer = _app(order_with_timer)
+changed_input = _app(order_reserve_two)
 removed_version = _app(None)

@@ -199,6 +199,19 @@ async def test_the_text_report_names_both_sides(store: SqliteProvider) -> None:
     assert text.splitlines()[-1].startswith("DIVERGED: 3 divergence(s)")
 
 
+async def test_the_text_report_names_both_inputs_of_a_changed_input(
+    store: SqliteProvider,
+) -> None:
+    text = (await replay_check(store, apps.changed_input)).to_text(store="sqlite:///x.db")
+    assert f"{ORDER}@1.0.0: DIVERGED in 3 of 3 checked" in text
+    assert (
+        "nondeterminism: order-waiting-a execution 1, event 2: code scheduled activity "
+        '\'Reserve\' with input {"item":"order-waiting-a","quantity":2}; history has activity '
+        "'Reserve' with input \"order-waiting-a\""
+    ) in text
+    assert f"{REFUND}@1.0.0: ok, 1 checked" in text
+
+
 async def test_max_histories_must_be_positive(store: SqliteProvider) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         await replay_check(store, apps.unchanged, max_histories=0)

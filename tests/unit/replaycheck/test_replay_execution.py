@@ -54,6 +54,22 @@ def test_swapped_activities_are_caught_at_the_first_one_naming_both(instance: st
     assert (found.name, found.version) == (apps.ORDER, "1.0.0")
 
 
+def test_another_input_to_the_same_activity_is_caught_naming_both_inputs() -> None:
+    _, events = recorded("order-waiting-a")
+    found = check(apps.changed_input, events)
+    assert isinstance(found, Divergence)
+    assert (found.kind, found.event_id) == ("nondeterminism", 2)
+    assert found.code == (
+        'scheduled activity \'Reserve\' with input {"item":"order-waiting-a","quantity":2}'
+    )
+    assert found.history == "activity 'Reserve' with input \"order-waiting-a\""
+    assert found.message == (
+        "code scheduled activity 'Reserve' with input "
+        '{"item":"order-waiting-a","quantity":2} but the history has it with input '
+        '"order-waiting-a" at event 2'
+    )
+
+
 def test_an_added_timer_is_caught_where_the_history_has_the_next_activity() -> None:
     _, events = recorded("order-waiting-b")
     found = check(apps.added_timer, events)

@@ -122,6 +122,15 @@ def test_runtime_options_follow_the_file() -> None:
     assert opts.activity_lock_timeout.total_seconds() == 12.5
 
 
+def test_the_instance_cache_settings_reach_the_runtime() -> None:
+    opts = runtime_options(
+        parse_config("instance_cache_size: 7\nsticky_window_seconds: 0.5\n"), None
+    )
+    assert (opts.instance_cache_size, opts.sticky_window.total_seconds()) == (7, 0.5)
+    defaults = runtime_options(WorkerConfig(), None)
+    assert (defaults.instance_cache_size, defaults.sticky_window.total_seconds()) == (1000, 2.0)
+
+
 def test_needs_restart_names_only_start_up_settings() -> None:
     old = WorkerConfig(revision="1")
     new = WorkerConfig(revision="2", drain=True, http_port=9000, activity_concurrency=2)

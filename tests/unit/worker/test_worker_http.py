@@ -137,6 +137,9 @@ async def test_metrics_count_real_work(tmp_path: Path) -> None:
     assert _sample(text, "durox_orchestration_continued_as_new_total", **mon) == 1
     assert _sample(text, "durox_orchestration_completions_total", **mon) == 1
     assert _sample(text, "durox_orchestration_turn_seconds_count", **v2) == 6
+    # Each execution's first turn replays (nothing kept yet); the sleepers' second runs kept.
+    assert _sample(text, "durox_instance_cache_turns_total", result="kept") >= 3
+    assert _sample(text, "durox_instance_cache_turns_total", result="replayed") >= 6
     assert _sample(text, "durox_activity_executions_total", name=SLEEP, outcome="completed") == 3
     assert _sample(text, "durox_activity_duration_seconds_count", name=SLEEP) == 3
     assert _sample(text, "durox_activity_duration_seconds_sum", name=SLEEP) >= 0.03

@@ -243,6 +243,11 @@ class Database:
     def token(self) -> str:
         return f"{self._token_prefix}{next(self._tokens):x}"
 
+    @property
+    def token_prefix(self) -> str:
+        """What every lock token this driver makes begins with."""
+        return self._token_prefix
+
     # ---- named statements --------------------------------------------------------------
 
     async def _call(self, method: str, name: str, *args: Any) -> Any:

@@ -77,6 +77,8 @@ def orchestration_item(row: Any) -> OrchestrationItem:
         orchestration_version=row["orchestration_version"],
         status=row["status"],
         pinned_engine_version=row["pinned_engine_version"],
+        turn_token=row["turn_token"],
+        history_skipped=row["history_skipped"],
     )
     try:
         item.messages = [decode_message(m) for m in row["messages"]]  # type: ignore[misc]

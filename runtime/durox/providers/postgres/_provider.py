@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +44,7 @@ from durox.providers._base import (
     SystemMetrics,
     TurnCommit,
     VersionExecutions,
+    VersionOutcomes,
     WorkerRecord,
     WorkItem,
 )
@@ -54,6 +55,7 @@ from durox.providers._rows import (
     execution_ref_from_row,
     instance_from_row,
     observation_from,
+    sorted_outcomes,
     worker_body,
     worker_from_row,
 )
@@ -70,6 +72,7 @@ class PostgresProvider(Store):
     """`await PostgresProvider.connect(dsn, schema="durox")`; `await provider.close()`."""
 
     batches_in_one_round_trip = True
+    proves_turn_state = True
 
     def __init__(self, dsn: str, schema: str, pool: Any, clock: Clock | None) -> None:
         """Use `connect`."""
@@ -142,8 +145,21 @@ class PostgresProvider(Store):
             db.now(),
         )
 
+    async def enqueue_event(self, message: ev.ExternalEvent) -> bool:
+        db = self._db
+        queued = await db.fetchval(
+            "enqueue_event", message.instance_id, encode_message(message), db.now()
+        )
+        return queued is not None
+
     async def fetch_orchestration_items(
-        self, lock_timeout_ms: int, replay_range: SemverRange | None = None, max_items: int = 1
+        self,
+        lock_timeout_ms: int,
+        replay_range: SemverRange | None = None,
+        max_items: int = 1,
+        *,
+        kept: Mapping[str, str] | None = None,
+        sticky_ms: int = 0,
     ) -> list[OrchestrationItem]:
         if max_items <= 0:
             return []
@@ -151,16 +167,35 @@ class PostgresProvider(Store):
             max_items = 1  # a lease that is over at once would let the batch take it again
         db = self._db
         lo, hi = replay_bounds(replay_range)
+        # Not the whole map (a fetch would carry every kept token): the prefix of this driver's
+        # tokens, so the histories left out are those of instances whose last turn ran here.
+        mine, skip = db.token_prefix, kept is not None
         began = time.monotonic()
         if max_items == 1:
             row = await db.fetchrow(
-                "fetch_orchestration", db.now(), lock_timeout_ms, db.token(), lo, hi
+                "fetch_orchestration",
+                db.now(),
+                lock_timeout_ms,
+                db.token(),
+                lo,
+                hi,
+                mine,
+                skip,
+                sticky_ms,
             )
             rows = [] if row is None else [row]
         else:
             tokens = [db.token() for _ in range(max_items)]
             rows = await db.fetch(
-                "fetch_orchestration_batch", db.now(), lock_timeout_ms, tokens, lo, hi
+                "fetch_orchestration_batch",
+                db.now(),
+                lock_timeout_ms,
+                tokens,
+                lo,
+                hi,
+                mine,
+                skip,
+                sticky_ms,
             )
         if rows and db.database_clock and (time.monotonic() - began) * 1000 >= lock_timeout_ms:
             # The leases may have lapsed on the way back: hand them back rather than race.
@@ -183,6 +218,7 @@ class PostgresProvider(Store):
             failed = await db.fetchval(
                 "ack_orchestration_batch",
                 [turn(token, commit) for token, commit in acks],
+                [commit.keeps_state for _, commit in acks],
                 db.now(),
             )
         except DuroxError as exc:
@@ -306,6 +342,10 @@ class PostgresProvider(Store):
             failures=decode_json(row[2]),
             workers=decode_json(row[3]),
         )
+
+    async def outcomes(self, *, since: datetime) -> list[VersionOutcomes]:
+        rows = await self._db.fetch("outcomes", int(since.timestamp() * 1000))
+        return sorted_outcomes(rows)
 
     async def drain_report(self, replay_range: SemverRange) -> list[DrainEntry]:
         (a, b, c), (d, e, f) = replay_range.bounds()

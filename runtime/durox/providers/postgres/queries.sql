@@ -16,17 +16,41 @@ SELECT {schema}.durox_start_instance($1, $2, $3)
 -- (instance id, message kind, message, delay ms, clock)
 SELECT {schema}.durox_enqueue($1, $2, $3, $4, $5)
 
+-- name: enqueue_event
+-- (instance id, ExternalEvent message, clock or NULL) -> the new row's id, or no row (and
+-- nothing enqueued) when there is no instance and no client start queued for it. One
+-- statement, one snapshot: a first turn inserts the instance row and deletes its start in one
+-- commit, so the snapshot sees one or the other, never neither. No row locks: after waiting
+-- for a lock, READ COMMITTED rechecks only the locked row, against a newer state than the
+-- other EXISTS reads, and could then see neither.
+WITH known AS (
+    SELECT coalesce($3::bigint, {schema}.durox_now_ms()) AS now
+    WHERE EXISTS (SELECT 1 FROM {schema}.instances WHERE instance_id = $1)
+       OR EXISTS (SELECT 1 FROM {schema}.orchestrator_queue
+                  WHERE instance_id = $1 AND kind = 'StartOrchestration')
+), queued AS (
+    INSERT INTO {schema}.orchestrator_queue (instance_id, kind, data, visible_at, created_at)
+    SELECT $1, 'ExternalEvent', $2, now, now FROM known
+    RETURNING id
+)
+SELECT q.id FROM queued q
+CROSS JOIN LATERAL (SELECT pg_notify({schema}.durox_channel(), 'o1')) AS notified
+
 -- name: fetch_orchestration
--- (clock, lease ms, token, replay range low, high); the token is echoed back as a column
-SELECT $3::text AS lock_token, * FROM {schema}.durox_fetch_orchestration($1, $2, $3, $4, $5)
+-- (clock, lease ms, token, replay range low, high, the caller's token prefix, leave out the
+-- histories of its own last turns, sticky window ms); the token is echoed back as a column
+SELECT $3::text AS lock_token, *
+FROM {schema}.durox_fetch_orchestration_v2($1, $2, $3, $4, $5, $6, $7, $8)
 
 -- name: fetch_orchestration_batch
--- (clock, lease ms, one token per instance wanted, replay range low, high)
-SELECT * FROM {schema}.durox_fetch_orchestration_batch($1, $2, $3, $4, $5)
+-- (clock, lease ms, one token per instance wanted, replay range low, high, token prefix,
+-- leave out own histories, sticky window ms)
+SELECT * FROM {schema}.durox_fetch_orchestration_batch_v2($1, $2, $3, $4, $5, $6, $7, $8)
 
 -- name: ack_orchestration_batch
--- (durox_turn[], clock) -> one NULL (applied) or 'SQLSTATE message' per turn
-SELECT {schema}.durox_ack_orchestration_batch_v2($1::{schema}.durox_turn[], $2)
+-- (durox_turn[], whether the worker keeps each one's state, clock) -> one NULL (applied) or
+-- 'SQLSTATE message' per turn
+SELECT {schema}.durox_ack_orchestration_batch_v3($1::{schema}.durox_turn[], $2, $3)
 
 -- name: abandon_orchestration
 -- (token, delay ms, give the attempt back, clock)
@@ -140,6 +164,17 @@ SELECT t.now,
         ORDER BY w.worker_id), '[]')::text
         FROM {schema}.workers w WHERE $3::text IS NULL OR w.pool = $3)
 FROM t
+
+-- name: outcomes
+-- (since ms): per NAME@version, the instances created since then: started, ended, failed and
+-- poisoned. Walks instances_by_created over the window only, so a ramp step's analysis costs
+-- the instances the step started, not the store's history.
+SELECT orchestration_name, orchestration_version, count(*),
+    count(*) FILTER (WHERE status IN ({terminal})),
+    count(*) FILTER (WHERE status = {failed}),
+    count(*) FILTER (WHERE status = {failed} AND (error::json ->> 'kind') = 'poison')
+FROM {schema}.instances WHERE created_at >= $1
+GROUP BY orchestration_name, orchestration_version
 
 -- ---- reads -------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from durox.providers._base import (
     StoreObservation,
     SystemMetrics,
     VersionExecutions,
+    VersionOutcomes,
     WorkerRecord,
 )
 from durox.providers._rows import (
@@ -33,6 +34,7 @@ from durox.providers._rows import (
     execution_ref_from_row,
     instance_from_row,
     observation_from,
+    sorted_outcomes,
     worker_from_row,
 )
 from durox.providers.sqlite._executor import GroupCommit
@@ -133,6 +135,11 @@ class SqliteAdmin(ProviderAdmin):
             failures=failures,
             workers=workers,
         )
+
+    async def outcomes(self, *, since: datetime) -> list[VersionOutcomes]:
+        sql, start = self._sql["outcomes"], int(since.timestamp() * 1000)
+        rows = await self._db.run(lambda c: c.execute(sql, (start,)).fetchall())
+        return sorted_outcomes(rows)
 
     async def drain_report(self, replay_range: SemverRange) -> list[DrainEntry]:
         (a, b, c_), (d, e, f) = replay_range.bounds()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,20 +138,40 @@ class SqliteProvider(SqliteAdmin, Store):
         await self._db.run(lambda c: c.execute(sql, row))
         self._notify("orchestration", visible)
 
+    proves_turn_state = True
+
+    async def enqueue_event(self, message: ev.ExternalEvent) -> bool:
+        now = self._clock()
+        i = message.instance_id
+        args = (i, encode_message(message), now, now, i, i)
+        sql = self._sql["enqueue_event"]
+        queued: int = await self._db.run(lambda c: c.execute(sql, args).rowcount)
+        if queued:
+            self._notify("orchestration")
+        return queued > 0
+
     async def fetch_orchestration_items(
-        self, lock_timeout_ms: int, replay_range: SemverRange | None = None, max_items: int = 1
+        self,
+        lock_timeout_ms: int,
+        replay_range: SemverRange | None = None,
+        max_items: int = 1,
+        *,
+        kept: Mapping[str, str] | None = None,
+        sticky_ms: int = 0,
     ) -> list[OrchestrationItem]:
         now = self._clock()
         if lock_timeout_ms <= 0:
             max_items = min(max_items, 1)  # a lease over at once could be taken again
         tokens = [self._token() for _ in range(max(max_items, 0))]
         q = self._sql
-        next_args: tuple[int, ...]
+        prefix = self._token_prefix
+        sticky = (now, now, len(prefix), prefix, now - max(0, sticky_ms))
+        next_args: tuple[int | str, ...]
         if replay_range is None:
-            next_sql, next_args = q["next_instance"], (now, now)
+            next_sql, next_args = q["next_instance"], sticky
         else:
             (a, b, c_), (d, e, f) = replay_range.bounds()
-            next_sql, next_args = q["next_instance_in_range"], (now, now, a, b, c_, d, e, f)
+            next_sql, next_args = q["next_instance_in_range"], (*sticky, a, b, c_, d, e, f)
 
         def take(c: sqlite3.Connection, token: str) -> OrchestrationItem | None:
             row = c.execute(next_sql, next_args).fetchone()
@@ -163,10 +183,19 @@ class SqliteProvider(SqliteAdmin, Store):
             inst = c.execute(q["instance_for_turn"], (instance_id,)).fetchone()
             history_rows: list[tuple[str]] = []
             count = 0
+            skipped = False
             if inst is not None:
                 count = c.execute(q["history_length"], (instance_id, inst[2])).fetchone()[0]
                 if inst[3] == InstanceStatus.RUNNING:
-                    history_rows = c.execute(q["read_history"], (instance_id, inst[2])).fetchall()
+                    skipped = (
+                        kept is not None
+                        and inst[5] is not None
+                        and kept.get(instance_id) == inst[5]
+                    )
+                    if not skipped:
+                        history_rows = c.execute(
+                            q["read_history"], (instance_id, inst[2])
+                        ).fetchall()
             rows.sort(key=lambda r: r[0])
             item = OrchestrationItem(
                 instance_id=instance_id,
@@ -180,6 +209,8 @@ class SqliteProvider(SqliteAdmin, Store):
                 orchestration_version=inst[1] if inst else None,
                 status=inst[3] if inst else None,
                 pinned_engine_version=inst[4] if inst else None,
+                turn_token=inst[5] if inst else None,
+                history_skipped=skipped,
             )
             try:
                 item.messages = [decode_message(r[1]) for r in rows]  # type: ignore[misc]
@@ -221,6 +252,9 @@ class SqliteProvider(SqliteAdmin, Store):
             (m.instance_id, type(m).__name__, encode_message(m), now, now) for m in commit.messages
         ]
         upd = commit.instance
+        # NULL unless the worker keeps the state: no kept state can match it, and no worker
+        # is preferred for the next turn.
+        turn_token = lock_token if commit.keeps_state else None
         inst_args: tuple[Any, ...] | None = None
         if upd is not None:
             pin = parse_version(upd.engine_version) if upd.engine_version else None
@@ -254,7 +288,7 @@ class SqliteProvider(SqliteAdmin, Store):
                         q["insert_execution"],
                         (instance_id, xid, upd.version, upd.engine_version, now),
                     )
-                c.execute(q["upsert_instance"], (instance_id, *inst_args))
+                c.execute(q["upsert_instance"], (instance_id, *inst_args, turn_token))
                 c.execute(
                     q["update_execution"],
                     (
@@ -267,6 +301,8 @@ class SqliteProvider(SqliteAdmin, Store):
                         xid,
                     ),
                 )
+            else:
+                c.execute(q["set_turn_token"], (turn_token, instance_id))
             if history_rows:
                 c.executemany(
                     q["insert_history"], [(instance_id, xid, i, d) for i, d in history_rows]

@@ -15,11 +15,27 @@ LIMIT 1;
 INSERT INTO orchestrator_queue (instance_id, kind, data, visible_at, created_at)
 VALUES (?, ?, ?, ?, ?);
 
+-- name: enqueue_event
+-- (instance id, ExternalEvent message, visible at, now, instance id, instance id): only for an
+-- instance that exists or whose client start is queued; one statement, so nothing can come
+-- between the check and the insert.
+INSERT INTO orchestrator_queue (instance_id, kind, data, visible_at, created_at)
+SELECT ?, 'ExternalEvent', ?, ?, ?
+WHERE EXISTS (SELECT 1 FROM instances WHERE instance_id = ?)
+   OR EXISTS (SELECT 1 FROM orchestrator_queue
+              WHERE instance_id = ? AND kind = 'StartOrchestration');
+
 -- name: next_instance
--- The instance of the oldest visible message that no live lease holds.
+-- The instance of the oldest visible message that no live lease holds. Sticky: not one whose
+-- last turn another worker ran and kept (a turn token not of the caller's prefix), for a
+-- message visible only since the sticky window began (now, prefix length, prefix,
+-- now again, window start).
 SELECT q.instance_id FROM orchestrator_queue q
 LEFT JOIN instance_locks l ON l.instance_id = q.instance_id
+LEFT JOIN instances i ON i.instance_id = q.instance_id
 WHERE q.visible_at <= ? AND (l.instance_id IS NULL OR l.locked_until <= ?)
+  AND NOT (i.turn_token IS NOT NULL AND substr(i.turn_token, 1, ?) != ?
+           AND q.visible_at > ?)
 ORDER BY q.id LIMIT 1;
 
 -- name: next_instance_in_range
@@ -28,6 +44,8 @@ SELECT q.instance_id FROM orchestrator_queue q
 LEFT JOIN instance_locks l ON l.instance_id = q.instance_id
 LEFT JOIN instances i ON i.instance_id = q.instance_id
 WHERE q.visible_at <= ? AND (l.instance_id IS NULL OR l.locked_until <= ?)
+  AND NOT (i.turn_token IS NOT NULL AND substr(i.turn_token, 1, ?) != ?
+           AND q.visible_at > ?)
   AND (i.pinned_major IS NULL OR (
     (i.pinned_major, i.pinned_minor, i.pinned_patch) >= (?, ?, ?) AND
     (i.pinned_major, i.pinned_minor, i.pinned_patch) <= (?, ?, ?)))
@@ -45,7 +63,7 @@ RETURNING id, data, attempt_count;
 
 -- name: instance_for_turn
 SELECT orchestration_name, orchestration_version, current_execution_id, status,
-  pinned_engine_version
+  pinned_engine_version, turn_token
 FROM instances WHERE instance_id = ?;
 
 -- name: history_length
@@ -70,8 +88,9 @@ VALUES (?, ?, ?, {RUNNING}, ?, ?);
 -- name: upsert_instance
 INSERT INTO instances (instance_id, orchestration_name, orchestration_version,
   current_execution_id, status, output, error, custom_status, parent_instance_id,
-  pinned_engine_version, pinned_major, pinned_minor, pinned_patch, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+  pinned_engine_version, pinned_major, pinned_minor, pinned_patch, created_at, updated_at,
+  turn_token)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (instance_id) DO UPDATE SET
   orchestration_name = excluded.orchestration_name,
   orchestration_version = excluded.orchestration_version,
@@ -80,7 +99,12 @@ ON CONFLICT (instance_id) DO UPDATE SET
   custom_status = excluded.custom_status,
   pinned_engine_version = excluded.pinned_engine_version,
   pinned_major = excluded.pinned_major, pinned_minor = excluded.pinned_minor,
-  pinned_patch = excluded.pinned_patch, updated_at = excluded.updated_at;
+  pinned_patch = excluded.pinned_patch, updated_at = excluded.updated_at,
+  turn_token = excluded.turn_token;
+
+-- name: set_turn_token
+-- A turn that changed no instance record still says it was the last to write (token, instance)
+UPDATE instances SET turn_token = ? WHERE instance_id = ?;
 
 -- name: update_execution
 -- (status, output, new event count, status again, now, instance, execution)
@@ -233,6 +257,16 @@ JOIN instances i ON i.instance_id = x.instance_id
   AND i.current_execution_id = x.execution_id
 WHERE x.status = {FAILED} AND x.completed_at >= ?
 GROUP BY i.orchestration_name, x.orchestration_version;
+
+-- name: outcomes
+-- (since ms): per NAME@version, the instances created since then: started, ended, failed and
+-- poisoned (a ramp step's analysis).
+SELECT orchestration_name, orchestration_version, count(*),
+  sum(status IN ({TERMINAL})),
+  sum(status = {FAILED}),
+  sum(status = {FAILED} AND json_extract(error, '$.kind') = 'poison')
+FROM instances WHERE created_at >= ?
+GROUP BY orchestration_name, orchestration_version;
 
 -- name: observe_workers
 -- (pool or NULL for every pool, the same again): every record, stale ones too (nothing is

@@ -17,7 +17,7 @@ CREATE TABLE instances (
     pinned_patch          INTEGER,
     created_at            INTEGER NOT NULL,
     updated_at            INTEGER NOT NULL
-);
+, turn_token TEXT);
 CREATE INDEX instances_by_status ON instances (status);
 CREATE INDEX instances_by_name ON instances (orchestration_name, orchestration_version);
 CREATE INDEX instances_by_parent ON instances (parent_instance_id);

@@ -240,3 +240,34 @@ async def test_observing_writes_nothing(store: Harness) -> None:
     assert (await store.p.system_metrics()).workers == 1  # still there: not reaped
     assert await store.p.list_workers(None, _STALE_MS) == []  # the runtime's read reaps it
     assert (await _observe(store)).workers == ()
+
+
+async def test_outcomes_count_the_instances_created_in_a_window_per_version(
+    store: Harness,
+) -> None:
+    """What a ramp's analysis reads: per NAME@version, of the instances created since a moment,
+    how many started, ended, failed and were poisoned. Older instances are left out, however
+    they ended; an instance still running counts as started but not as ended."""
+    await _begin(store, "old", version="1.0.0")
+    await _end(store, "old", "application")
+    store.clock.advance(60_000)
+    since = store.clock.now
+    for n in range(4):
+        await _begin(store, f"a{n}", version="1.0.0")
+    await _end(store, "a0")
+    await _end(store, "a1", "application")
+    for n in range(3):
+        await _begin(store, f"b{n}", version="2.0.0")
+    await _end(store, "b0", "poison")
+    await _end(store, "b1", "application")
+    await _end(store, "b2")
+    await _begin(store, "p0", name="P", version="1.10.0")
+    outcomes = await store.p.outcomes(since=_at(since))
+    assert [(o.key, o.started, o.ended, o.failed, o.poisoned) for o in outcomes] == [
+        ("O@1.0.0", 4, 2, 1, 0),
+        ("O@2.0.0", 3, 3, 2, 1),
+        ("P@1.10.0", 1, 0, 0, 0),
+    ]
+    assert await store.p.outcomes(since=_at(store.clock.now + 1)) == []
+    # Writes nothing: the observation after it is unchanged.
+    assert (await _observe(store)).instances == 3
