@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 _PATHS = {
     "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",
     "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
+    "Job": "/apis/batch/v1/namespaces/{ns}/jobs",
     "Lease": "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
     "Secret": "/api/v1/namespaces/{ns}/secrets",
     "OrchestrationRegistry": f"/apis/{GROUP}/{VERSION}/namespaces/{{ns}}/{PLURAL}",

@@ -59,17 +59,25 @@ STALL_REASONS: Final = frozenset(
         "ReplicaFailure",
         "PodsFailing",
         "VersionInUse",
+        "ReplayCheckFailed",
+        "ReplayCheckError",
         "GateFailed",
         "RolledBack",
     }
 )
 """Why a registry cannot move on without someone's help (Degraded and Stalled are True)."""
 
-PROGRESS_REASONS: Final = frozenset({"Creating", "RollingOut", "RolloutPaused", "HoldingVersions"})
+PROGRESS_REASONS: Final = frozenset(
+    {"Creating", "RollingOut", "RolloutPaused", "HoldingVersions", "ReplayChecking"}
+)
 
 REASONS: Final[Mapping[str, frozenset[str]]] = {
     "Available": frozenset({"WorkersAvailable", "WorkersUnavailable", "Creating", "InvalidSpec"}),
-    "Progressing": frozenset({"RolloutComplete", "InvalidSpec"} | PROGRESS_REASONS),
+    # A replay check that holds a rollout says so in Progressing too (False: nothing rolls).
+    "Progressing": frozenset(
+        {"RolloutComplete", "InvalidSpec", "ReplayCheckFailed", "ReplayCheckError"}
+        | PROGRESS_REASONS
+    ),
     "Degraded": frozenset({"AsExpected"} | STALL_REASONS),
     # kstatus' three (sigs.k8s.io/cli-utils/pkg/kstatus), derived from the three above: Ready
     # is True only when nothing is left to do; Reconciling while the workers move towards the

@@ -128,6 +128,7 @@ class Reconciler:
         the calls."""
         observed = self._read_pods(registry, self._read(registry, planner.SLOTS))
         observed = self._observe_store(registry, observed)
+        observed = self._read_replay_check(registry, observed)
         if self._stores is not None:  # a gate's instance, a ramp step's outcomes
             observed = rollout_io.read(self._stores, _key(registry), registry, observed)
         plan = planner.plan(registry, observed)
@@ -263,6 +264,23 @@ class Reconciler:
             return observed.with_store(None, (exc.reason, str(exc)))
         return observed.with_store(seen)
 
+    def _read_replay_check(self, registry: Obj, observed: planner.Observed) -> planner.Observed:
+        """The replay check's Job and its pods, only while one is under way (the status names
+        it); a pass with no check under way asks nothing more. A failed read is logged: the
+        plan then applies the Job again, which changes nothing if it exists."""
+        now = utc_now()
+        name = planner.job_to_read(registry)
+        if name is None:
+            return observed.with_replay_job(None, (), now)
+        namespace = registry["metadata"]["namespace"]
+        try:
+            job = self._kube.get("Job", namespace, name)
+            pods = self._kube.list_pods(namespace, {planner.REPLAY_JOB_LABEL: name})
+        except KubeError as exc:
+            logger.warning("reading the replay check Job %s failed: %s", name, exc)
+            return observed.with_replay_job(None, (), now)
+        return observed.with_replay_job(job, pods, now)
+
     def _take(self, registry: Obj, step: planner.Step, after: planner.Observed) -> planner.Observed:
         """Carry out one step; `after` with the child as the write returned it."""
         match step:
@@ -292,6 +310,11 @@ class Reconciler:
                 after = after.with_child(step.slot, None)
             case planner.Event():
                 self._post(registry, step)
+            case planner.RunJob():
+                self._kube.apply(step.obj)
+                self._record(registry, step.event.type, step.event.reason, step.event.message)
+            case planner.DeleteJob():
+                self._kube.delete("Job", step.namespace, step.name, step.uid)
             case planner.StartGate():
                 if self._stores is not None:
                     refused = rollout_io.start_gate(self._stores, _key(registry), step)

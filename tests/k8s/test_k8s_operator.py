@@ -38,6 +38,9 @@ def _registry(name: str, image: str = "example.invalid/orders:1.0.0") -> dict[st
                 {"name": "checkout", "versions": ["1.0.0", "1.1.0"]},
             ],
             "replay": {"supportedVersions": {"max": "0.3.0"}},
+            # kwok runs no container: a replay check here would "pass" without replaying
+            # anything (tests/k8s/test_k8s_real_pods.py runs it for real).
+            "rollout": {"replayCheck": {"mode": "Skip"}},
         },
     }
 

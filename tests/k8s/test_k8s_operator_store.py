@@ -176,6 +176,9 @@ def _registry(image: str, versions: list[str]) -> dict[str, Any]:
             "store": {"secretRef": {"name": "store"}, "operatorSecretRef": {"name": "store-ro"}},
             "orchestrations": [{"name": "checkout", "versions": versions}],
             "replay": {"supportedVersions": {"max": "9.0.0"}},
+            # kwok runs no container: a replay check here would "pass" without replaying
+            # anything (tests/k8s/test_k8s_real_pods.py runs it for real).
+            "rollout": {"replayCheck": {"mode": "Skip"}},
         },
     }
 

@@ -42,6 +42,9 @@ def _registry(name: str = "orders", **spec: Any) -> dict[str, Any]:
             "app": "orders.app:app",
             "store": {"secretRef": {"name": "store"}},
             "orchestrations": [{"name": "checkout", "versions": ["1.0.0", "1.1.0"]}],
+            # kwok runs no container: a replay check here would "pass" without replaying
+            # anything (tests/k8s/test_k8s_real_pods.py runs it for real).
+            "rollout": {"replayCheck": {"mode": "Skip"}},
         },
     }
     body["spec"].update(spec)

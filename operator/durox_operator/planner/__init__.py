@@ -20,10 +20,11 @@ surface: `_spec` (typed views of the registry's spec), `_names` (children's name
 digest), `_versions` (which versions to activate or hold), `_config` (the worker file),
 `_children` (the ConfigMap and Deployment), `_store` (what the store's observation says:
 workers' word, stranded instances), `_drift` (which applied fields a child no longer
-holds), `_rollout` (reading a Deployment's progress), `_ramp` (gates, ramps, rollbacks),
-`_failures` (pods that cannot be created or cannot run), `_status` (conditions, kstatus'
-among them, status, Events), and `_plan`, which puts them together: `plan(registry,
-observed) -> Plan`, the one call the reconciler makes.
+holds), `_rollout` (reading a Deployment's progress), `_replaycheck` (whether a new image's
+replay check holds its rollout) and `_replayjob` (that check's Job and its verdict), `_ramp`
+(gates, ramps, rollbacks), `_failures` (pods that cannot be created or cannot run), `_status`
+(conditions, kstatus' among them, status, Events), and `_plan`, which puts them together:
+`plan(registry, observed) -> Plan`, the one call the reconciler makes.
 """
 
 from durox_operator.planner._children import (
@@ -73,6 +74,16 @@ from durox_operator.planner._ramp import (
     plan_safe,
     reads,
 )
+from durox_operator.planner._replaycheck import (
+    DeleteJob,
+    Gate,
+    RunJob,
+    job_to_read,
+    with_replay_check,
+)
+from durox_operator.planner._replaycheck import gate as replay_gate
+from durox_operator.planner._replayjob import JOB_LABEL as REPLAY_JOB_LABEL
+from durox_operator.planner._replayjob import judge, plan_job
 from durox_operator.planner._rollout import rollout_pending
 from durox_operator.planner._spec import (
     DEFAULT_DRAIN_REPLICAS,
@@ -119,12 +130,15 @@ __all__ = [
     "DEFAULT_DRAIN_REPLICAS",
     "DEFAULT_HTTP_PORT",
     "DRAIN_SUFFIX",
+    "REPLAY_JOB_LABEL",
     "RUN_AS_USER",
     "SLOTS",
     "Apply",
     "Delete",
+    "DeleteJob",
     "Event",
     "Figures",
+    "Gate",
     "GateSeen",
     "HandOver",
     "InvalidSpec",
@@ -133,6 +147,7 @@ __all__ = [
     "Reads",
     "RegistrySpec",
     "Report",
+    "RunJob",
     "Safe",
     "SafeSeen",
     "Slot",
@@ -157,6 +172,8 @@ __all__ = [
     "drift",
     "format_versions",
     "in_use_lacking",
+    "job_to_read",
+    "judge",
     "labels",
     "needs_apply",
     "observe_conditions",
@@ -166,6 +183,7 @@ __all__ = [
     "plan",
     "plan_configmap",
     "plan_deployment",
+    "plan_job",
     "plan_safe",
     "plan_status",
     "plan_versions",
@@ -177,6 +195,7 @@ __all__ = [
     "reads",
     "registered_versions",
     "render_worker_config",
+    "replay_gate",
     "replica_failure",
     "replicas_released",
     "rollout_pending",
@@ -190,6 +209,7 @@ __all__ = [
     "store_status",
     "stranded",
     "with_kstatus",
+    "with_replay_check",
     "worker_config",
     "workers_lack",
 ]

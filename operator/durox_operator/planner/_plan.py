@@ -31,6 +31,9 @@ from durox_operator.planner._drain import AutoDrain, auto_drain, pinned_outside,
 from durox_operator.planner._drift import drift
 from durox_operator.planner._names import InvalidSpec, child_name
 from durox_operator.planner._ramp import SafeSeen, StartGate, plan_safe
+from durox_operator.planner._replaycheck import DeleteJob, Gate, RunJob, with_replay_check
+from durox_operator.planner._replaycheck import Event as CheckEvent
+from durox_operator.planner._replaycheck import gate as replay_gate
 from durox_operator.planner._rollout import rollout_pending
 from durox_operator.planner._spec import allow_version_removal, drain_enabled, spec_of
 from durox_operator.planner._status import (
@@ -88,6 +91,11 @@ class Observed:
     store_error: tuple[str, str] | None = None
     """(StoreObserved reason, message) when the store could not be observed: the pass goes
     on deciding from Kubernetes alone."""
+    replay_job: Obj | None = None
+    """The replay check's Job under way (`status.replayCheck.job`), if any, and its pods."""
+    replay_pods: tuple[Obj, ...] = ()
+    now: str = ""
+    """The pass's time (RFC 3339), for the replay check's retries; empty: none is due."""
     safe: SafeSeen | None = None
     """The gate instance and the ramp windows read for `planner.reads(registry)`."""
 
@@ -100,6 +108,9 @@ class Observed:
 
     def with_store(self, store: StoreView | None, error: tuple[str, str] | None = None) -> Observed:
         return dataclasses.replace(self, store=store, store_error=error)
+
+    def with_replay_job(self, job: Obj | None, pods: Sequence[Obj], now: str) -> Observed:
+        return dataclasses.replace(self, replay_job=job, replay_pods=tuple(pods), now=now)
 
     def with_safe(self, seen: SafeSeen | None) -> Observed:
         return dataclasses.replace(self, safe=seen)
@@ -154,7 +165,7 @@ class Delete:
     event: Event
 
 
-Step = Apply | HandOver | Delete | Event | StartGate
+Step = Apply | HandOver | Delete | Event | StartGate | RunJob | DeleteJob
 
 
 @dataclass(frozen=True)
@@ -196,6 +207,9 @@ class Plan:
     guard: Mapping[str, int] | None = None
     """NAME@version -> instances not ended, for versions in use that a worker of the new pod
     template lacks: the rollout is paused (the removal guard). None when it does not hold."""
+    replay: Gate | None = None
+    """The replay check of a new image (`_replaycheck`); None when the pass did not get that
+    far (the status then keeps the previous record)."""
     rollout: Mapping[str, Any] | None = None
     """`status.rollout`: the gate, the ramps, the versions they replaced (planner/_ramp.py)."""
     held_back: tuple[str, str] | None = None
@@ -247,6 +261,7 @@ class Plan:
                 rollout=self.rollout,
                 held_back=self.held_back,
             )
+        status = with_replay_check(self.registry, status, self.replay, now)
         if not status_changed(self.registry, status):
             return Report(None, ())
         events = tuple(
@@ -290,6 +305,15 @@ def plan(registry: Obj, observed: Observed) -> Plan:
 
     desired_dep = plan_deployment(registry, base)
     desired_drain = plan_deployment(registry, base, drain=True) if drain else None
+    # A new image or app replays the store's histories in a Job before any worker runs it.
+    check = replay_gate(
+        registry,
+        desired_dep,
+        observed.deployment,
+        observed.replay_job,
+        observed.replay_pods,
+        observed.now,
+    )
     # Old workers may lack a new version's handlers: while any may still serve (in either
     # pool), the file keeps the versions the ConfigMap activates now.
     pending = rollout_pending(spec, desired_dep, observed.deployment)
@@ -355,6 +379,7 @@ def plan(registry: Obj, observed: Observed) -> Plan:
     else:
         steps += _remove(registry, "drain_deployment", observed)
         steps += _remove(registry, "drain_configmap", observed)
+    steps = _with_check(steps, check)
     return Plan(
         registry,
         steps=tuple(steps),
@@ -371,7 +396,18 @@ def plan(registry: Obj, observed: Observed) -> Plan:
         # (A NAME held by a gate, a ramp or a rollback is not: every worker runs one template.)
         rolling=pending is not None or any(n not in versions.reasons for n in versions.held),
         drain_state=drain_state,
+        replay=check,
     )
+
+
+def _with_check(steps: list[Step], check: Gate) -> list[Step]:
+    """The check's own steps last (so `published_after` still counts the same steps); while it
+    holds, no write to either worker Deployment (the old workers keep serving as they are)."""
+    held: tuple[Slot, ...] = ("deployment", "drain_deployment") if check.hold else ()
+    own: list[Step] = [
+        Event(s.type, s.reason, s.message) if isinstance(s, CheckEvent) else s for s in check.steps
+    ]
+    return [s for s in steps if not (isinstance(s, Apply) and s.slot in held)] + own
 
 
 def _template_hash(deployment: Obj) -> str:

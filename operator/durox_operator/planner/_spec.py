@@ -26,6 +26,12 @@ class StoreSpec(TypedDict):
     operatorSecretRef: NotRequired[SecretRef]
 
 
+class ReplayCheckSpec(TypedDict, total=False):
+    mode: Literal["Enabled", "Skip"]
+    deadlineSeconds: int
+    maxHistories: int
+
+
 class GateSpec(TypedDict):
     orchestration: str
     input: NotRequired[Any]
@@ -45,6 +51,7 @@ class AnalysisSpec(TypedDict, total=False):
 
 class RolloutSpec(TypedDict, total=False):
     allowVersionRemoval: bool
+    replayCheck: ReplayCheckSpec
     gate: GateSpec
     steps: list[RampStepSpec]
     analysis: AnalysisSpec

@@ -29,6 +29,8 @@ from durox.replaycheck import (
     EXIT_INCOMPLETE,
     ReplayCheckError,
     replay_check,
+    summary_bytes,
+    summary_document,
 )
 from durox.worker import (
     App,
@@ -203,6 +205,14 @@ def _replay_check_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser
         default=".",
         help="directory put first on sys.path before importing --app (default: .)",
     )
+    r.add_argument(
+        "--summary-file",
+        type=Path,
+        metavar="PATH",
+        help="also write a one-line JSON summary (at most 4096 bytes) here, whatever the "
+        "outcome: the verdict, the exit status and the first divergence; in a Kubernetes Job, "
+        "/dev/termination-log, so the result is read from the pod's status without its logs",
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -246,11 +256,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _replay_check(args: argparse.Namespace) -> int:
     if not args.store:
-        return _cannot_run("--store is required when $DUROX_STORE_URL is not set")
+        return _cannot_run("--store is required when $DUROX_STORE_URL is not set", args)
     try:
         app = load_app(args.app, search_path=args.app_dir)
     except AppLoadError as exc:
-        return _cannot_run(str(exc))
+        return _cannot_run(str(exc), args)
     return asyncio.run(_replay_check_store(args, app))
 
 
@@ -261,11 +271,13 @@ async def _replay_check_store(args: argparse.Namespace, app: App) -> int:
     try:
         store = await asyncio.wait_for(open_existing_store(url, timeout=args.timeout), args.timeout)
     except StoreUrlError as exc:
-        return _cannot_run(scrubbed(str(exc), url))
+        return _cannot_run(scrubbed(str(exc), url), args)
     except TimeoutError:
-        return _cannot_run(f"cannot open the store {where}: no answer within {args.timeout:g} s")
+        return _cannot_run(
+            f"cannot open the store {where}: no answer within {args.timeout:g} s", args
+        )
     except (DuroxError, OSError, ValueError) as exc:
-        return _cannot_run(f"cannot open the store {where}: {scrubbed(str(exc), url)}")
+        return _cannot_run(f"cannot open the store {where}: {scrubbed(str(exc), url)}", args)
     try:
         report = await replay_check(
             store,
@@ -276,7 +288,7 @@ async def _replay_check_store(args: argparse.Namespace, app: App) -> int:
             shared_store=args.shared_store,
         )
     except ReplayCheckError as exc:
-        return _cannot_run(f"{where}: {scrubbed(str(exc), url)}")
+        return _cannot_run(f"{where}: {scrubbed(str(exc), url)}", args)
     finally:
         await store.close()
     report = dataclasses.replace(report, timeout_seconds=args.timeout)  # opening included
@@ -286,12 +298,27 @@ async def _replay_check_store(args: argparse.Namespace, app: App) -> int:
         print(report.to_text(store=where))
     if report.exit_code != 0:
         print(f"durox replay-check: {report.verdict()}", file=sys.stderr)
+    _write_summary(args, report.summary())
     return report.exit_code
 
 
-def _cannot_run(message: str) -> int:
+def _cannot_run(message: str, args: argparse.Namespace | None = None) -> int:
     print(f"durox replay-check: {message}", file=sys.stderr)
+    if args is not None:
+        _write_summary(args, summary_document(exit_code=CANNOT_RUN, verdict=message))
     return CANNOT_RUN
+
+
+def _write_summary(args: argparse.Namespace, summary: dict[str, object]) -> None:
+    """Best effort: the exit status already says the outcome, so a summary that cannot be
+    written is reported on stderr and changes nothing."""
+    path: Path | None = args.summary_file
+    if path is None:
+        return
+    try:
+        path.write_bytes(summary_bytes(summary))
+    except OSError as exc:
+        print(f"durox replay-check: cannot write the summary to {path}: {exc}", file=sys.stderr)
 
 
 def _dashboard(args: argparse.Namespace) -> int:

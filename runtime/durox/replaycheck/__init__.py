@@ -27,8 +27,12 @@ from durox.replaycheck._report import (
     EXIT_DIVERGED,
     EXIT_INCOMPLETE,
     REPORT_FORMAT,
+    SUMMARY_FORMAT,
+    SUMMARY_LIMIT,
     ReplayCheckReport,
     VersionReport,
+    summary_bytes,
+    summary_document,
 )
 
 __all__ = [
@@ -39,6 +43,8 @@ __all__ = [
     "EXIT_DIVERGED",
     "EXIT_INCOMPLETE",
     "REPORT_FORMAT",
+    "SUMMARY_FORMAT",
+    "SUMMARY_LIMIT",
     "Divergence",
     "DivergenceKind",
     "HasOrchestrations",
@@ -49,4 +55,6 @@ __all__ = [
     "VersionReport",
     "replay_check",
     "replay_execution",
+    "summary_bytes",
+    "summary_document",
 ]

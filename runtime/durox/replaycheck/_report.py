@@ -7,6 +7,7 @@ fields may be added without changing it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,9 @@ from typing import Any
 from durox.replaycheck._replay import Divergence
 
 REPORT_FORMAT = "durox.replay-check/v1"
+SUMMARY_FORMAT = "durox.replay-check-summary/v1"
+SUMMARY_LIMIT = 4096
+"""Bytes a summary may take: what Kubernetes keeps of a container's termination message."""
 
 EXIT_CLEAN = 0
 EXIT_DIVERGED = 1
@@ -121,6 +125,21 @@ class ReplayCheckReport:
             "versions": [v.to_json() for v in self.versions],
         }
 
+    def summary(self) -> dict[str, Any]:
+        """The verdict in a few hundred bytes, for a reader that cannot take the whole report:
+        a Kubernetes termination message (`--summary-file /dev/termination-log`) keeps only
+        4096 bytes. The first divergence is given whole; the others only counted."""
+        found = self.divergences
+        return summary_document(
+            exit_code=self.exit_code,
+            verdict=self.verdict(),
+            histories_checked=self.histories_checked,
+            divergences=len(found),
+            first=_divergence_json(found[0]) | {"name": found[0].name, "version": found[0].version}
+            if found
+            else None,
+        )
+
     def to_text(self, *, store: str | None = None) -> str:
         """For a person at a terminal: one line per version, one per divergence, a verdict."""
         lines = [
@@ -168,6 +187,42 @@ class ReplayCheckReport:
                 "no divergence among those checked"
             )
         return f"OK: no divergence ({checked})"
+
+
+def summary_document(
+    *,
+    exit_code: int,
+    verdict: str,
+    histories_checked: int = 0,
+    divergences: int = 0,
+    first: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The summary's fields (`SUMMARY_FORMAT`), also for a check that could not run at all
+    (exit 2, `verdict` the reason). Long strings are cut so that the JSON fits
+    `SUMMARY_LIMIT` bytes."""
+    doc: dict[str, Any] = {
+        "format": SUMMARY_FORMAT,
+        "ok": exit_code == EXIT_CLEAN,
+        "exit_code": exit_code,
+        "verdict": verdict[:1000],
+        "histories_checked": histories_checked,
+        "divergences": divergences,
+        "first_divergence": None
+        if first is None
+        else {k: v[:300] if isinstance(v, str) else v for k, v in first.items()},
+    }
+    if len(summary_bytes(doc)) > SUMMARY_LIMIT:  # only with many multi-byte characters
+        doc["verdict"] = verdict[:200]
+        if first is not None:
+            doc["first_divergence"] = {
+                k: v[:60] if isinstance(v, str) else v for k, v in first.items()
+            }
+    return doc
+
+
+def summary_bytes(doc: Mapping[str, Any]) -> bytes:
+    """A summary as written: compact UTF-8 JSON, one line."""
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _divergence_json(d: Divergence) -> dict[str, Any]:

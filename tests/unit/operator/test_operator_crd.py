@@ -147,6 +147,11 @@ def test_the_planners_typed_views_match_the_crd_schema() -> None:
         (_spec.WorkerSpec, props["worker"], "spec.worker"),
         (_spec.PodSpec, props["pod"], "spec.pod"),
         (_spec.RolloutSpec, props["rollout"], "spec.rollout"),
+        (
+            _spec.ReplayCheckSpec,
+            props["rollout"]["properties"]["replayCheck"],
+            "spec.rollout.replayCheck",
+        ),
         (_spec.GateSpec, props["rollout"]["properties"]["gate"], "spec.rollout.gate"),
         (_spec.RampStepSpec, props["rollout"]["properties"]["steps"]["items"], "steps[]"),
         (_spec.AnalysisSpec, props["rollout"]["properties"]["analysis"], "spec.rollout.analysis"),

@@ -296,7 +296,7 @@ def test_the_guard_lifts_once_the_version_has_no_instances_left() -> None:
 
 def test_allow_version_removal_overrides_the_guard() -> None:
     body, rolling = _first_new_worker_reports(registry())
-    body["spec"]["rollout"] = {"allowVersionRemoval": True}
+    body["spec"]["rollout"] = {**body["spec"]["rollout"], "allowVersionRemoval": True}
     result = planner.plan(body, rolling)
     assert result.guard is None
     assert all("paused" not in a.obj["spec"] for a in result.applies)
@@ -481,8 +481,10 @@ def _steps(result: Plan) -> list[tuple[str, str]]:
             out.append((s.slot, s.event.reason))
         elif isinstance(s, planner.HandOver):
             out.append((s.slot, "handover"))
-        else:
+        elif isinstance(s, planner.StartGate):
             out.append(("start gate", s.instance_id))
+        else:
+            out.append(("job", type(s).__name__))
     return out
 
 

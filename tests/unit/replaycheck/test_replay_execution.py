@@ -158,9 +158,13 @@ def test_the_public_surface_is_pinned() -> None:
         "REPORT_FORMAT",
         "ReplayCheckError",
         "ReplayCheckReport",
+        "SUMMARY_FORMAT",
+        "SUMMARY_LIMIT",
         "SkipReason",
         "Skipped",
         "VersionReport",
         "replay_check",
         "replay_execution",
+        "summary_bytes",
+        "summary_document",
     ]
