@@ -41,6 +41,9 @@ def _registry(name: str = "orders", **spec: Any) -> dict[str, Any]:
             "app": "orders.app:app",
             "store": {"secretRef": {"name": "store"}},
             "orchestrations": [{"name": "checkout", "versions": ["1.0.0", "1.1.0"]}],
+            # kwok runs no container: a replay check here would wait on a Job that replays
+            # nothing (tests/k8s/test_k8s_real_replay_check.py runs it on real pods).
+            "rollout": {"replayCheck": {"mode": "Skip"}},
         },
     }
     body["spec"].update(spec)
