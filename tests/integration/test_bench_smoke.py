@@ -90,3 +90,24 @@ def test_the_long_history_benchmark_runs_and_reports_both_ways(tmp_path: Path) -
         assert row["cold_ms"] > 0 and row["kept_ms"] > 0
     assert doc["memory"][0]["bytes_per_instance"] > 0
     assert doc["long_execution"]["kept_s"] > 0 and doc["long_execution"]["cold_s"] > 0
+
+
+@pytest.mark.timeout(120)
+def test_the_cache_memory_benchmark_keeps_every_instance_only_with_the_cache(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'runtime'}{os.pathsep}{ROOT}"}
+    out = tmp_path / "memory.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.cache_memory", "--instances", "40", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert (doc["cache_off"]["kept"], doc["cache_on"]["kept"]) == (0, 40)
+    for side in ("cache_off", "cache_on"):
+        assert doc[side]["peak_rss_mib"] >= doc[side]["rss_mib"] > 0
