@@ -18,28 +18,15 @@ from durox.core import events as ev
 from durox.core.context import OrchestrationContext
 from durox.core.replay import Suspended, TurnResult, run_turn_keeping
 from durox.core.retry import BackoffStrategy
+from durox.runtime._orchestrations import _decisions
 from tests.unit.histories import ENGINE, T0, resolver, start, turn
 
 Ctx = OrchestrationContext
 
 
 def decisions(r: TurnResult) -> tuple[Any, ...]:
-    return (
-        r.execution_id,
-        r.new_events,
-        r.status,
-        r.output,
-        r.error,
-        r.custom_status,
-        r.activities,
-        r.timers,
-        r.messages,
-        r.cancelled_activities,
-        r.traces,
-        r.dropped,
-        r.started_execution,
-        r.mismatch,
-    )
+    """What verify mode compares (the runtime's own list), and the mismatch besides."""
+    return (*_decisions(r), r.mismatch)
 
 
 def first(fn: Any, messages: list[ev.Message], now: int) -> tuple[Any, Suspended | None]:
