@@ -59,6 +59,15 @@ async def wait(ctx: OrchestrationContext, seconds: float) -> str:
     return "woke"
 
 
+async def tick(ctx: OrchestrationContext, spec: list[float]) -> int:
+    """`spec` is [count, seconds]: `count` timers of `seconds` one after another, so the
+    workers append history at a steady pace for as long as it runs, whatever else is done."""
+    count, seconds = int(spec[0]), spec[1]
+    for _ in range(count):
+        await ctx.schedule_timer(timedelta(seconds=seconds))
+    return count
+
+
 async def broken(ctx: OrchestrationContext, x: int) -> int:
     raise RuntimeError(f"broken on every turn ({x})")
 
@@ -84,6 +93,7 @@ app = App(
     .register("Pipeline", pipeline)
     .register("Slow", slow)
     .register("Wait", wait)
+    .register("Tick", tick)
     .register("Broken", broken)
     .register("TimesOut", times_out)
     .register("Orphan", orphan)

@@ -30,7 +30,8 @@ pytestmark = pytest.mark.timeout(300)
 
 N = 300
 LATE = 50  # started once the disk is full: refused then, started again after
-WAKERS = 10  # timers due just after the fill: the workers have a turn to write whatever the pace
+WAKERS = 10  # instances that keep writing through the fill, whatever the pace of the rest
+TICKS = [150, 0.2]  # each: 150 timers of 0.2 s, about 30 s of steady history appends
 FULL_FOR = 10.0  # seconds the disk stays full while the workers keep trying
 
 
@@ -62,8 +63,11 @@ async def test_a_full_disk_stops_work_cleanly_and_it_resumes(scratch: Path, logs
             await client.start_orchestration(f"p-{i}", "Pipeline", i)
         await wait_for(lambda: _at_least(provider, N // 5), "a fifth completes", 120)
 
-        for i in range(WAKERS):  # work that is certain to write after the fill
-            await client.start_orchestration(f"wake-{i}", "Wait", 3.0)
+        # Work that is certain to need new pages after the fill. A few one-off writes are not
+        # (they can land in free space left in pages already allocated, and on a fast machine
+        # every pipeline may finish first); a steady stream of appended history is.
+        for i in range(WAKERS):
+            await client.start_orchestration(f"wake-{i}", "Tick", TICKS)
         # fill the volume: every byte left goes to a ballast file
         sh("dd", "if=/dev/zero", f"of={small / 'ballast'}", "bs=64k", check=False)
         t_full = time.monotonic()
