@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from durox.worker_config import WorkerConfig
-from durox_operator.model import NORMALLY_TRUE, TEMPLATE_ANNOTATION, WARNINGS, Obj
+from durox_operator.model import NORMALLY_TRUE, TEMPLATE_ANNOTATION, WARNINGS, Condition, Obj
 from durox_operator.planner._children import (
     controlled_by,
     plan_configmap,
@@ -264,18 +264,27 @@ class Plan:
         status = with_replay_check(self.registry, status, self.replay, now)
         if not status_changed(self.registry, status):
             return Report(None, ())
-        events = tuple(
-            Event(
-                "Warning"
-                if cond.reason in WARNINGS
-                and (cond.status == "True") != (cond.type in NORMALLY_TRUE)
-                else "Normal",
-                cond.reason,
-                f"{cond.type}={cond.status}: {cond.message}",
-            )
-            for cond in condition_events(self.registry, status)
+        return Report(status, _condition_events(condition_events(self.registry, status)))
+
+
+def _condition_events(changed: Sequence[Condition]) -> tuple[Event, ...]:
+    """One Event per reason. Several conditions often flip for one cause (a failed replay check
+    sets Degraded=True and Progressing=False, both for ReplayCheckFailed); a reader of
+    `kubectl get events` should see that cause once, as a Warning if any of its flips is bad
+    news, with the message of the flip that is, and every flip named in front of it, that one first."""
+    by_reason: dict[str, list[tuple[bool, Condition]]] = {}
+    for cond in changed:
+        bad = cond.reason in WARNINGS and (cond.status == "True") != (cond.type in NORMALLY_TRUE)
+        by_reason.setdefault(cond.reason, []).append((bad, cond))
+    events = []
+    for reason, flips in by_reason.items():
+        bad = any(b for b, _ in flips)
+        lead = next(c for b, c in flips if b == bad)
+        names = ", ".join(
+            f"{c.type}={c.status}" for c in (lead, *(c for _, c in flips if c is not lead))
         )
-        return Report(status, events)
+        events.append(Event("Warning" if bad else "Normal", reason, f"{names}: {lead.message}"))
+    return tuple(events)
 
 
 def plan(registry: Obj, observed: Observed) -> Plan:

@@ -523,3 +523,16 @@ def test_the_same_image_in_a_changed_template_is_checked_again() -> None:
     assert new_job["spec"]["template"]["spec"]["containers"][0]["image"] == NEW
     assert after["status"]["replayCheck"]["phase"] == "Running"
     assert not _deployment_applied(result)
+
+
+def test_a_failed_check_posts_one_event_naming_both_flips() -> None:
+    # Degraded=True and Progressing=False flip for the same cause: one Warning, not a Warning
+    # and a Normal Event with the same reason.
+    body, observed, job = _held_by_running_check()
+    done, pods = _finished_job(job, exit_code=1, summary=DIVERGED)
+    result, _ = _pass(body, observed.with_replay_job(done, pods, NOW))
+    report = result.report(observed, NOW)
+    failed = [e for e in report.events if e.reason == "ReplayCheckFailed"]
+    assert [e.type for e in failed] == ["Warning"], failed
+    assert failed[0].message.startswith("Degraded=True, Progressing=False: "), failed[0].message
+    assert "found a divergence" in failed[0].message
