@@ -82,8 +82,12 @@ def with_kstatus(conditions: list[Condition]) -> list[Condition]:
     avail, prog, degraded = by_type["Available"], by_type["Progressing"], by_type["Degraded"]
     if degraded.status == "True":
         ready = Condition("Ready", "False", degraded.reason, degraded.message)
+        # Not "cannot reach the spec": a rollback or a failed check holds on purpose.
         reconciling = Condition(
-            "Reconciling", "False", "Stalled", "stalled: the workers cannot reach the spec"
+            "Reconciling",
+            "False",
+            "Stalled",
+            f"on hold until someone acts on {degraded.reason} (see Degraded)",
         )
         stalled = Condition("Stalled", "True", degraded.reason, degraded.message)
     elif prog.status == "True":

@@ -536,3 +536,12 @@ def test_a_failed_check_posts_one_event_naming_both_flips() -> None:
     assert [e.type for e in failed] == ["Warning"], failed
     assert failed[0].message.startswith("Degraded=True, Progressing=False: "), failed[0].message
     assert "found a divergence" in failed[0].message
+
+
+def test_a_held_registry_says_what_holds_it_in_reconciling() -> None:
+    body, observed, job = _held_by_running_check()
+    done, pods = _finished_job(job, exit_code=1, summary=DIVERGED)
+    _, after = _pass(body, observed.with_replay_job(done, pods, NOW))
+    reconciling = _cond(after["status"], "Reconciling")
+    assert (reconciling["status"], reconciling["reason"]) == ("False", "Stalled")
+    assert "ReplayCheckFailed" in reconciling["message"], reconciling["message"]
