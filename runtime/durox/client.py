@@ -106,9 +106,15 @@ class Client:
             )
 
     async def cancel_instance(self, instance_id: str, reason: str = "cancelled by client") -> None:
-        """Cancel an instance; its running sub-orchestrations are cancelled with it."""
+        """Cancel an instance; its running sub-orchestrations are cancelled with it. An
+        instance started but not yet picked up is cancelled in its first turn; one that has
+        already ended ignores it. `InstanceNotFoundError` if there is no such instance and no
+        start queued for it (nothing is sent then)."""
         _check_id(instance_id)
-        await self.provider.enqueue_orchestrator_message(ev.CancelRequest(instance_id, reason))
+        if not await self.provider.enqueue_event(ev.CancelRequest(instance_id, reason)):
+            raise InstanceNotFoundError(
+                f"no instance {instance_id!r} (nor a start queued for it) to cancel"
+            )
 
     async def get_orchestration_status(self, instance_id: str) -> OrchestrationStatus:
         info = await self.provider.get_instance(instance_id)

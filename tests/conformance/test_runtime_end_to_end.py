@@ -219,6 +219,25 @@ async def test_cancelling_a_waiting_instance(live: Store) -> None:
     assert status.status == "Cancelled"
 
 
+async def test_cancelling_an_instance_that_does_not_exist_fails_at_the_call_site(
+    live: Store,
+) -> None:
+    client = Client(live)
+    with pytest.raises(InstanceNotFoundError, match=r"'nobody'.*to cancel"):
+        await client.cancel_instance("nobody", "typo")
+    depths = await client.get_queue_depths()
+    assert (depths.orchestrator_ready, depths.orchestrator_delayed) == (0, 0)  # nothing sent
+
+
+async def test_a_cancel_before_the_first_turn_is_kept_and_cancels_it(live: Store) -> None:
+    client = Client(live)
+    await client.start_orchestration("early", "Waiter")
+    await client.cancel_instance("early", "changed my mind")
+    async with running(live, ACTS, ORCHS):
+        status = await client.wait_for_orchestration("early", 20)
+    assert status.status == "Cancelled"
+
+
 async def test_an_unknown_orchestration_is_poisoned_after_max_attempts(live: Store) -> None:
     client = Client(live)
     async with running(live, ACTS, ORCHS, max_attempts=3):

@@ -127,10 +127,11 @@ class Provider(abc.ABC):
         """Enqueue a message for an instance (events, cancellation)."""
 
     @abc.abstractmethod
-    async def enqueue_event(self, message: ev.ExternalEvent) -> bool:
-        """Enqueue an external event if its instance exists (in any status) or a client start
-        for it is queued, checked and inserted atomically; False, and nothing enqueued, if
-        neither. An event that arrives before the first turn is kept for it."""
+    async def enqueue_event(self, message: ev.ExternalEvent | ev.CancelRequest) -> bool:
+        """Enqueue a client's external event or cancel request if its instance exists (in any
+        status) or a client start for it is queued, checked and inserted atomically; False,
+        and nothing enqueued, if neither. A message that arrives before the first turn is kept
+        for it."""
 
     @abc.abstractmethod
     async def fetch_orchestration_items(

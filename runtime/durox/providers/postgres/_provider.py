@@ -145,10 +145,14 @@ class PostgresProvider(Store):
             db.now(),
         )
 
-    async def enqueue_event(self, message: ev.ExternalEvent) -> bool:
+    async def enqueue_event(self, message: ev.ExternalEvent | ev.CancelRequest) -> bool:
         db = self._db
         queued = await db.fetchval(
-            "enqueue_event", message.instance_id, encode_message(message), db.now()
+            "enqueue_event",
+            message.instance_id,
+            encode_message(message),
+            db.now(),
+            type(message).__name__,
         )
         return queued is not None
 

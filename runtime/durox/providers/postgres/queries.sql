@@ -17,7 +17,8 @@ SELECT {schema}.durox_start_instance($1, $2, $3)
 SELECT {schema}.durox_enqueue($1, $2, $3, $4, $5)
 
 -- name: enqueue_event
--- (instance id, ExternalEvent message, clock or NULL) -> the new row's id, or no row (and
+-- (instance id, message, clock or NULL, kind: ExternalEvent or CancelRequest) -> the new
+-- row's id, or no row (and
 -- nothing enqueued) when there is no instance and no client start queued for it. One
 -- statement, one snapshot: a first turn inserts the instance row and deletes its start in one
 -- commit, so the snapshot sees one or the other, never neither. No row locks: after waiting
@@ -30,7 +31,7 @@ WITH known AS (
                   WHERE instance_id = $1 AND kind = 'StartOrchestration')
 ), queued AS (
     INSERT INTO {schema}.orchestrator_queue (instance_id, kind, data, visible_at, created_at)
-    SELECT $1, 'ExternalEvent', $2, now, now FROM known
+    SELECT $1, $4::text, $2, now, now FROM known
     RETURNING id
 )
 SELECT q.id FROM queued q

@@ -140,10 +140,10 @@ class SqliteProvider(SqliteAdmin, Store):
 
     proves_turn_state = True
 
-    async def enqueue_event(self, message: ev.ExternalEvent) -> bool:
+    async def enqueue_event(self, message: ev.ExternalEvent | ev.CancelRequest) -> bool:
         now = self._clock()
         i = message.instance_id
-        args = (i, encode_message(message), now, now, i, i)
+        args = (i, type(message).__name__, encode_message(message), now, now, i, i)
         sql = self._sql["enqueue_event"]
         queued: int = await self._db.run(lambda c: c.execute(sql, args).rowcount)
         if queued:

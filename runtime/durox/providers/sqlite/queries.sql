@@ -16,11 +16,11 @@ INSERT INTO orchestrator_queue (instance_id, kind, data, visible_at, created_at)
 VALUES (?, ?, ?, ?, ?);
 
 -- name: enqueue_event
--- (instance id, ExternalEvent message, visible at, now, instance id, instance id): only for an
--- instance that exists or whose client start is queued; one statement, so nothing can come
--- between the check and the insert.
+-- (instance id, kind (ExternalEvent or CancelRequest), message, visible at, now, instance id,
+-- instance id): only for an instance that exists or whose client start is queued; one
+-- statement, so nothing can come between the check and the insert.
 INSERT INTO orchestrator_queue (instance_id, kind, data, visible_at, created_at)
-SELECT ?, 'ExternalEvent', ?, ?, ?
+SELECT ?, ?, ?, ?, ?
 WHERE EXISTS (SELECT 1 FROM instances WHERE instance_id = ?)
    OR EXISTS (SELECT 1 FROM orchestrator_queue
               WHERE instance_id = ? AND kind = 'StartOrchestration');

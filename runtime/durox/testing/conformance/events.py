@@ -1,4 +1,5 @@
-"""External events (`enqueue_event`): accepted only for an instance the store knows.
+"""Client messages (`enqueue_event`: external events, cancel requests): accepted only for an
+instance the store knows.
 
 A client raising an event to an id that names nothing must hear so at once: a worker would
 otherwise fetch the event, find no execution and drop it without a word. "Knows" means an
@@ -59,3 +60,20 @@ async def test_an_event_for_a_deleted_instance_is_refused(store: Harness) -> Non
     assert await store.p.delete_instance("gone") == 1
     assert await store.p.enqueue_event(ev.ExternalEvent("gone", "go", None)) is False
     assert await store.fetch() is None
+
+
+async def test_a_cancel_request_is_queued_by_kind_only_for_a_known_instance(
+    store: Harness,
+) -> None:
+    # Client.cancel_instance goes the same way: refused for an unknown id, kept for a start
+    # that has not run yet, and stored as a CancelRequest (its kind column included, which
+    # the fetch reads), not as an event.
+    assert await store.p.enqueue_event(ev.CancelRequest("nobody", "stop")) is False
+    assert await store.fetch() is None
+    await store.start("i1", "Flow", "in")
+    assert await store.p.enqueue_event(ev.CancelRequest("i1", "stop")) is True
+    item = await store.must_fetch()
+    assert item.messages == [
+        ev.StartOrchestration("i1", "Flow", None, "in"),
+        ev.CancelRequest("i1", "stop"),
+    ]
