@@ -56,10 +56,16 @@ async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[s
 
 
 async def dashboard(
-    url: str, *, allow_writes: bool = False, sample_every: float = 15.0
+    url: str,
+    *,
+    allow_writes: bool = False,
+    sample_every: float = 15.0,
+    public_url: str | None = None,
 ) -> tuple[Dashboard, Store]:
     store = await open_existing_store(url)
-    settings = DashboardSettings(url, allow_writes=allow_writes, sample_every=sample_every)
+    settings = DashboardSettings(
+        url, allow_writes=allow_writes, sample_every=sample_every, public_url=public_url
+    )
     client = TestClient(TestServer(build_app(Client(store), settings)))
     await client.start_server()
     return client, store
@@ -310,6 +316,37 @@ async def test_writes_when_allowed_need_a_form_from_the_dashboard(url: str) -> N
     finally:
         await client.close()
         await store.close()
+
+
+async def test_writes_behind_a_proxy_need_the_public_url(url: str) -> None:
+    # A proxy that ends TLS: the browser's Origin is https, the dashboard hears http.
+    proxy = {"Origin": "https://durox.example"}
+    for public in (None, "https://durox.example"):
+        client, store = await dashboard(url, allow_writes=True, public_url=public)
+        try:
+            html = await page(client, "/instances/order-waiting-a")
+            token = re.search(r'name="csrf" value="([^"]+)"', html)
+            assert token is not None
+            response = await client.post(
+                "/instances/order-waiting-a/cancel",
+                data={"csrf": token[1], "reason": "via the proxy"},
+                headers=proxy,
+                allow_redirects=False,
+            )
+            if public is None:  # refused, and told how to fix it
+                assert response.status == 403
+                assert "--public-url https://durox.example" in await response.text()
+            else:
+                assert response.status == 303
+            evil = await client.post(
+                "/instances/order-waiting-a/cancel",
+                data={"csrf": token[1]},
+                headers={"Origin": "https://evil.example"},
+            )
+            assert evil.status == 403  # the public URL is trusted, nothing else
+        finally:
+            await client.close()
+            await store.close()
 
 
 async def test_the_sampler_adds_a_sample_per_interval(url: str) -> None:

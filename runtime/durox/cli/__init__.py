@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from durox.errors import DuroxError
 from durox.replaycheck import (
@@ -140,6 +141,13 @@ def _dashboard_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="offer cancel and raise-event forms on instance pages (off by default)",
     )
     d.add_argument(
+        "--public-url",
+        type=_origin,
+        metavar="URL",
+        help="the scheme://host[:port] browsers use when a proxy stands in front (one that "
+        "ends TLS, say): write forms posted from there are accepted as the dashboard's own",
+    )
+    d.add_argument(
         "--sample-every",
         type=_positive_float,
         default=15.0,
@@ -227,6 +235,20 @@ def _positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError("must be more than 0")
     return value
+
+
+def _origin(text: str) -> str:
+    """A browser's Origin: scheme and host (and port), nothing after them."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+        raise argparse.ArgumentTypeError(
+            "must be http(s)://host[:port], e.g. https://durox.example"
+        )
+    if parts.query or parts.fragment or "@" in parts.netloc:
+        raise argparse.ArgumentTypeError(
+            "must be http(s)://host[:port], e.g. https://durox.example"
+        )
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -338,6 +360,7 @@ def _dashboard(args: argparse.Namespace) -> int:
     settings = DashboardSettings(
         store_url=args.store,
         allow_writes=args.allow_writes,
+        public_url=args.public_url,
         sample_every=args.sample_every,
         keep=max(1, int(args.keep_hours * 3600 / args.sample_every)),
     )

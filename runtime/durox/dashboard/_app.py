@@ -58,6 +58,9 @@ class DashboardSettings:
     """Samples kept (24 hours at the default interval)."""
     failed_since: timedelta = timedelta(hours=1)
     stale_after: timedelta = timedelta(seconds=30)
+    public_url: str | None = None
+    """The scheme://host[:port] browsers use when a proxy (one that ends TLS, say) stands in
+    front: write forms posted from it are accepted as the dashboard's own."""
 
 
 CLIENT = web.AppKey("client", Client)
@@ -286,8 +289,18 @@ async def _checked_form(request: web.Request) -> Any:
     if site is not None and site not in ("same-origin", "none"):
         raise web.HTTPForbidden(text="cross-site request refused")
     origin = request.headers.get("Origin")
-    if origin is not None and origin != f"{request.scheme}://{request.host}":
-        raise web.HTTPForbidden(text="cross-origin request refused")
+    own = f"{request.scheme}://{request.host}"
+    public = request.app[SETTINGS].public_url
+    if origin is not None and origin not in (own, public):
+        behind = (
+            ""
+            if public
+            else (
+                f"; if browsers reach this dashboard at {origin} through a proxy, start it with "
+                f"--public-url {origin}"
+            )
+        )
+        raise web.HTTPForbidden(text=f"cross-origin request refused: {origin} is not {own}{behind}")
     form = await request.post()
     token = str(form.get("csrf") or "")
     if not hmac.compare_digest(token.encode(), request.app[TOKEN].encode()):

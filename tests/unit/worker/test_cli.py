@@ -125,6 +125,19 @@ def test_replay_check_refuses_bad_limits(
     assert "replay-check: error: argument" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["ftp://durox.example", "https://", "https://durox.example/ui", "https://u@durox.example"],
+)
+def test_dashboard_refuses_a_public_url_that_is_not_an_origin(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["dashboard", "--store", "sqlite:///x.db", "--public-url", url])
+    assert exit_.value.code == 2
+    assert "--public-url: must be http(s)://host[:port]" in capsys.readouterr().err
+
+
 def test_replay_check_without_a_store_says_so_in_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
