@@ -12,9 +12,11 @@ It also reads the cache's own estimate of what it holds (`InstanceCache.bytes`, 
 byte budget bounds), so the two can be compared. `--input-bytes N` starts each instance with an
 N-character string instead of a number: the activity hands it back, so the kept coroutine holds
 it twice and its history carries it three times, the case where the estimate and the resident
-memory part most.
+memory part most. `--input-kind dict` makes it a flat object of about that many bytes of small
+entries instead, which decodes into far more memory than its JSON takes: the opposite case.
 
-    python -m bench.cache_memory [--instances 10000] [--input-bytes 0] [--out FILE]
+    python -m bench.cache_memory [--instances 10000] [--input-bytes 0] [--input-kind string]
+        [--out FILE]
 """
 
 from __future__ import annotations
@@ -40,7 +42,17 @@ def _proc_kib(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-async def _child(instances: int, cache: int, db: Path, input_bytes: int) -> dict[str, Any]:
+def _payload(i: int, input_bytes: int, kind: str) -> Any:
+    if not input_bytes:
+        return i
+    if kind == "dict":  # "k000001":1, is 12 bytes of JSON
+        return {f"k{i:02d}{j:05d}": j for j in range(input_bytes // 12)}
+    return f"{i:08d}".ljust(input_bytes, "x")
+
+
+async def _child(
+    instances: int, cache: int, db: Path, input_bytes: int, kind: str
+) -> dict[str, Any]:
     from durox import (
         ActivityRegistry,
         Client,
@@ -69,8 +81,7 @@ async def _child(instances: int, cache: int, db: Path, input_bytes: int) -> dict
     runtime = await Runtime.start(provider, activities, orchestrations, options)
     began = time.perf_counter()
     for i in range(instances):
-        payload: Any = i if not input_bytes else f"{i:08d}".ljust(input_bytes, "x")
-        await client.start_orchestration(f"w-{i:06d}", "Watch", payload)
+        await client.start_orchestration(f"w-{i:06d}", "Watch", _payload(i, input_bytes, kind))
     # Every instance waits for its event once no queue holds anything: each has run its two
     # turns and its activity (and is kept, when the cache is on).
     turns = runtime._turns  # the bench reads the cache it measures
@@ -95,6 +106,7 @@ async def _child(instances: int, cache: int, db: Path, input_bytes: int) -> dict
         "instances": instances,
         "cache": cache,
         "input_bytes": input_bytes,
+        "input_kind": kind,
         "kept": 0 if turns.cache is None else len(turns.cache),
         "estimated_mib": 0 if turns.cache is None else turns.cache.bytes / 1024 / 1024,
         "rss_before_runtime_mib": rss_idle / 1024,
@@ -107,7 +119,7 @@ async def _child(instances: int, cache: int, db: Path, input_bytes: int) -> dict
     return out
 
 
-def _run_child(instances: int, cache: int, input_bytes: int) -> dict[str, Any]:
+def _run_child(instances: int, cache: int, input_bytes: int, kind: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         done = subprocess.run(
             [
@@ -119,6 +131,7 @@ def _run_child(instances: int, cache: int, input_bytes: int) -> dict[str, Any]:
                 str(cache),
                 str(Path(tmp) / "mem.db"),
                 str(input_bytes),
+                kind,
             ],
             check=True,
             capture_output=True,
@@ -132,15 +145,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--instances", type=int, default=N_DEFAULT)
     ap.add_argument("--input-bytes", type=int, default=0)
+    ap.add_argument("--input-kind", choices=("string", "dict"), default="string")
     ap.add_argument("--out", type=Path)
-    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        n, cache, db, size = args.child
-        print(json.dumps(asyncio.run(_child(int(n), int(cache), Path(db), int(size)))))
+        n, cache, db, size, kind = args.child
+        print(json.dumps(asyncio.run(_child(int(n), int(cache), Path(db), int(size), kind))))
         return
-    off = _run_child(args.instances, 0, args.input_bytes)
-    on = _run_child(args.instances, args.instances, args.input_bytes)
+    off = _run_child(args.instances, 0, args.input_bytes, args.input_kind)
+    on = _run_child(args.instances, args.instances, args.input_bytes, args.input_kind)
     kept = max(1, on["kept"])
     per_kib = (on["rss_mib"] - off["rss_mib"]) * 1024 / kept
     estimated_kib = on["estimated_mib"] * 1024 / kept
