@@ -38,7 +38,7 @@ KEPT_OVERHEAD_BYTES: Final = 6 * 1024
 """What a kept state costs before its history counts: the suspended coroutine and its frame,
 the engine's per-execution state, the cache entry. bench.cache_memory measured 6.4 KiB of
 resident memory per kept instance for a small orchestration whose history encodes to about
-0.5 KiB (docs/instance-cache.md)."""
+0.4 KiB (docs/instance-cache.md)."""
 
 EVICTED_BY_COUNT: Final = "count"
 """An entry evicted, least recently used, because the cache held more than its capacity."""
