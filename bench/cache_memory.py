@@ -8,7 +8,15 @@ external event (so each is kept suspended after two turns), waits until every on
 reads the child's own VmHWM (peak resident set) and VmRSS from /proc. The same run with the
 cache off (size 0) is the baseline: the difference is what the cache holds.
 
-    python -m bench.cache_memory [--instances 10000] [--out FILE]
+It also reads the cache's own estimate of what it holds (`InstanceCache.bytes`, the figure the
+byte budget bounds), so the two can be compared. `--input-bytes N` starts each instance with an
+N-character string instead of a number: the activity hands it back, so the kept coroutine holds
+it twice and its history carries it three times, the case where the estimate and the resident
+memory part most. `--input-kind dict` makes it a flat object of about that many bytes of small
+entries instead, which decodes into far more memory than its JSON takes: the opposite case.
+
+    python -m bench.cache_memory [--instances 10000] [--input-bytes 0] [--input-kind string]
+        [--out FILE]
 """
 
 from __future__ import annotations
@@ -34,7 +42,17 @@ def _proc_kib(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-async def _child(instances: int, cache: int, db: Path) -> dict[str, Any]:
+def _payload(i: int, input_bytes: int, kind: str) -> Any:
+    if not input_bytes:
+        return i
+    if kind == "dict":  # "k000001":1, is 12 bytes of JSON
+        return {f"k{i:02d}{j:05d}": j for j in range(input_bytes // 12)}
+    return f"{i:08d}".ljust(input_bytes, "x")
+
+
+async def _child(
+    instances: int, cache: int, db: Path, input_bytes: int, kind: str
+) -> dict[str, Any]:
     from durox import (
         ActivityRegistry,
         Client,
@@ -45,24 +63,25 @@ async def _child(instances: int, cache: int, db: Path) -> dict[str, Any]:
     )
     from durox.providers import SqliteProvider
 
-    async def watch(ctx: OrchestrationContext, n: int) -> int:
-        seen: int = await ctx.schedule_activity("Read", n)
+    async def watch(ctx: OrchestrationContext, n: Any) -> Any:
+        seen = await ctx.schedule_activity("Read", n)
         await ctx.wait_for_event("stop")
         return seen
 
-    async def read(ctx: Any, n: int) -> int:
+    async def read(ctx: Any, n: Any) -> Any:
         return n
 
     orchestrations = OrchestrationRegistry.builder().register("Watch", watch).build()
     activities = ActivityRegistry.builder().register("Read", read).build()
     provider = await SqliteProvider.open(db)
     client = Client(provider)
-    options = RuntimeOptions(instance_cache_size=cache)
+    # No byte bound here: this measures what the kept states cost, so none may be evicted.
+    options = RuntimeOptions(instance_cache_size=cache, instance_cache_max_bytes=1 << 40)
     rss_idle = _proc_kib("VmRSS")
     runtime = await Runtime.start(provider, activities, orchestrations, options)
     began = time.perf_counter()
     for i in range(instances):
-        await client.start_orchestration(f"w-{i:06d}", "Watch", i)
+        await client.start_orchestration(f"w-{i:06d}", "Watch", _payload(i, input_bytes, kind))
     # Every instance waits for its event once no queue holds anything: each has run its two
     # turns and its activity (and is kept, when the cache is on).
     turns = runtime._turns  # the bench reads the cache it measures
@@ -86,7 +105,10 @@ async def _child(instances: int, cache: int, db: Path) -> dict[str, Any]:
     out = {
         "instances": instances,
         "cache": cache,
+        "input_bytes": input_bytes,
+        "input_kind": kind,
         "kept": 0 if turns.cache is None else len(turns.cache),
+        "estimated_mib": 0 if turns.cache is None else turns.cache.bytes / 1024 / 1024,
         "rss_before_runtime_mib": rss_idle / 1024,
         "rss_mib": _proc_kib("VmRSS") / 1024,
         "peak_rss_mib": _proc_kib("VmHWM") / 1024,
@@ -97,7 +119,7 @@ async def _child(instances: int, cache: int, db: Path) -> dict[str, Any]:
     return out
 
 
-def _run_child(instances: int, cache: int) -> dict[str, Any]:
+def _run_child(instances: int, cache: int, input_bytes: int, kind: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         done = subprocess.run(
             [
@@ -108,6 +130,8 @@ def _run_child(instances: int, cache: int) -> dict[str, Any]:
                 str(instances),
                 str(cache),
                 str(Path(tmp) / "mem.db"),
+                str(input_bytes),
+                kind,
             ],
             check=True,
             capture_output=True,
@@ -120,21 +144,27 @@ def _run_child(instances: int, cache: int) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--instances", type=int, default=N_DEFAULT)
+    ap.add_argument("--input-bytes", type=int, default=0)
+    ap.add_argument("--input-kind", choices=("string", "dict"), default="string")
     ap.add_argument("--out", type=Path)
-    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        n, cache, db = args.child
-        print(json.dumps(asyncio.run(_child(int(n), int(cache), Path(db)))))
+        n, cache, db, size, kind = args.child
+        print(json.dumps(asyncio.run(_child(int(n), int(cache), Path(db), int(size), kind))))
         return
-    off = _run_child(args.instances, 0)
-    on = _run_child(args.instances, args.instances)
-    per_kib = (on["rss_mib"] - off["rss_mib"]) * 1024 / max(1, on["kept"])
+    off = _run_child(args.instances, 0, args.input_bytes, args.input_kind)
+    on = _run_child(args.instances, args.instances, args.input_bytes, args.input_kind)
+    kept = max(1, on["kept"])
+    per_kib = (on["rss_mib"] - off["rss_mib"]) * 1024 / kept
+    estimated_kib = on["estimated_mib"] * 1024 / kept
     doc = {
         "machine": f"{os.cpu_count()} cores, {os.uname().release}",
         "cache_off": off,
         "cache_on": on,
         "kib_per_kept_instance": per_kib,
+        "estimated_kib_per_kept_instance": estimated_kib,
+        "estimate_over_rss": estimated_kib / per_kib if per_kib > 0 else None,
     }
     text = json.dumps(doc, indent=2)
     print(text)

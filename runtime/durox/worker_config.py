@@ -151,6 +151,14 @@ class WorkerConfig(BaseModel):
         le=1_000_000,
         description="Running instances kept in memory between turns (0: none); applies live.",
     )
+    instance_cache_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=0,
+        le=1024**4,
+        description="Budget for the kept instances' estimated memory (a fixed overhead plus "
+        "each one's encoded history, docs/instance-cache.md), least recently used evicted past "
+        "it; an instance larger than the whole budget is not kept (0: none kept); applies live.",
+    )
     sticky_window_seconds: float = Field(
         default=2.0,
         ge=0,

@@ -10,16 +10,23 @@ deleted and started again. A kept state is used only when the store proves it cu
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
 
 from durox import OrchestrationRegistry, RuntimeObserver
 from durox.core import events as ev
+from durox.core.codec import encoded_size
 from durox.core.compat import CURRENT_ENGINE
 from durox.core.versions import SemverRange
 from durox.providers import Provider
-from durox.runtime._cache import Kept
+from durox.runtime._cache import (
+    EVICTED_BY_BYTES,
+    KEPT_OVERHEAD_BYTES,
+    NOT_KEPT_OVERSIZED,
+    Kept,
+)
 from durox.runtime._orchestrations import TurnRunner
 from durox.testing import FakeClock, Harness, StoreFactory
 from tests.unit.scenario_support import options
@@ -251,6 +258,48 @@ async def test_a_history_skipped_for_a_state_gone_meanwhile_is_read_again(store:
     item = await turn(w1)
     assert item.history_skipped and w1.cache.hits == 1
     assert await output(store, "i") == ("Completed", [["a", 0], ["a", 1]])
+
+
+# ---- the byte budget: an estimate that grows with the history, and eviction past it ----------
+
+
+async def test_a_kept_states_estimate_grows_with_its_history(store: Harness) -> None:
+    w1 = runner(store, "w1")
+    tag = "x" * 1000  # every step's input and result carry it
+    await store.start("i", "Steps", {"n": 4, "tag": tag})
+    await turn(w1)
+    sizes = [w1.cache.bytes]
+    for _ in range(3):
+        await answer(store)
+        await turn(w1)
+        sizes.append(w1.cache.bytes)
+    assert (w1.cache.hits, w1.cache.misses, len(w1.cache)) == (3, 1, 1)
+    # Each kept turn added what it appended (a result and the next schedule: two tags) ...
+    assert all(later - earlier > 2 * len(tag) for earlier, later in pairwise(sizes))
+    # ... so the estimate is still the overhead plus the stored history, give or take a comma
+    # a turn, though no kept turn read that history.
+    stored = encoded_size(await store.p.read_history("i", 1))
+    assert abs(sizes[-1] - (KEPT_OVERHEAD_BYTES + stored)) <= 4
+
+
+async def test_a_tiny_byte_budget_falls_back_to_replay_and_decides_the_same(
+    store: Harness,
+) -> None:
+    budget = KEPT_OVERHEAD_BYTES + 2048  # about one small instance; none after a few steps
+    w1 = runner(store, "w1", verify_cached_turns=True, instance_cache_max_bytes=budget)
+    tags = {iid: iid * 150 for iid in "abc"}
+    for iid, tag in tags.items():
+        await store.start(iid, "Steps", {"n": 5, "tag": tag})
+    while items := await w1.fetch(1):
+        await w1.run(items[0])
+        assert w1.cache.bytes <= budget
+        await answer(store)
+    for iid, tag in tags.items():
+        assert await output(store, iid) == ("Completed", [[tag, i] for i in range(5)])
+    assert not w1.divergences  # every kept turn decided what a cold replay decided
+    assert w1.cache.hits > 0  # some turns did run on kept states ...
+    assert w1.cache.evictions[EVICTED_BY_BYTES] > 0  # ... others were evicted for room ...
+    assert w1.cache.evictions[NOT_KEPT_OVERSIZED] > 0  # ... or outgrew the budget: replayed
 
 
 FLIP = {"first": "Step"}

@@ -13,6 +13,7 @@ whether it is not JSON, not an object, of an unknown kind or malformed.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -62,6 +63,13 @@ def _explain(
 
 def encode_event(event: ev.Event) -> str:
     return _encode_text(event).decode()
+
+
+def encoded_size(events: Sequence[ev.Event]) -> int:
+    """The bytes `events` take encoded (as a store keeps them), give or take a comma each."""
+    if not events:
+        return 0
+    return len(_encode_text(events))
 
 
 def decode_event(text: str | bytes) -> ev.Event:

@@ -10,6 +10,18 @@ from durox.core.codec import DEFAULT_MAX_PAYLOAD_BYTES, check_max_payload_bytes
 from durox.core.versions import SemverRange
 from durox.errors import ConfigurationError
 
+DEFAULT_INSTANCE_CACHE_MAX_BYTES = 64 * 1024 * 1024
+"""64 MiB. The default count bound (1,000) of small instances is about 6.4 MiB measured, so this
+budget bites only when kept instances average more than 64 KiB each (large inputs, or
+orchestrations that hold large results), and then caps the cache at about what 10,000 small
+kept instances were measured to cost (+63 MiB resident, bench.cache_memory)."""
+
+
+def check_instance_cache_max_bytes(value: object) -> None:
+    """`ConfigurationError` unless `value` is a whole number of bytes, 0 or more."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(f"instance_cache_max_bytes must be an int of 0 or more: {value!r}")
+
 
 @dataclass(frozen=True)
 class RuntimeOptions:
@@ -51,6 +63,11 @@ class RuntimeOptions:
     """Running instances kept suspended in memory after their last turn on this worker, least
     recently used evicted; 0 keeps none (every turn replays the history). Used only on a store
     that proves a kept state current (`Provider.proves_turn_state`)."""
+    instance_cache_max_bytes: int = DEFAULT_INSTANCE_CACHE_MAX_BYTES
+    """A budget for the kept instances' estimated memory, least recently used evicted past it;
+    an instance whose own estimate is larger is not kept (its next turn replays). The estimate
+    is a fixed overhead plus the encoded size of the history (docs/instance-cache.md); 0 keeps
+    none."""
     sticky_window: timedelta = timedelta(seconds=2)
     """How long the next turn of an instance whose state a worker keeps waits for that worker
     before any worker takes it (measured from when its message became visible); zero: no
@@ -64,6 +81,7 @@ class RuntimeOptions:
             raise ConfigurationError("concurrency must be positive")
         if self.instance_cache_size < 0:
             raise ConfigurationError("instance_cache_size must be 0 or more")
+        check_instance_cache_max_bytes(self.instance_cache_max_bytes)
         if self.max_attempts < 1:
             raise ConfigurationError("max_attempts must be at least 1")
         check_max_payload_bytes(self.max_payload_bytes)
@@ -94,3 +112,7 @@ class RuntimeObserver:
 
     def on_instance_cache(self, kept: bool) -> None:
         """A turn ran on a kept state (`kept`) or replayed its history, with the cache on."""
+
+    def on_instance_cache_eviction(self, reason: str) -> None:
+        """A kept state was dropped to hold a bound: `count` or `bytes` (the least recently
+        used, evicted), or `oversized` (a state larger than the whole byte budget, not kept)."""

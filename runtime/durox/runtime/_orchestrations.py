@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from durox.core.codec import encoded_size
 from durox.core.compat import EngineIdentity
 from durox.core.context import OrchestrationContext
 from durox.core.poison import poison_turn
@@ -29,7 +30,7 @@ from durox.core.versions import SemverRange
 from durox.errors import DuroxError, HistoryDecodeError, LockLostError
 from durox.providers._base import InstanceUpdate, OrchestrationItem, Provider, TurnCommit
 from durox.registry import OrchestrationRegistry
-from durox.runtime._cache import InstanceCache, Kept
+from durox.runtime._cache import InstanceCache, Kept, kept_size
 from durox.runtime._options import RuntimeObserver, RuntimeOptions
 from durox.runtime._policy import backoff_ms, kind_of, log, ms, retry_or_poison
 from durox.runtime._work import StoreWork
@@ -77,11 +78,10 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
         self.replay_range = replay_range
         self._lock_ms = ms(options.orchestration_lock_timeout)
         self._sticky_ms = ms(options.sticky_window)
-        self.cache: InstanceCache | None = (
-            InstanceCache(options.instance_cache_size)
-            if options.instance_cache_size > 0 and provider.proves_turn_state
-            else None
-        )
+        self._cache_size = options.instance_cache_size
+        self._cache_bytes = options.instance_cache_max_bytes
+        self.cache: InstanceCache | None = None
+        self._size_cache()
         self.divergences: list[str] = []
         """Turns whose kept and cold runs decided differently (`verify_cached_turns`)."""
 
@@ -93,19 +93,34 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
             self._lock_ms, self.replay_range, count, kept=kept, sticky_ms=self._sticky_ms
         )
 
-    def tune(self, instance_cache_size: int | None, sticky_window_ms: int | None) -> None:
-        """Resize the cache (0: keep nothing) and change the sticky window, live."""
+    def tune(
+        self,
+        instance_cache_size: int | None,
+        sticky_window_ms: int | None,
+        instance_cache_max_bytes: int | None = None,
+    ) -> None:
+        """Resize the cache (0: keep nothing), change its byte budget (0: keep nothing) and the
+        sticky window, live; None leaves a setting as it is."""
         if sticky_window_ms is not None:
             self._sticky_ms = max(0, sticky_window_ms)
-        if instance_cache_size is None:
+        if instance_cache_size is None and instance_cache_max_bytes is None:
             return
-        if instance_cache_size <= 0 or not self.provider.proves_turn_state:
+        if instance_cache_size is not None:
+            self._cache_size = instance_cache_size
+        if instance_cache_max_bytes is not None:
+            self._cache_bytes = instance_cache_max_bytes
+        self._size_cache()
+
+    def _size_cache(self) -> None:
+        if self._cache_size <= 0 or self._cache_bytes <= 0 or not self.provider.proves_turn_state:
             self.forget()
             self.cache = None
         elif self.cache is None:
-            self.cache = InstanceCache(instance_cache_size)
+            self.cache = InstanceCache(
+                self._cache_size, self._cache_bytes, self.observer.on_instance_cache_eviction
+            )
         else:
-            self.cache.resize(instance_cache_size)
+            self.cache.resize(self._cache_size, self._cache_bytes)
 
     def forget(self) -> None:
         """Drop every kept state (the registry changed, or the runtime stops)."""
@@ -166,10 +181,11 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
             began = time.perf_counter()
             now_ms = self.provider.clock_ms()
             result: TurnResult | Unresolved | Dropped
+            kept_bytes: int | None = None  # the kept state's estimate, on a turn that used it
             if kept is not None:
                 self.cache.hits += 1  # type: ignore[union-attr]
                 self.observer.on_instance_cache(True)
-                suspended, kept = kept.state, None
+                suspended, kept_bytes, kept = kept.state, kept.size_bytes, None
                 result, state = suspended.resume(item.messages, now_ms)
                 if self.options.verify_cached_turns:
                     result, state = self._verify(item, registry, now_ms, result, state, extra)
@@ -195,6 +211,11 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
                 return
             await self._commit(item, result, keeps=state is not None and self.cache is not None)
             if state is not None and self.cache is not None:
+                if kept_bytes is not None:  # grows by what this turn appended only
+                    size = kept_bytes + encoded_size(result.new_events)
+                else:
+                    replayed = () if result.started_execution else item.history
+                    size = kept_size(replayed, result.new_events)
                 self.cache.keep(
                     item.instance_id,
                     Kept(
@@ -203,6 +224,7 @@ class TurnRunner(StoreWork[OrchestrationItem, TurnCommit]):
                         history_length=state.history_length,
                         registry=registry,
                         state=state,
+                        size_bytes=size,
                     ),
                 )
                 state = None

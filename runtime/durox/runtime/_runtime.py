@@ -15,7 +15,11 @@ from durox.providers._base import OrchestrationItem, Provider, WorkerRecord, Wor
 from durox.registry import ActivityRegistry, OrchestrationRegistry
 from durox.runtime._activities import ActivityRunner
 from durox.runtime._dispatch import Dispatcher, Tasks
-from durox.runtime._options import RuntimeObserver, RuntimeOptions
+from durox.runtime._options import (
+    RuntimeObserver,
+    RuntimeOptions,
+    check_instance_cache_max_bytes,
+)
 from durox.runtime._orchestrations import TurnRunner
 from durox.runtime._policy import kind_of, log, ms
 
@@ -150,6 +154,7 @@ class Runtime:
         revision: str | None = None,
         instance_cache_size: int | None = None,
         sticky_window: timedelta | None = None,
+        instance_cache_max_bytes: int | None = None,
     ) -> None:
         """Apply new version policies and replay range live, without dropping in-flight work.
 
@@ -157,10 +162,13 @@ class Runtime:
         execution start see the new settings. Raises `ConfigurationError` (and changes
         nothing) if a policy names an unregistered orchestration or version. New policies
         drop the kept instance states (they replay once from the store);
-        `instance_cache_size` and `sticky_window` resize the cache and change the window.
+        `instance_cache_size`, `instance_cache_max_bytes` and `sticky_window` resize the cache
+        and change the window.
         """
         if instance_cache_size is not None and instance_cache_size < 0:
             raise ConfigurationError("instance_cache_size must be 0 or more")
+        if instance_cache_max_bytes is not None:
+            check_instance_cache_max_bytes(instance_cache_max_bytes)
         registry = self.orchestrations
         if policies:
             registry = registry.with_policies(policies)
@@ -174,6 +182,7 @@ class Runtime:
         self._turns.tune(
             instance_cache_size,
             None if sticky_window is None else int(sticky_window.total_seconds() * 1000),
+            instance_cache_max_bytes,
         )
         self._beat_now.set()  # report the new settings now, not at the next heartbeat
         log.info(

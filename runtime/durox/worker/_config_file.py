@@ -145,6 +145,7 @@ def runtime_options(config: WorkerConfig, node_id: str | None) -> RuntimeOptions
         pool=config.pool,
         supported_replay_versions=requested_replay_range(config),
         instance_cache_size=config.instance_cache_size,
+        instance_cache_max_bytes=config.instance_cache_max_bytes,
         sticky_window=timedelta(seconds=config.sticky_window_seconds),
         max_payload_bytes=config.max_payload_bytes,
     )
@@ -182,6 +183,7 @@ class LiveConfig:
                 reset_replay_range=rng is None,
                 revision=new.revision,
                 instance_cache_size=new.instance_cache_size,
+                instance_cache_max_bytes=new.instance_cache_max_bytes,
                 sticky_window=timedelta(seconds=new.sticky_window_seconds),
             )
         except ConfigurationError as exc:

@@ -96,6 +96,14 @@ class WorkerMetrics(RuntimeObserver):
             ["result"],
             registry=r,
         )
+        self.cache_evictions = Counter(
+            "durox_instance_cache_evictions",
+            "Kept instance states dropped to hold the instance cache's bounds, by reason: "
+            "count or bytes (least recently used, evicted), oversized (larger than the whole "
+            "byte budget, not kept). Each replays from the store at its next turn.",
+            ["reason"],
+            registry=r,
+        )
         self.poisoned = Counter(
             "durox_poisoned", "Messages given up on after max_attempts.", ["kind"], registry=r
         )
@@ -146,6 +154,9 @@ class WorkerMetrics(RuntimeObserver):
 
     def on_instance_cache(self, kept: bool) -> None:
         self.cache_turns.labels("kept" if kept else "replayed").inc()
+
+    def on_instance_cache_eviction(self, reason: str) -> None:
+        self.cache_evictions.labels(reason).inc()
 
     # -- set by the worker --------------------------------------------------------------------
 

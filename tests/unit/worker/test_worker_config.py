@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import durox.worker
-from durox import Client, SemverRange, VersionPolicy
+from durox import Client, RuntimeOptions, SemverRange, VersionPolicy
 from durox.providers import SqliteProvider
 from durox.worker import (
     DRAIN_RANGE,
@@ -129,6 +129,16 @@ def test_the_instance_cache_settings_reach_the_runtime() -> None:
     assert (opts.instance_cache_size, opts.sticky_window.total_seconds()) == (7, 0.5)
     defaults = runtime_options(WorkerConfig(), None)
     assert (defaults.instance_cache_size, defaults.sticky_window.total_seconds()) == (1000, 2.0)
+
+
+def test_the_instance_cache_byte_budget_reaches_the_runtime_and_applies_live() -> None:
+    opts = runtime_options(parse_config("instance_cache_max_bytes: 1048576\n"), None)
+    assert opts.instance_cache_max_bytes == 1024 * 1024
+    # The file's default is the runtime's: the model cannot import it (see worker_config).
+    assert WorkerConfig().instance_cache_max_bytes == RuntimeOptions().instance_cache_max_bytes
+    with pytest.raises(ConfigFileError, match="instance_cache_max_bytes"):
+        parse_config("instance_cache_max_bytes: -1\n")
+    assert needs_restart(WorkerConfig(), WorkerConfig(instance_cache_max_bytes=0)) == []
 
 
 def test_the_payload_limit_reaches_the_runtime_and_is_bounded() -> None:
