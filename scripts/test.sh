@@ -64,4 +64,15 @@ if [ "$rc" -eq 5 ]; then
   echo "pytest collected no tests: that is a failure here" >&2
   exit 1
 fi
+# The full run also passes the store suites and the runtime's scenarios with the instance
+# cache off (the pass above runs them with it on, every kept turn checked against a cold
+# replay): both ways must hold, and a fallback path that only the cache hides is found here.
+if [ "$rc" -eq 0 ] && [ "$#" -eq 0 ]; then
+  echo "==> pytest, instance cache off: tests/conformance tests/unit/test_scenarios.py"
+  set +e
+  DUROX_TEST_INSTANCE_CACHE=off python -m pytest -p no:cacheprovider -q \
+    tests/conformance tests/unit/test_scenarios.py
+  rc=$?
+  set -e
+fi
 exit "$rc"

@@ -430,8 +430,9 @@ async def test_two_runtimes_share_the_work_and_every_kept_turn_is_right(
     assert a is not b and a.proves_turn_state
     client = Client(a)
     async with (
-        running(a, acts, REG, worker_node_id="a") as ra,
-        running(b, acts, REG, worker_node_id="b") as rb,
+        # the cache on whatever DUROX_TEST_INSTANCE_CACHE says: it is what this test is about
+        running(a, acts, REG, worker_node_id="a", instance_cache_size=1000) as ra,
+        running(b, acts, REG, worker_node_id="b", instance_cache_size=1000) as rb,
     ):
         ids = [f"s{i}" for i in range(12)]
         for i in ids:
