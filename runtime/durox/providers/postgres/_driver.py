@@ -19,6 +19,7 @@ import asyncpg
 
 from durox.errors import DuroxError, StoreUnavailableError
 from durox.providers._base import QueueKind
+from durox.providers._completions import Completions, CompletionWatch
 from durox.providers._rows import Clock, load_migrations, wall_ms
 from durox.providers._wakeups import Wakeups
 from durox.providers.postgres._errors import classify
@@ -172,7 +173,14 @@ class Database:
         self._clock = clock
         self._sql = queries(schema)
         self._channel = f"durox.{schema}"
+        self._ended_channel = f"durox.{schema}.ended"
+        """Where migration 0008's trigger announces an instance that ended (its id)."""
         self.wakeups = Wakeups(self.store_now)
+        self.completions = Completions(pushed=lambda: self._ended_listening)
+        self._ended_wanted = False
+        self._ended_listening = False
+        self._listen_conn: asyncpg.Connection | None = None
+        self._ended_task: asyncio.Task[None] | None = None
         self._offset_ms = 0
         """The database's clock minus this host's, as last measured (`sync_clock`)."""
         self.closed = False
@@ -196,6 +204,7 @@ class Database:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
         self.wakeups.wake_everyone()  # let idle dispatchers see the store is closed
+        self.completions.wake_everyone()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._pool.close(), 10)
 
@@ -280,6 +289,40 @@ class Database:
     async def wait_for_work(self, kind: QueueKind, timeout_s: float) -> None:
         await self.wakeups.wait(kind, timeout_s)
 
+    def watch_ended(self, instance_id: str) -> CompletionWatch | None:
+        """A `CompletionWatch` for `instance_id`, or None when this store does not listen.
+
+        The ended channel is listened to from the first wait on, not from connect: a worker
+        that never waits for an instance would otherwise receive a notification for every
+        instance that ends anywhere in the deployment. Until the LISTEN is in effect the
+        watch polls on the short schedule, and every waiter is woken once it is, so a status
+        read made before it is repeated after it."""
+        if self._listener is None or self.closed:
+            return None
+        watch = self.completions.watch(instance_id)
+        if not self._ended_wanted:
+            self._ended_wanted = True
+            conn = self._listen_conn
+            if conn is not None:
+                self._ended_task = asyncio.create_task(self._listen_ended(conn))
+        return watch
+
+    async def _listen_ended(self, conn: asyncpg.Connection) -> None:
+        try:
+            await conn.add_listener(self._ended_channel, self._on_ended)
+        except Exception as exc:  # the reconnect listens again
+            log.debug("could not listen for endings: %s", exc)
+            return
+        if conn is self._listen_conn:
+            self._ended_listening = True
+            self.completions.wake_everyone()
+
+    def _on_ended(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if payload:
+            self.completions.ended(payload)
+        else:  # an id too long for a notification: everyone looks
+            self.completions.wake_everyone()
+
     async def _listen_forever(self) -> None:
         """Hold a LISTEN connection; on loss, reconnect with backoff and wake every waiter."""
         delay = 0.1
@@ -291,8 +334,13 @@ class Database:
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await self.sync_clock(conn)
                 await conn.add_listener(self._channel, self._on_notify)
+                if self._ended_wanted:
+                    await conn.add_listener(self._ended_channel, self._on_ended)
+                    self._ended_listening = True
+                self._listen_conn = conn
                 self.listening.set()
                 self.wakeups.wake_everyone()  # whatever was sent while we were not listening
+                self.completions.wake_everyone()
                 delay = 0.1
                 while not lost.is_set():
                     try:
@@ -308,6 +356,8 @@ class Database:
                 delay = min(delay * 2, 5.0)
             finally:
                 self.listening.clear()
+                self._listen_conn = None
+                self._ended_listening = False
                 if conn is not None:
                     conn.terminate()
 

@@ -31,6 +31,7 @@ from durox.core.versions import SemverRange
 from durox.errors import DuroxError, LockLostError, StoreCorruptionError
 from durox.providers._base import (
     ENDED_WELL,
+    CompletionWatch,
     DrainEntry,
     ExecutionInfo,
     ExecutionRef,
@@ -127,6 +128,11 @@ class PostgresProvider(Store):
 
     async def wait_for_work(self, kind: QueueKind, timeout_s: float) -> None:
         await self._db.wait_for_work(kind, timeout_s)
+
+    def watch_completion(self, instance_id: str) -> CompletionWatch | None:
+        """Woken by migration 0008's NOTIFY on `durox.<schema>.ended`, whoever committed the
+        ending; None on a provider connected with `listen=False` (it polls)."""
+        return self._db.watch_ended(instance_id)
 
     # ---- orchestration queue -----------------------------------------------------------
 
