@@ -181,6 +181,8 @@ class Database:
         self._ended_listening = False
         self._listen_conn: asyncpg.Connection | None = None
         self._ended_task: asyncio.Task[None] | None = None
+        self._listen_lock = asyncio.Lock()
+        """One operation at a time on the listening connection (its pings, a late LISTEN)."""
         self._offset_ms = 0
         """The database's clock minus this host's, as last measured (`sync_clock`)."""
         self.closed = False
@@ -199,10 +201,11 @@ class Database:
         if self.closed:
             return
         self.closed = True
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        for task in (self._listener, self._ended_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self.wakeups.wake_everyone()  # let idle dispatchers see the store is closed
         self.completions.wake_everyone()
         with contextlib.suppress(Exception):
@@ -308,14 +311,17 @@ class Database:
         return watch
 
     async def _listen_ended(self, conn: asyncpg.Connection) -> None:
-        try:
-            await conn.add_listener(self._ended_channel, self._on_ended)
-        except Exception as exc:  # the reconnect listens again
-            log.debug("could not listen for endings: %s", exc)
-            return
-        if conn is self._listen_conn:
+        async with self._listen_lock:
+            current = self._listen_conn
+            if current is None or current is not conn:
+                return  # lost meanwhile: the new connection listens for endings too
+            try:
+                await current.add_listener(self._ended_channel, self._on_ended)
+            except Exception as exc:  # a broken connection: the reconnect listens again
+                log.warning("could not listen for endings: %s", classify(exc))
+                return
             self._ended_listening = True
-            self.completions.wake_everyone()
+        self.completions.wake_everyone()
 
     def _on_ended(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         if payload:
@@ -332,12 +338,13 @@ class Database:
                 conn = await connect(self._dsn, 10)
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await self.sync_clock(conn)
-                await conn.add_listener(self._channel, self._on_notify)
-                if self._ended_wanted:
-                    await conn.add_listener(self._ended_channel, self._on_ended)
-                    self._ended_listening = True
-                self._listen_conn = conn
+                async with self._listen_lock:
+                    await self.sync_clock(conn)
+                    await conn.add_listener(self._channel, self._on_notify)
+                    if self._ended_wanted:
+                        await conn.add_listener(self._ended_channel, self._on_ended)
+                        self._ended_listening = True
+                    self._listen_conn = conn
                 self.listening.set()
                 self.wakeups.wake_everyone()  # whatever was sent while we were not listening
                 self.completions.wake_everyone()
@@ -346,7 +353,8 @@ class Database:
                     try:
                         await asyncio.wait_for(lost.wait(), 5.0)
                     except TimeoutError:
-                        await self.sync_clock(conn)  # and so detect a silent drop
+                        async with self._listen_lock:
+                            await self.sync_clock(conn)  # and so detect a silent drop
                 log.warning("postgres listener connection lost; reconnecting")
             except asyncio.CancelledError:
                 raise
