@@ -2,8 +2,9 @@
 
 Every operation is one function run as a transaction by the group-commit executor
 (`_executor`), with its statements taken by name from `queries.sql`; the `ProviderAdmin` half is
-in `_admin`. In-process wake-ups (an `asyncio.Event` per queue) give idle dispatchers
-millisecond latency without polling; other processes are found by the polling fallback.
+in `_admin`. In-process wake-ups give idle dispatchers, and clients waiting for an instance to
+end, millisecond latency without polling; what other processes commit to the same file wakes
+nobody here, and is found by the polling fallbacks.
 """
 
 from __future__ import annotations
