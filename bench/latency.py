@@ -249,13 +249,24 @@ def postgres_taps(rec: Recorder, sides: dict[int, str]) -> Iterator[list[str]]:
 
         return on_notify
 
+    def make_ended(original: Any) -> Any:
+        # The ended channel (migration 0008): the waiting client's wake-up.
+        def on_ended(self: Any, conn: Any, pid: int, channel: str, payload: str) -> Any:
+            t = rec.now()
+            rec.add("notify", "ended", sides.get(id(self), "?"), t, t, payload=payload)
+            return original(self, conn, pid, channel, payload)
+
+        return on_ended
+
     missing: list[str] = []
     with (
         _patched(Database, "_call", make_call) as a,
         _patched(Database, "_on_notify", make_notify) as b,
+        _patched(Database, "_on_ended", make_ended) as c,
     ):
         missing += [] if a else ["Database._call"]
         missing += [] if b else ["Database._on_notify"]
+        missing += [] if c else ["Database._on_ended"]
         yield missing
 
 

@@ -27,6 +27,7 @@ from durox.providers._base import (
     SystemMetrics,
     WorkerRecord,
 )
+from durox.providers._completions import POLL_FIRST_S, POLL_MAX_S
 from durox.status import TERMINAL, InstanceStatus, status_filter
 
 
@@ -61,8 +62,15 @@ class ClientOptions:
     larger ones raise `PayloadTooLargeError` and send nothing (docs/payloads.md). Keep it the
     same as the workers' `RuntimeOptions.max_payload_bytes`."""
 
+    wait_fallback_poll: float | None = None
+    """Seconds between status reads while `wait_for_orchestration` waits on a store that can
+    wake it (None: the store's schedule, see there). The reads only find what a missed wake-up
+    would have told; a store that cannot wake anyone is polled on its own schedule."""
+
     def __post_init__(self) -> None:
         check_max_payload_bytes(self.max_payload_bytes)
+        if self.wait_fallback_poll is not None and not self.wait_fallback_poll > 0:
+            raise ConfigurationError("wait_fallback_poll must be a positive number of seconds")
 
 
 class Client:
@@ -133,21 +141,45 @@ class Client:
     async def wait_for_orchestration(
         self, instance_id: str, timeout: timedelta | float = 30.0
     ) -> OrchestrationStatus:
-        """Poll until the instance is Completed, Failed or Cancelled; `TimeoutError` if not."""
+        """Wait until the instance is Completed, Failed or Cancelled (ContinuedAsNew is not an
+        end: the wait goes on into the next execution); `TimeoutError` if it is not within
+        `timeout`.
+
+        A store that can (`ProviderAdmin.watch_completion`) wakes the wait when the instance
+        ends: SQLite for endings committed through the same provider object, PostgreSQL for
+        every ending (a NOTIFY). The status is still read now and then in case a wake-up is
+        missed (an ending committed by another process on the same SQLite file; a dropped
+        PostgreSQL listener): every 5 ms growing to 250 ms, or every 2 s on PostgreSQL while
+        its listener listens (`ClientOptions.wait_fallback_poll` overrides it). A store that
+        cannot wake anyone is polled on the 5-250 ms schedule."""
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
         deadline = time.monotonic() + seconds
-        delay = 0.005
-        while True:
-            status = await self.get_orchestration_status(instance_id)
-            if status.is_terminal:
-                return status
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(
-                    f"instance {instance_id!r} is still {status.status} after {seconds:g}s"
-                )
-            await asyncio.sleep(min(delay, left))
-            delay = min(delay * 1.5, 0.25)
+        watch = self.provider.watch_completion(instance_id)  # before the read: see its doc
+        try:
+            delay: float | None = None
+            while True:
+                status = await self.get_orchestration_status(instance_id)
+                if status.is_terminal:
+                    return status
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(
+                        f"instance {instance_id!r} is still {status.status} after {seconds:g}s"
+                    )
+                if watch is None:
+                    first, longest = POLL_FIRST_S, POLL_MAX_S
+                elif self.options.wait_fallback_poll is not None:
+                    first = longest = self.options.wait_fallback_poll
+                else:
+                    first, longest = watch.poll_schedule()
+                delay = first if delay is None else min(max(delay * 1.5, first), longest)
+                if watch is None:
+                    await asyncio.sleep(min(delay, left))
+                elif await watch.wait(min(delay, left)):
+                    delay = None  # woken: the next sleep starts the schedule again
+        finally:
+            if watch is not None:
+                watch.close()
 
     async def get_instance_info(self, instance_id: str) -> InstanceInfo:
         info = await self.provider.get_instance(instance_id)

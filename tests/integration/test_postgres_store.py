@@ -1,5 +1,6 @@
 """PostgreSQL-only mechanics: racing migrations, migrations equal to the schema file, error
-classification, schemas as separate deployments, and wake-ups by NOTIFY."""
+classification, schemas as separate deployments, and wake-ups by NOTIFY (of idle workers, and
+of clients waiting for an instance to end)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from importlib import resources
 import asyncpg
 import pytest
 
+from durox import Client, ClientOptions
 from durox.core import events as ev
 from durox.errors import (
     InstanceAlreadyExistsError,
@@ -19,7 +21,7 @@ from durox.errors import (
     StoreCorruptionError,
     StoreUnavailableError,
 )
-from durox.providers import PostgresProvider
+from durox.providers import CompletionWatch, PostgresProvider
 from durox.providers.postgres._driver import migrations
 from durox.providers.postgres._errors import classify
 from tests.conformance.pg import fresh_schema
@@ -264,3 +266,92 @@ async def test_an_idle_runtime_polls_once_per_interval_whatever_its_width(
     finally:
         await runtime.shutdown(timeout=5)
         await provider.close()
+
+
+async def _insert_instance(conn: asyncpg.Connection, schema: str, iid: str, status: str) -> None:
+    await conn.execute(
+        f'INSERT INTO "{schema}".instances (instance_id, orchestration_name,'
+        " orchestration_version, current_execution_id, status, created_at, updated_at)"
+        " VALUES ($1, 'O', '1.0.0', 1, $2, 0, 0)",
+        iid,
+        status,
+    )
+
+
+def _watch(p: PostgresProvider, instance_id: str) -> CompletionWatch:
+    watch = p.watch_completion(instance_id)
+    assert watch is not None
+    return watch
+
+
+async def _listening_for_endings(p: PostgresProvider) -> None:
+    with _watch(p, "warm-up"):
+        deadline = time.monotonic() + 10
+        while not p._db._ended_listening:
+            assert time.monotonic() < deadline, "never listened for endings"
+            await asyncio.sleep(0.01)
+
+
+async def test_every_writer_s_endings_are_announced_and_nothing_else(dsn: str, schema: str) -> None:
+    """Migration 0008's trigger is on the table, so an ending written by anyone (the previous
+    release's functions during a rolling upgrade, plain SQL here) wakes a waiter; a status
+    that is not terminal (ContinuedAsNew, Running) wakes nobody."""
+    p = await PostgresProvider.connect(dsn, schema=schema)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await _listening_for_endings(p)
+        long_id = "x" * 7001
+        with (
+            _watch(p, "i1") as watch,
+            _watch(p, "born-done") as born,
+            _watch(p, "other") as other,
+        ):
+            await _insert_instance(conn, schema, "i1", "Running")
+            for status in ("ContinuedAsNew", "Running"):
+                await conn.execute(
+                    f'UPDATE "{schema}".instances SET status = $1 WHERE instance_id = $2',
+                    status,
+                    "i1",
+                )
+            assert await watch.wait(0.5) is False  # the notifications are on their way first
+            await conn.execute(
+                f"UPDATE \"{schema}\".instances SET status = 'Completed' WHERE instance_id = 'i1'"
+            )
+            assert await watch.wait(10) is True
+            await _insert_instance(conn, schema, "born-done", "Failed")
+            assert await born.wait(10) is True
+            assert other.wakeups == 0
+            await _insert_instance(conn, schema, long_id, "Cancelled")  # too long to announce
+            assert await other.wait(10) is True  # so everyone looks
+    finally:
+        await conn.close()
+        await p.close()
+
+
+async def test_a_wait_is_not_hung_by_a_killed_listener(dsn: str, schema: str) -> None:
+    """An ending whose notification is lost (this provider drops every one here), and a
+    listener connection killed with it: the reconnect wakes every waiter, which reads again,
+    though its poll is a minute away."""
+    p = await PostgresProvider.connect(dsn, schema=schema)
+    conn = await asyncpg.connect(dsn)
+    try:
+        p._db._on_ended = lambda *_: None  # type: ignore[method-assign]
+        await _listening_for_endings(p)
+        await _insert_instance(conn, schema, "i1", "Running")
+        client = Client(p, ClientOptions(wait_fallback_poll=60))
+        task = asyncio.create_task(client.wait_for_orchestration("i1", 60))
+        await asyncio.sleep(0.2)
+        listener = p._db._listen_conn
+        assert listener is not None
+        pid = listener.get_server_pid()
+        async with conn.transaction():
+            await conn.execute("SELECT pg_terminate_backend($1)", pid)
+            await conn.execute(
+                f"UPDATE \"{schema}\".instances SET status = 'Completed' WHERE instance_id = 'i1'"
+            )
+        status = await asyncio.wait_for(task, 20)
+        assert status.status == "Completed"
+        assert p._db._listen_conn is not None and p._db._listen_conn.get_server_pid() != pid
+    finally:
+        await conn.close()
+        await p.close()

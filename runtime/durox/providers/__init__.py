@@ -8,6 +8,7 @@ drives and the `ProviderAdmin` half clients read and manage through.
 from typing import TYPE_CHECKING, Any
 
 from durox.providers._base import (
+    CompletionWatch,
     DrainEntry,
     ExecutionInfo,
     ExecutionRef,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from durox.providers.postgres import PostgresProvider
 
 __all__ = [
+    "CompletionWatch",
     "DrainEntry",
     "ExecutionInfo",
     "ExecutionRef",

@@ -20,6 +20,7 @@ from datetime import datetime
 from durox.core import events as ev
 from durox.core.versions import SemverRange
 from durox.errors import DuroxError
+from durox.providers._completions import CompletionWatch
 from durox.providers._records import (
     ENDED_WELL,
     JSON,
@@ -48,6 +49,7 @@ from durox.status import InstanceStatus
 __all__ = [
     "ENDED_WELL",
     "JSON",
+    "CompletionWatch",
     "DrainEntry",
     "ExecutionInfo",
     "ExecutionRef",
@@ -300,6 +302,18 @@ class ProviderAdmin(abc.ABC):
 
     @abc.abstractmethod
     async def get_instance(self, instance_id: str) -> InstanceInfo | None: ...
+
+    def watch_completion(self, instance_id: str) -> CompletionWatch | None:
+        """Register to be woken when `instance_id` reaches a terminal status (Completed,
+        Failed, Cancelled; ContinuedAsNew is not one), before reading its status, so an ending
+        committed in between is not missed; use it as a context manager to unregister. The
+        watch also says how long to rely on it between status reads (`poll_schedule`): a
+        wake-up can be missed (another process, a dropped connection), so the caller still
+        reads the status now and then.
+
+        None (the default, and what a wrapper that does not forward it gives): this store
+        cannot wake anyone, and the caller polls."""
+        return None
 
     @abc.abstractmethod
     async def start_pending(self, instance_id: str) -> bool:

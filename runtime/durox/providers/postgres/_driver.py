@@ -19,6 +19,7 @@ import asyncpg
 
 from durox.errors import DuroxError, StoreUnavailableError
 from durox.providers._base import QueueKind
+from durox.providers._completions import Completions, CompletionWatch
 from durox.providers._rows import Clock, load_migrations, wall_ms
 from durox.providers._wakeups import Wakeups
 from durox.providers.postgres._errors import classify
@@ -172,7 +173,16 @@ class Database:
         self._clock = clock
         self._sql = queries(schema)
         self._channel = f"durox.{schema}"
+        self._ended_channel = f"durox.{schema}.ended"
+        """Where migration 0008's trigger announces an instance that ended (its id)."""
         self.wakeups = Wakeups(self.store_now)
+        self.completions = Completions(pushed=lambda: self._ended_listening)
+        self._ended_wanted = False
+        self._ended_listening = False
+        self._listen_conn: asyncpg.Connection | None = None
+        self._ended_task: asyncio.Task[None] | None = None
+        self._listen_lock = asyncio.Lock()
+        """One operation at a time on the listening connection (its pings, a late LISTEN)."""
         self._offset_ms = 0
         """The database's clock minus this host's, as last measured (`sync_clock`)."""
         self.closed = False
@@ -191,11 +201,13 @@ class Database:
         if self.closed:
             return
         self.closed = True
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        for task in (self._listener, self._ended_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self.wakeups.wake_everyone()  # let idle dispatchers see the store is closed
+        self.completions.wake_everyone()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._pool.close(), 10)
 
@@ -280,6 +292,43 @@ class Database:
     async def wait_for_work(self, kind: QueueKind, timeout_s: float) -> None:
         await self.wakeups.wait(kind, timeout_s)
 
+    def watch_ended(self, instance_id: str) -> CompletionWatch | None:
+        """A `CompletionWatch` for `instance_id`, or None when this store does not listen.
+
+        The ended channel is listened to from the first wait on, not from connect: a worker
+        that never waits for an instance would otherwise receive a notification for every
+        instance that ends anywhere in the deployment. Until the LISTEN is in effect the
+        watch polls on the short schedule, and every waiter is woken once it is, so a status
+        read made before it is repeated after it."""
+        if self._listener is None or self.closed:
+            return None
+        watch = self.completions.watch(instance_id)
+        if not self._ended_wanted:
+            self._ended_wanted = True
+            conn = self._listen_conn
+            if conn is not None:
+                self._ended_task = asyncio.create_task(self._listen_ended(conn))
+        return watch
+
+    async def _listen_ended(self, conn: asyncpg.Connection) -> None:
+        async with self._listen_lock:
+            current = self._listen_conn
+            if current is None or current is not conn:
+                return  # lost meanwhile: the new connection listens for endings too
+            try:
+                await current.add_listener(self._ended_channel, self._on_ended)
+            except Exception as exc:  # a broken connection: the reconnect listens again
+                log.warning("could not listen for endings: %s", classify(exc))
+                return
+            self._ended_listening = True
+        self.completions.wake_everyone()
+
+    def _on_ended(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if payload:
+            self.completions.ended(payload)
+        else:  # an id too long for a notification: everyone looks
+            self.completions.wake_everyone()
+
     async def _listen_forever(self) -> None:
         """Hold a LISTEN connection; on loss, reconnect with backoff and wake every waiter."""
         delay = 0.1
@@ -289,16 +338,23 @@ class Database:
                 conn = await connect(self._dsn, 10)
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await self.sync_clock(conn)
-                await conn.add_listener(self._channel, self._on_notify)
+                async with self._listen_lock:
+                    await self.sync_clock(conn)
+                    await conn.add_listener(self._channel, self._on_notify)
+                    if self._ended_wanted:
+                        await conn.add_listener(self._ended_channel, self._on_ended)
+                        self._ended_listening = True
+                    self._listen_conn = conn
                 self.listening.set()
                 self.wakeups.wake_everyone()  # whatever was sent while we were not listening
+                self.completions.wake_everyone()
                 delay = 0.1
                 while not lost.is_set():
                     try:
                         await asyncio.wait_for(lost.wait(), 5.0)
                     except TimeoutError:
-                        await self.sync_clock(conn)  # and so detect a silent drop
+                        async with self._listen_lock:
+                            await self.sync_clock(conn)  # and so detect a silent drop
                 log.warning("postgres listener connection lost; reconnecting")
             except asyncio.CancelledError:
                 raise
@@ -308,6 +364,8 @@ class Database:
                 delay = min(delay * 2, 5.0)
             finally:
                 self.listening.clear()
+                self._listen_conn = None
+                self._ended_listening = False
                 if conn is not None:
                     conn.terminate()
 

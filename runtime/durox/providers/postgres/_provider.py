@@ -6,8 +6,10 @@ the prepared statement per connection, and the pool's reset-on-release query is 
 no operation leaves session state behind). Instance locks are rows with a lease, taken with
 `pg_try_advisory_xact_lock` so two fetchers never wait on each other; activity rows are taken
 with `FOR UPDATE SKIP LOCKED`. Idle workers sleep on LISTEN/NOTIFY (one channel per schema, so
-deployments sharing a database do not wake each other) and poll as a fallback; the listening
-connection reconnects by itself and wakes everyone when it does, in case it missed something.
+deployments sharing a database do not wake each other) and poll as a fallback; so do clients
+waiting for an instance to end (a second channel, listened to from the first wait on). The
+listening connection reconnects by itself and wakes everyone when it does, in case it missed
+something.
 
 Times are milliseconds since the epoch from the database's clock, so workers on hosts with
 skewed clocks agree on leases; tests may inject a clock instead (`clock=`).
@@ -31,6 +33,7 @@ from durox.core.versions import SemverRange
 from durox.errors import DuroxError, LockLostError, StoreCorruptionError
 from durox.providers._base import (
     ENDED_WELL,
+    CompletionWatch,
     DrainEntry,
     ExecutionInfo,
     ExecutionRef,
@@ -127,6 +130,11 @@ class PostgresProvider(Store):
 
     async def wait_for_work(self, kind: QueueKind, timeout_s: float) -> None:
         await self._db.wait_for_work(kind, timeout_s)
+
+    def watch_completion(self, instance_id: str) -> CompletionWatch | None:
+        """Woken by migration 0008's NOTIFY on `durox.<schema>.ended`, whoever committed the
+        ending; None on a provider connected with `listen=False` (it polls)."""
+        return self._db.watch_ended(instance_id)
 
     # ---- orchestration queue -----------------------------------------------------------
 

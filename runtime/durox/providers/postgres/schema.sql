@@ -1124,3 +1124,25 @@ BEGIN
     END LOOP;
     RETURN v_out;
 END $$;
+
+-- ---- endings (migration 0008) ----------------------------------------------------------
+
+CREATE FUNCTION durox_notify_ended() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT
+AS $$
+BEGIN
+    PERFORM pg_notify(
+        durox_channel() || '.ended',
+        CASE WHEN octet_length(NEW.instance_id) <= 7000 THEN NEW.instance_id ELSE '' END
+    );
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER instances_ended_on_insert AFTER INSERT ON instances
+    FOR EACH ROW WHEN (NEW.status IN ('Cancelled', 'Completed', 'Failed'))
+    EXECUTE FUNCTION durox_notify_ended();
+
+CREATE TRIGGER instances_ended_on_update AFTER UPDATE OF status ON instances
+    FOR EACH ROW WHEN (NEW.status IN ('Cancelled', 'Completed', 'Failed')
+                       AND OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION durox_notify_ended();

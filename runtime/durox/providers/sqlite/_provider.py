@@ -2,8 +2,9 @@
 
 Every operation is one function run as a transaction by the group-commit executor
 (`_executor`), with its statements taken by name from `queries.sql`; the `ProviderAdmin` half is
-in `_admin`. In-process wake-ups (an `asyncio.Event` per queue) give idle dispatchers
-millisecond latency without polling; other processes are found by the polling fallback.
+in `_admin`. In-process wake-ups give idle dispatchers, and clients waiting for an instance to
+end, millisecond latency without polling; what other processes commit to the same file wakes
+nobody here, and is found by the polling fallbacks.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from durox.errors import (
     StoreCorruptionError,
 )
 from durox.providers._base import (
+    CompletionWatch,
     OrchestrationItem,
     QueueKind,
     Store,
@@ -40,6 +42,7 @@ from durox.providers._base import (
     WorkItem,
     gather_outcomes,
 )
+from durox.providers._completions import Completions
 from durox.providers._rows import (
     EXECUTION_COLUMNS,
     INSTANCE_COLUMNS,
@@ -52,7 +55,7 @@ from durox.providers._sql import load_queries
 from durox.providers._wakeups import Wakeups
 from durox.providers.sqlite._admin import SqliteAdmin
 from durox.providers.sqlite._executor import GroupCommit, Tx
-from durox.status import InstanceStatus
+from durox.status import TERMINAL, InstanceStatus
 
 QUERIES = load_queries(
     "durox.providers.sqlite",
@@ -71,6 +74,7 @@ class SqliteProvider(SqliteAdmin, Store):
         self._label = label
         self._sql = QUERIES
         self._wakeups = Wakeups(clock)
+        self._completions = Completions()  # never pushed: other processes may share the file
         self._token_prefix = uuid.uuid4().hex[:12]
         self._tokens = itertools.count()
 
@@ -114,6 +118,9 @@ class SqliteProvider(SqliteAdmin, Store):
 
     async def wait_for_work(self, kind: QueueKind, timeout_s: float) -> None:
         await self._wakeups.wait(kind, timeout_s)
+
+    def watch_completion(self, instance_id: str) -> CompletionWatch:
+        return self._completions.watch(instance_id)
 
     # ---- orchestration queue -----------------------------------------------------------
 
@@ -276,11 +283,11 @@ class SqliteProvider(SqliteAdmin, Store):
             )
         q = self._sql
 
-        def tx(c: sqlite3.Connection) -> None:
+        def tx(c: sqlite3.Connection) -> str:
             lock = c.execute(q["lock_of_token"], (lock_token,)).fetchone()
             if lock is None or lock[1] < now:
                 raise LockLostError("orchestration lock expired or was taken before the ack")
-            instance_id = lock[0]
+            instance_id: str = lock[0]
             c.execute(q["delete_locked_messages"], (lock_token,))
             if upd is not None and inst_args is not None:
                 if upd.started_execution:
@@ -316,8 +323,11 @@ class SqliteProvider(SqliteAdmin, Store):
                     q["cancel_work"], [(instance_id, xid, i) for i in commit.cancelled_activities]
                 )
             c.execute(q["unlock_instance"], (lock_token,))
+            return instance_id
 
-        await self._db.run(tx)
+        instance_id = await self._db.run(tx)
+        if upd is not None and upd.status in TERMINAL:
+            self._completions.ended(instance_id)  # committed: its waiters may read it now
         if work_rows:
             self._notify("activity", count=len(work_rows))
         if commit.messages:
