@@ -271,7 +271,8 @@ def _condition_events(changed: Sequence[Condition]) -> tuple[Event, ...]:
     """One Event per reason. Several conditions often flip for one cause (a failed replay check
     sets Degraded=True and Progressing=False, both for ReplayCheckFailed); a reader of
     `kubectl get events` should see that cause once, as a Warning if any of its flips is bad
-    news, with the message of the flip that is, and every flip named in front of it, that one first."""
+    news, with the message of the flip that is, and every flip named in front of it (that one
+    first)."""
     by_reason: dict[str, list[tuple[bool, Condition]]] = {}
     for cond in changed:
         bad = cond.reason in WARNINGS and (cond.status == "True") != (cond.type in NORMALLY_TRUE)
