@@ -89,6 +89,16 @@ async def test_a_group_is_handed_back_with_one_cross_thread_call(
         await db.close()
 
 
+async def test_the_statement_journal_stays_in_memory(tmp_path: Path) -> None:
+    """A group's savepoints journal in memory, not in a temporary file (temp_store=MEMORY)."""
+    db = await GroupCommit.start(str(tmp_path / "t.db"), "FULL")
+    try:
+        store = await db.run(lambda conn: int(conn.execute("PRAGMA temp_store").fetchone()[0]))
+        assert store == 2  # 0 is the compile-time default: a file past 64 KiB
+    finally:
+        await db.close()
+
+
 async def test_one_new_item_wakes_one_idle_dispatcher() -> None:
     p = await SqliteProvider.in_memory()
     try:
