@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from durox.errors import (
     StoreUnavailableError,
 )
 from durox.providers import SqliteProvider, TurnCommit
-from durox.providers.sqlite._executor import _classify
+from durox.providers.sqlite._executor import GroupCommit, _classify
 
 
 async def test_a_failing_operation_in_a_group_does_not_undo_its_neighbours(
@@ -36,6 +38,65 @@ async def test_a_failing_operation_in_a_group_does_not_undo_its_neighbours(
     # Everything that succeeded is durable: reopen and count.
     raw = sqlite3.connect(tmp_path / "g.db")
     assert raw.execute("SELECT count(*) FROM orchestrator_queue").fetchone()[0] == 30
+
+
+async def test_a_group_is_handed_back_with_one_cross_thread_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each `call_soon_threadsafe` writes the loop's self-pipe and makes the store thread win
+    the GIL back; a group settles all its futures, each with its own outcome, in one call."""
+    db = await GroupCommit.start(":memory:", "FULL")
+    loop = asyncio.get_running_loop()
+    calls: list[object] = []
+    real = loop.call_soon_threadsafe
+
+    def counting(callback: object, *args: object, **kw: object) -> object:
+        calls.append(callback)
+        return real(callback, *args, **kw)  # type: ignore[arg-type]
+
+    gate = asyncio.Event()
+    release = loop.create_future()
+
+    def hold(conn: sqlite3.Connection) -> None:  # keeps the thread busy while the group queues
+        loop.call_soon_threadsafe(gate.set)
+        deadline = time.monotonic() + 5
+        while not release.done() and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+    def ok(n: int) -> Callable[[sqlite3.Connection], int]:
+        return lambda conn: int(conn.execute("SELECT ?", (n,)).fetchone()[0])
+
+    def bad(conn: sqlite3.Connection) -> int:
+        raise ValueError("op 3 fails alone")
+
+    try:
+        first = asyncio.ensure_future(db.run(hold))
+        await gate.wait()
+        monkeypatch.setattr(loop, "call_soon_threadsafe", counting)
+        ops = [db.run(bad if n == 3 else ok(n)) for n in range(10)]
+        tasks = [asyncio.ensure_future(o) for o in ops]
+        await asyncio.sleep(0.05)  # every op is queued behind `hold`
+        release.set_result(None)
+        results: list[object] = list(await asyncio.gather(*tasks, return_exceptions=True))
+        await first
+        assert [r for n, r in enumerate(results) if n != 3] == [0, 1, 2, 4, 5, 6, 7, 8, 9]
+        assert isinstance(results[3], ValueError)
+        # `hold`'s group, then the ten queued behind it: one call each (eleven, one per
+        # operation, before).
+        assert len(calls) == 2, calls
+    finally:
+        monkeypatch.undo()
+        await db.close()
+
+
+async def test_the_statement_journal_stays_in_memory(tmp_path: Path) -> None:
+    """A group's savepoints journal in memory, not in a temporary file (temp_store=MEMORY)."""
+    db = await GroupCommit.start(str(tmp_path / "t.db"), "FULL")
+    try:
+        store = await db.run(lambda conn: int(conn.execute("PRAGMA temp_store").fetchone()[0]))
+        assert store == 2  # 0 is the compile-time default: a file past 64 KiB
+    finally:
+        await db.close()
 
 
 async def test_one_new_item_wakes_one_idle_dispatcher() -> None:

@@ -97,6 +97,25 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_result(result)
 
 
+def _settle_group(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in settled:
+        _settle(future, result, error)
+
+
+def _hand_back(outcomes: list[tuple[_Op, Any, BaseException | None]]) -> None:
+    """Settle a group's futures with one cross-thread call per event loop, in order.
+
+    `call_soon_threadsafe` writes to the loop's self-pipe each time, and after that write the
+    store thread must win the GIL back before it can start the next group; per operation that
+    took about 13% of the store thread at 16/32 (bench/results/profile-2026-11-30.md).
+    """
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, Any]]] = {}
+    for op, result, error in outcomes:
+        by_loop.setdefault(op.loop, []).append((op.future, result, error))
+    for loop, settled in by_loop.items():
+        loop.call_soon_threadsafe(_settle_group, settled)
+
+
 class GroupCommit:
     """`await GroupCommit.start(target, synchronous)`; `await run(fn)`; `await close()`."""
 
@@ -124,6 +143,11 @@ class GroupCommit:
                     if target != ":memory:":
                         conn.execute("PRAGMA journal_mode = WAL")
                     conn.execute(f"PRAGMA synchronous = {sync}")
+                    # Every operation runs in a savepoint, so a group writes a statement
+                    # journal; past 64 KiB SQLite spills it to a temporary file, which cost
+                    # about 60 pwrite calls per activity of seq5 at 16/32 and an open and close
+                    # per group. The journal is bounded by one group (MAX_GROUP operations).
+                    conn.execute("PRAGMA temp_store = MEMORY")
                     _migrate(conn)
                 except BaseException:
                     conn.close()
@@ -195,8 +219,7 @@ class GroupCommit:
             c.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             err = _classify(exc)
-            for op in group:
-                op.loop.call_soon_threadsafe(_settle, op.future, None, err)
+            _hand_back([(op, None, err) for op in group])
             return
         broken: BaseException | None = None
         for op in group:
@@ -224,8 +247,7 @@ class GroupCommit:
                     c.execute("ROLLBACK")
         if broken is not None:
             outcomes = [(op, None, broken) for op in group]
-        for op, result, failure in outcomes:
-            op.loop.call_soon_threadsafe(_settle, op.future, result, failure)
+        _hand_back(outcomes)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
