@@ -355,3 +355,55 @@ async def test_a_wait_is_not_hung_by_a_killed_listener(dsn: str, schema: str) ->
     finally:
         await conn.close()
         await p.close()
+
+
+class _Undo(Exception):
+    """Rolls a probe's transaction back once it has read what it wanted."""
+
+
+async def _queue_rows_read(conn: asyncpg.Connection, schema: str, fn: str, n: int) -> int:
+    """Rows of orchestrator_queue that one call of a batched fetch function `fn` reads for a
+    batch of `n`, counted by the server for this transaction only, which is then undone."""
+    read = -1
+    try:
+        async with conn.transaction():
+            await conn.execute(f'SET LOCAL search_path = "{schema}"')
+            tokens = [f"probe-{fn}-{k}" for k in range(n)]
+            got = await conn.fetch(
+                f"SELECT instance_id FROM {fn}(NULL, 30000, $1, NULL, NULL, NULL, false, 0)",
+                tokens,
+            )
+            assert len(got) == n
+            row = await conn.fetchrow(
+                "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)"
+                " FROM pg_stat_xact_user_tables"
+                " WHERE schemaname = $1 AND relname = 'orchestrator_queue'",
+                schema,
+            )
+            assert row is not None
+            read = int(row[0])
+            raise _Undo
+    except _Undo:
+        pass
+    return read
+
+
+async def test_a_batched_fetch_reads_the_queue_once(dsn: str) -> None:
+    # Migration 0009: one walk for the batch. The function of version 7 walked the queue again
+    # for every instance it took, past those it had just locked (about n*n/2 rows for n).
+    n = 40
+    async with fresh_schema(dsn) as schema:
+        p = await PostgresProvider.connect(dsn, schema=schema, listen=False)
+        conn = await asyncpg.connect(dsn)
+        try:
+            for i in range(n):
+                await p.start_instance(ev.StartOrchestration(f"i{i:02d}", "O", None, None))
+            one_walk = await _queue_rows_read(conn, schema, "durox_fetch_orchestration_batch_v3", n)
+            walk_each = await _queue_rows_read(
+                conn, schema, "durox_fetch_orchestration_batch_v2", n
+            )
+        finally:
+            await conn.close()
+            await p.close()
+    assert 0 < one_walk <= 3 * n, one_walk  # the walk, and the update of what it took
+    assert walk_each >= n * n // 4, walk_each  # the harm the one walk removes

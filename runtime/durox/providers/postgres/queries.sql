@@ -46,7 +46,7 @@ FROM {schema}.durox_fetch_orchestration_v2($1, $2, $3, $4, $5, $6, $7, $8)
 -- name: fetch_orchestration_batch
 -- (clock, lease ms, one token per instance wanted, replay range low, high, token prefix,
 -- leave out own histories, sticky window ms)
-SELECT * FROM {schema}.durox_fetch_orchestration_batch_v2($1, $2, $3, $4, $5, $6, $7, $8)
+SELECT * FROM {schema}.durox_fetch_orchestration_batch_v3($1, $2, $3, $4, $5, $6, $7, $8)
 
 -- name: ack_orchestration_batch
 -- (durox_turn[], whether the worker keeps each one's state, clock) -> one NULL (applied) or

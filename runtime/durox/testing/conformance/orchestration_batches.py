@@ -38,6 +38,27 @@ async def test_a_batch_fetch_skips_locked_instances_and_reads_each_history(store
     assert [type(m).__name__ for m in b.messages] == ["ExternalEvent"]
 
 
+async def test_each_instance_of_a_batch_carries_only_its_own_state(store: Harness) -> None:
+    # A running instance, then a new one, then another running one, messages interleaved: each
+    # comes once, with all of its messages, and a new instance carries nothing of the
+    # instance before it in the batch.
+    await store.begin("b", name="Billing", activities=1)
+    await store.begin("d", name="Dunning")
+    await store.event("b", "first")
+    await store.start("c", "Fresh", "in")
+    await store.event("d", "first")
+    await store.event("b", "second")
+    got = await store.p.fetch_orchestration_items(30_000, None, 5)
+    assert [item.instance_id for item in got] == ["b", "c", "d"]
+    b, c, d = got
+    assert [m.name for m in b.messages if isinstance(m, ev.ExternalEvent)] == ["first", "second"]
+    assert (b.status, b.history_length, b.execution_id) == (S.RUNNING, 2, 1)
+    assert (c.status, c.history_length, c.execution_id, c.history) == (None, 0, 0, [])
+    assert c.orchestration_name is None and c.orchestration_version is None
+    assert c.messages == [ev.StartOrchestration("c", "Fresh", None, "in")]
+    assert (d.status, d.orchestration_name, d.execution_id) == (S.RUNNING, "Dunning", 1)
+
+
 async def test_a_batch_fetch_keeps_to_the_replay_range(store: Harness) -> None:
     await store.begin("old", engine="0.1.0")
     await store.begin("new", engine="0.3.0")
