@@ -89,6 +89,41 @@ async def test_a_group_is_handed_back_with_one_cross_thread_call(
         await db.close()
 
 
+async def test_savepoints_only_for_a_group_in_which_an_operation_failed(tmp_path: Path) -> None:
+    """A group runs its operations without a savepoint each; only when one raises is it rolled
+    back and run again, one savepoint per operation, so the failure is undone alone."""
+    db = await GroupCommit.start(str(tmp_path / "s.db"), "FULL")
+    seen: list[str] = []
+    runs = {"bad": 0}
+
+    def insert(n: int) -> Callable[[sqlite3.Connection], None]:
+        return lambda conn: conn.execute("INSERT INTO t VALUES (?)", (n,)) and None
+
+    def bad(conn: sqlite3.Connection) -> None:
+        runs["bad"] += 1
+        conn.execute("INSERT INTO t VALUES (-1)")
+        raise ValueError("undone alone")
+
+    try:
+        await db.run(lambda conn: conn.execute("CREATE TABLE t (n INTEGER)") and None)
+        await db.run(lambda conn: conn.set_trace_callback(seen.append))
+        await asyncio.gather(*(db.run(insert(n)) for n in range(10)))
+        assert not [s for s in seen if s.startswith("SAVEPOINT")], seen
+        assert sum(s == "COMMIT" for s in seen) >= 1
+        seen.clear()
+        results = await asyncio.gather(
+            *(db.run(bad if n == 13 else insert(n)) for n in range(10, 20)),
+            return_exceptions=True,
+        )
+        assert [isinstance(r, ValueError) for r in results] == [n == 13 for n in range(10, 20)]
+        assert any(s.startswith("SAVEPOINT") for s in seen), seen
+        assert runs["bad"] == 2  # once without savepoints, once in its own
+        kept = await db.run(lambda conn: conn.execute("SELECT n FROM t ORDER BY n").fetchall())
+        assert [n for (n,) in kept] == [n for n in range(20) if n != 13]
+    finally:
+        await db.close()
+
+
 async def test_the_statement_journal_stays_in_memory(tmp_path: Path) -> None:
     """A group's savepoints journal in memory, not in a temporary file (temp_store=MEMORY)."""
     db = await GroupCommit.start(str(tmp_path / "t.db"), "FULL")
