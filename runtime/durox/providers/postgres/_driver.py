@@ -18,7 +18,6 @@ from typing import Any, Final
 import asyncpg
 
 from durox.errors import DuroxError, StoreUnavailableError
-from durox.providers._base import QueueKind
 from durox.providers._rows import Clock, load_migrations, wall_ms
 from durox.providers._wakeups import Wakeups
 from durox.providers.postgres._errors import classify
@@ -276,9 +275,6 @@ class Database:
         return await self._call("fetchval", name, *args)
 
     # ---- wake-ups ----------------------------------------------------------------------
-
-    async def wait_for_work(self, kind: QueueKind, timeout_s: float) -> None:
-        await self.wakeups.wait(kind, timeout_s)
 
     async def _listen_forever(self) -> None:
         """Hold a LISTEN connection; on loss, reconnect with backoff and wake every waiter."""
