@@ -196,6 +196,10 @@ class Dispatcher(Generic[Item]):
             finally:
                 if self._batch:
                     self._claimed -= free
+                    if len(items) < free:
+                        # Slots this fetch claimed and left unused: a loop due to fetch may
+                        # be waiting for them (and nobody else may be watching the queue).
+                        self._slot_free.set()
             failures = 0
             if not self._batch:
                 if items:
