@@ -27,7 +27,7 @@ ORCHS = OrchestrationRegistry.builder().register("One", one_activity).build()
 
 # Polls would add fetches of their own: with this interval, every fetch in a test answers a
 # wake-up, a full batch or the start-up.
-NO_POLLS = {"poll_interval": timedelta(seconds=30)}
+NO_POLLS = timedelta(seconds=30)
 
 
 class CountingStore:
@@ -81,7 +81,7 @@ async def test_one_single_activity_orchestration_costs_at_most_one_empty_fetch(
         ORCHS,
         orchestration_concurrency=8,
         activity_concurrency=8,
-        **NO_POLLS,
+        poll_interval=NO_POLLS,
     ):
         await _started(counting, live, 8)
         before = counting.snapshot()
@@ -107,7 +107,7 @@ async def test_a_burst_of_instances_completes_with_few_empty_fetches(live: Store
         ORCHS,
         orchestration_concurrency=4,
         activity_concurrency=4,
-        **NO_POLLS,
+        poll_interval=NO_POLLS,
     ):
         await _started(counting, live, 4)
         before = counting.snapshot()
