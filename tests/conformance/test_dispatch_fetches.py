@@ -9,8 +9,12 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any, cast
 
+import pytest
+
 from durox import ActivityRegistry, Client, OrchestrationRegistry
 from durox.providers import Provider, Store
+from durox.testing import StoreFactory
+from tests.conformance.test_instance_cache import REG, runner_on, turn
 from tests.unit.scenario_support import eventually, running
 
 
@@ -122,3 +126,43 @@ async def test_a_burst_of_instances_completes_with_few_empty_fetches(live: Store
     # look, which may find nothing (the fetch had already seen its work): at most one an
     # instance. Before: 60 empty fetches on SQLite (one after every item), 45-49 on PostgreSQL.
     assert empty <= n, (fetches, empty, dict(counting.empty))
+
+
+@pytest.mark.parametrize(
+    "store_kind", ["sqlite-file", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+async def test_work_held_for_another_workers_window_is_not_fetched_in_a_spin(
+    open_store: StoreFactory,
+) -> None:
+    """A turn held for the worker that kept the instance (sticky routing) is invisible to the
+    others for the window: a worker woken for it looks once, then waits for the poll, and
+    takes the turn after the window."""
+    window, poll = timedelta(seconds=1), timedelta(milliseconds=250)
+    a = await open_store(None)
+    b = await open_store(None)
+    w1 = runner_on(a, "w1", sticky_window=window)
+    await Client(a).start_orchestration("i", "Steps", {"n": 2, "tag": "t"})
+    await turn(w1)  # w1 keeps the instance; its activity waits in the queue
+
+    async def step(ctx: Any, x: Any) -> Any:
+        return x
+
+    acts = ActivityRegistry.builder().register("Step", step).build()
+    counting = CountingStore(b)
+    async with running(
+        cast(Provider, counting),
+        acts,
+        REG,
+        worker_node_id="b",
+        sticky_window=window,
+        poll_interval=poll,
+        orchestration_concurrency=4,
+        activity_concurrency=4,
+    ):
+        # b runs the activity; its result (and b's own wake-up) is for a turn held for w1.
+        status = await Client(b).wait_for_orchestration("i", 30)
+    assert (status.status, status.output) == ("Completed", [["t", 0], ["t", 1]])
+    # b's orchestration fetches: the start-up one, one for the wake-up, one a poll while the
+    # window was open, then the turns. A spin would be hundreds.
+    took = 2 + window / poll + 4
+    assert counting.fetches["orchestration"] <= took * 2, dict(counting.fetches)

@@ -12,10 +12,12 @@ once only when it has reason to believe more work is waiting: its last fetch cam
 wake-up came (the store's wake-ups are a latch, so one delivered during a fetch is kept for the
 next wait), or the work it found was not announced by a wake-up (found by a poll, or at
 start-up), so more such work may be queued. Otherwise it waits for a wake-up or the poll
-interval. On a batch store one loop watches the queue while the others park until a slot
-frees; a fetch that comes back full calls one more loop in, so fetches overlap while a backlog
-lasts. Fetched items are handed to their tasks, which take their first step, before the loop
-that fetched them fetches again.
+interval. One loop watches the queue (waits for wake-ups and polls) while the others park. On a
+batch store they park until a slot frees, and a fetch that comes back full calls one more loop
+in, so fetches overlap while a backlog lasts. On other stores a watcher that wakes hands the
+watch to a parked loop before it fetches, so every wake-up finds a loop to answer it while
+loops are free, and an idle store is polled by one loop, not by all. Fetched items are handed
+to their tasks, which take their first step, before the loop that fetched them fetches again.
 
 This module knows no store: a `Work` says how to fetch, run and release its items.
 """
@@ -151,6 +153,12 @@ class Dispatcher(Generic[Item]):
         """Loops due to fetch or waiting for a wake-up; on a batch store the others park."""
         self._helpers = 0
         """Parked loops called in to fetch too (a fetch came back full: a backlog)."""
+        self._watching = 0
+        """Loops waiting for a wake-up or the poll interval."""
+        self._parked = 0
+        self._handoffs = 0
+        self._watch_free = asyncio.Event()
+        """Without batches: a watcher that was woken hands the watch to a parked loop."""
 
     def spawn(self, prefix: str) -> None:
         """Start the loops, named `prefix-0` and on. On a batch store only the first fetches
@@ -164,6 +172,7 @@ class Dispatcher(Generic[Item]):
         """`due`: this loop has reason to fetch now (and counts among `_lookouts`)."""
         failures = 0
         announced = False  # the next fetch answers a wake-up this loop spent
+        handed = False  # a watcher handed this loop the watch
         while not self._tasks.stopping:
             if not due:
                 if self._batch and self._lookouts:
@@ -173,8 +182,21 @@ class Dispatcher(Generic[Item]):
                         self._lookouts += 1
                         due = True
                     continue
+                if not self._batch and self._watching and not handed:
+                    handed = await self._park(me)  # another loop watches the queue
+                    continue
+                handed = False
                 self._lookouts += 1
-                announced = await self._idle(me)
+                self._watching += 1
+                try:
+                    announced = await self._idle(me)
+                finally:
+                    self._watching -= 1
+                if self._parked and not self._handoffs:
+                    # This loop will be busy fetching (and running): a parked one watches
+                    # meanwhile, for further wake-ups and the poll.
+                    self._handoffs += 1
+                    self._watch_free.set()
                 due = True
                 continue
             free = await self._claim(me) if self._batch else 1
@@ -237,6 +259,22 @@ class Dispatcher(Generic[Item]):
         finally:
             me.idle = False
         self._slot_free.clear()
+
+    async def _park(self, me: Tracked) -> bool:
+        """Wait (cancellably) until the watcher hands the watch on: True when this loop got
+        it, False when another parked loop did."""
+        self._parked += 1
+        me.idle = True
+        try:
+            await self._watch_free.wait()
+        finally:
+            me.idle = False
+            self._parked -= 1
+        self._watch_free.clear()
+        if self._handoffs:
+            self._handoffs -= 1
+            return True
+        return False
 
     async def _idle(self, me: Tracked) -> bool:
         """Wait for a wake-up or the poll interval: True for a wake-up."""
