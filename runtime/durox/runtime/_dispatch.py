@@ -233,9 +233,12 @@ class Dispatcher(Generic[Item]):
             else:
                 for item in items:
                     self._start(item)
-                if items:
-                    await asyncio.sleep(0)  # their first steps come before any further fetch
                 due = len(items) == free
+                if items and not due:
+                    # Their first steps (a turn's code, an activity's start) come before any
+                    # further fetch. Not after a full batch: with work queued, the next fetch's
+                    # round trip overlaps with the code of this batch instead.
+                    await asyncio.sleep(0)
                 if due and not self._helpers and self._lookouts < self._concurrency:
                     self._helpers += 1  # a backlog: one more loop fetches as slots free
                     self._slot_free.set()
