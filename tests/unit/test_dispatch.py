@@ -261,3 +261,30 @@ async def test_without_batches_announced_work_costs_no_extra_fetch() -> None:
     await tasks.stop(1.0)
     assert work.empty == 2  # the two start-up fetches only: one fetch per announced item
     assert len(work.fetches) == 5
+
+
+async def test_fetched_work_takes_its_first_step_before_a_fetch_a_wake_up_calls() -> None:
+    events: list[str] = []
+
+    class Recording(WakeWork):
+        async def fetch(self, count: int) -> list[str]:
+            events.append("fetch")
+            return await super().fetch(count)
+
+        async def run(self, item: str) -> None:
+            events.append(f"ran {item}")
+            await super().run(item)
+
+    work = Recording()
+    work.add("a")
+    work.hold.clear()
+    d, tasks = _dispatcher(work, 4, batch=True, poll=60.0)
+    d.spawn("test")
+    await asyncio.wait_for(work.in_flight.wait(), 5)
+    work.add("b")  # its wake-up comes while the fetch that takes `a` is in flight
+    work.hold.set()
+    await _until(lambda: work.ran == ["a", "b"])
+    await tasks.stop(1.0)
+    # `a` came back in a short batch and a kept wake-up calls another fetch at once: `a` runs
+    # first, then that fetch is sent.
+    assert events[:3] == ["fetch", "ran a", "fetch"]
