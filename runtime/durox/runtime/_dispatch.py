@@ -16,8 +16,10 @@ interval. One loop watches the queue (waits for wake-ups and polls) while the ot
 batch store they park until a slot frees, and a fetch that comes back full calls one more loop
 in, so fetches overlap while a backlog lasts. On other stores a watcher that wakes hands the
 watch to a parked loop before it fetches, so every wake-up finds a loop to answer it while
-loops are free, and an idle store is polled by one loop, not by all. Fetched items are handed
-to their tasks, which take their first step, before the loop that fetched them fetches again.
+loops are free, and an idle store is polled by one loop, not by all. Items of a short batch
+take their first step (a turn's code, an activity's start) before the loop that fetched them
+fetches again; after a full batch the next fetch goes first, so its round trip overlaps with
+their code.
 
 This module knows no store: a `Work` says how to fetch, run and release its items.
 """
