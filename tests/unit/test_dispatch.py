@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 from durox.errors import StoreUnavailableError
+from durox.providers._wakeups import Wakeups
 from durox.runtime._dispatch import Dispatcher, Tasks
 
 
@@ -21,6 +22,9 @@ class FakeWork:
         self.ran: list[str] = []
         self.released: list[str] = []
         self.wakeup = asyncio.Event()
+
+    def fetching(self, covers: int | None) -> None:
+        pass  # no wake-ups kept here
 
     async def fetch(self, count: int) -> list[str]:
         self.fetches.append(count)
@@ -40,9 +44,11 @@ class FakeWork:
     def token(self, item: str) -> str:
         return item
 
-    async def wait_for_work(self, seconds: float) -> None:
+    async def wait_for_work(self, seconds: float) -> bool:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wakeup.wait(), seconds)
+            return True
+        return False
 
 
 def _dispatcher(
@@ -133,3 +139,152 @@ async def test_stop_waits_for_running_work() -> None:
     gate.set()
     await stopping
     assert finished == ["a"]
+
+
+class WakeWork(FakeWork):
+    """A queue behind the stores' real wake-ups (`Wakeups`): each fetch reads the queue when it
+    is sent and answers after `in_flight` is set, so a test can add work while it is in flight.
+    `covers_after`: the fault under test, wake-ups spent after the fetch instead of before."""
+
+    def __init__(self, *, covers_after: bool = False) -> None:
+        super().__init__([])
+        self.wakeups = Wakeups(lambda: 0)
+        self.covers_after = covers_after
+        self.hold = asyncio.Event()
+        self.hold.set()
+        self.in_flight = asyncio.Event()
+        self.empty = 0
+        self.covers: int | None = None
+
+    def fetching(self, covers: int | None) -> None:
+        self.covers = covers
+        if not self.covers_after:
+            self.wakeups.covered("activity", covers)
+
+    async def fetch(self, count: int) -> list[str]:
+        self.fetches.append(count)
+        taken = self.queue[:count]  # the fetch's snapshot
+        del self.queue[:count]
+        self.in_flight.set()
+        await self.hold.wait()
+        self.in_flight.clear()
+        if self.covers_after:
+            self.wakeups.covered("activity", self.covers)
+        self.empty += not taken
+        return taken
+
+    def add(self, item: str) -> None:
+        self.queue.append(item)
+        self.wakeups.notify("activity")
+
+    async def wait_for_work(self, seconds: float) -> bool:
+        return await self.wakeups.wait("activity", seconds)
+
+
+async def _wake_during_fetch(work: WakeWork) -> Tasks:
+    d, tasks = _dispatcher(work, 4, batch=True, poll=60.0)  # a poll cannot find the work
+    work.hold.clear()
+    d.spawn("test")
+    await asyncio.wait_for(work.in_flight.wait(), 5)  # the start-up fetch, which finds nothing
+    work.add("late")  # committed after that fetch read the queue; its wake-up comes now
+    work.hold.set()
+    return tasks
+
+
+async def test_a_wake_up_delivered_while_a_fetch_is_in_flight_is_not_lost() -> None:
+    work = WakeWork()
+    tasks = await _wake_during_fetch(work)
+    await _until(lambda: work.ran == ["late"])
+    await tasks.stop(1.0)
+    assert work.fetches == [4, 4]  # the start-up fetch, then one for the kept wake-up
+
+
+async def test_negative_control_spending_wake_ups_after_the_fetch_loses_one_until_the_poll() -> (
+    None
+):
+    work = WakeWork(covers_after=True)
+    tasks = await _wake_during_fetch(work)
+    await asyncio.sleep(0.5)
+    await tasks.stop(1.0)
+    # The wake-up was spent by the fetch that could not see the work: the loop now sleeps for
+    # the poll interval (60 s) with the item queued.
+    assert work.ran == [] and work.queue == ["late"]
+    assert work.fetches == [4]
+
+
+async def test_a_partial_batch_runs_before_any_further_fetch_and_then_waits() -> None:
+    events: list[str] = []
+
+    class Recording(WakeWork):
+        async def fetch(self, count: int) -> list[str]:
+            taken = await super().fetch(count)
+            events.append(f"fetched {taken}")
+            return taken
+
+        async def run(self, item: str) -> None:
+            events.append(f"ran {item}")
+            await super().run(item)
+
+    work = Recording()
+    work.add("a")
+    d, tasks = _dispatcher(work, 4, batch=True, poll=60.0)
+    d.spawn("test")
+    await _until(lambda: work.ran == ["a"])
+    await asyncio.sleep(0.2)
+    await tasks.stop(1.0)
+    # One fetch: three of its four slots came back unused, so nothing more was waiting; and
+    # the item's code ran before this loop (or any other) fetched again.
+    assert events == ["fetched ['a']", "ran a"]
+
+
+async def test_a_full_batch_is_followed_by_another_fetch_at_once() -> None:
+    work = WakeWork()
+    for i in range(6):
+        work.queue.append(f"w{i}")  # no wake-ups: work another process queued
+    work.wakeups.notify("activity")  # one wake-up for all six
+    d, tasks = _dispatcher(work, 4, batch=True, poll=60.0)
+    d.spawn("test")
+    await _until(lambda: len(work.ran) == 6)
+    await tasks.stop(1.0)
+    assert work.fetches[0] == 4
+
+
+async def test_without_batches_announced_work_costs_no_extra_fetch() -> None:
+    work = WakeWork()
+    d, tasks = _dispatcher(work, 2, batch=False, poll=60.0)
+    d.spawn("test")
+    await _until(lambda: len(work.fetches) == 2)  # each loop looks once at start-up
+    for i in range(3):
+        work.add(f"w{i}")
+    await _until(lambda: len(work.ran) == 3)
+    await asyncio.sleep(0.2)
+    await tasks.stop(1.0)
+    assert work.empty == 2  # the two start-up fetches only: one fetch per announced item
+    assert len(work.fetches) == 5
+
+
+async def test_fetched_work_takes_its_first_step_before_a_fetch_a_wake_up_calls() -> None:
+    events: list[str] = []
+
+    class Recording(WakeWork):
+        async def fetch(self, count: int) -> list[str]:
+            events.append("fetch")
+            return await super().fetch(count)
+
+        async def run(self, item: str) -> None:
+            events.append(f"ran {item}")
+            await super().run(item)
+
+    work = Recording()
+    work.add("a")
+    work.hold.clear()
+    d, tasks = _dispatcher(work, 4, batch=True, poll=60.0)
+    d.spawn("test")
+    await asyncio.wait_for(work.in_flight.wait(), 5)
+    work.add("b")  # its wake-up comes while the fetch that takes `a` is in flight
+    work.hold.set()
+    await _until(lambda: work.ran == ["a", "b"])
+    await tasks.stop(1.0)
+    # `a` came back in a short batch and a kept wake-up calls another fetch at once: `a` runs
+    # first, then that fetch is sent.
+    assert events[:3] == ["fetch", "ran a", "fetch"]

@@ -97,7 +97,10 @@ async def test_savepoints_only_for_a_group_in_which_an_operation_failed(tmp_path
     runs = {"bad": 0}
 
     def insert(n: int) -> Callable[[sqlite3.Connection], None]:
-        return lambda conn: conn.execute("INSERT INTO t VALUES (?)", (n,)) and None
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO t VALUES (?)", (n,))
+
+        return op
 
     def bad(conn: sqlite3.Connection) -> None:
         runs["bad"] += 1

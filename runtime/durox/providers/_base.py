@@ -283,8 +283,17 @@ class Provider(abc.ABC):
     # -- wake-ups and lifecycle --------------------------------------------------------------
 
     @abc.abstractmethod
-    async def wait_for_work(self, kind: QueueKind, timeout_s: float) -> None:
-        """Return when new work of `kind` may be visible, or after `timeout_s` at the latest."""
+    async def wait_for_work(self, kind: QueueKind, timeout_s: float) -> bool:
+        """Return when new work of `kind` may be visible, or after `timeout_s` at the latest:
+        True for a wake-up, False when `timeout_s` ran out without one. A wake-up delivered
+        while nobody waits is kept for the next wait (a latch), unless a fetch sent after it
+        covered it (`fetch_covers_wakeups`)."""
+
+    @abc.abstractmethod
+    def fetch_covers_wakeups(self, kind: QueueKind, count: int | None) -> None:
+        """A fetch of `kind` is about to be sent: the wake-ups kept so far announce work it
+        will see, so `count` of them (None: all) need no further fetch. Called before the
+        fetch, never after (one delivered during the fetch must stay kept)."""
 
     @abc.abstractmethod
     async def close(self) -> None: ...

@@ -59,8 +59,11 @@ class StoreWork(Generic[ItemT, ResultT]):
     def token(self, item: ItemT) -> str:
         return item.lock_token
 
-    async def wait_for_work(self, seconds: float) -> None:
-        await self.provider.wait_for_work(self.kind, seconds)
+    async def wait_for_work(self, seconds: float) -> bool:
+        return await self.provider.wait_for_work(self.kind, seconds)
+
+    def fetching(self, covers: int | None) -> None:
+        self.provider.fetch_covers_wakeups(self.kind, covers)
 
     async def release(self, item: ItemT) -> None:
         """Hand back an item that never started (or was cut short), counting no attempt."""

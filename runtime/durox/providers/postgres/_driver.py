@@ -18,7 +18,6 @@ from typing import Any, Final
 import asyncpg
 
 from durox.errors import DuroxError, StoreUnavailableError
-from durox.providers._base import QueueKind
 from durox.providers._completions import Completions, CompletionWatch
 from durox.providers._rows import Clock, load_migrations, wall_ms
 from durox.providers._wakeups import Wakeups
@@ -288,9 +287,6 @@ class Database:
         return await self._call("fetchval", name, *args)
 
     # ---- wake-ups ----------------------------------------------------------------------
-
-    async def wait_for_work(self, kind: QueueKind, timeout_s: float) -> None:
-        await self.wakeups.wait(kind, timeout_s)
 
     def watch_ended(self, instance_id: str) -> CompletionWatch | None:
         """A `CompletionWatch` for `instance_id`, or None when this store does not listen.

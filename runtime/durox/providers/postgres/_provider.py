@@ -128,8 +128,11 @@ class PostgresProvider(Store):
     def __repr__(self) -> str:
         return f"PostgresProvider(schema={self.schema!r})"
 
-    async def wait_for_work(self, kind: QueueKind, timeout_s: float) -> None:
-        await self._db.wait_for_work(kind, timeout_s)
+    async def wait_for_work(self, kind: QueueKind, timeout_s: float) -> bool:
+        return await self._db.wakeups.wait(kind, timeout_s)
+
+    def fetch_covers_wakeups(self, kind: QueueKind, count: int | None) -> None:
+        self._db.wakeups.covered(kind, count)
 
     def watch_completion(self, instance_id: str) -> CompletionWatch | None:
         """Woken by migration 0008's NOTIFY on `durox.<schema>.ended`, whoever committed the

@@ -116,8 +116,11 @@ class SqliteProvider(SqliteAdmin, Store):
     def _notify(self, kind: QueueKind, visible_at: int | None = None, count: int = 1) -> None:
         self._wakeups.notify(kind, visible_at, count)
 
-    async def wait_for_work(self, kind: QueueKind, timeout_s: float) -> None:
-        await self._wakeups.wait(kind, timeout_s)
+    async def wait_for_work(self, kind: QueueKind, timeout_s: float) -> bool:
+        return await self._wakeups.wait(kind, timeout_s)
+
+    def fetch_covers_wakeups(self, kind: QueueKind, count: int | None) -> None:
+        self._wakeups.covered(kind, count)
 
     def watch_completion(self, instance_id: str) -> CompletionWatch:
         return self._completions.watch(instance_id)
