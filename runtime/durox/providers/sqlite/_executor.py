@@ -220,11 +220,7 @@ class GroupCommit:
         and their captured arguments only, so running one again after a rollback gives what
         the first run would have: the same state before it, the same outcome."""
         c = self._conn
-        try:
-            c.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            err = _classify(exc)
-            _hand_back([(op, None, err) for op in group])
+        if not self._begin(group):
             return
         results: list[Any] = []
         try:
@@ -236,12 +232,8 @@ class GroupCommit:
                 c.execute("ROLLBACK")
             self._run_group_in_savepoints(group)
             return
-        try:
-            c.execute("COMMIT")
-        except sqlite3.Error as exc:
-            broken = _classify(exc)
-            if c.in_transaction:
-                c.execute("ROLLBACK")
+        broken = self._commit()
+        if broken is not None:
             _hand_back([(op, None, broken) for op in group])
             return
         _hand_back([(op, result, None) for op, result in zip(group, results, strict=True)])
@@ -249,11 +241,7 @@ class GroupCommit:
     def _run_group_in_savepoints(self, group: list[_Op]) -> None:
         c = self._conn
         outcomes: list[tuple[_Op, Any, BaseException | None]] = []
-        try:
-            c.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            err = _classify(exc)
-            _hand_back([(op, None, err) for op in group])
+        if not self._begin(group):
             return
         broken: BaseException | None = None
         for op in group:
@@ -273,15 +261,31 @@ class GroupCommit:
             c.execute("RELEASE op")
             outcomes.append((op, result, None))
         if broken is None:
-            try:
-                c.execute("COMMIT")
-            except sqlite3.Error as exc:
-                broken = _classify(exc)
-                if c.in_transaction:
-                    c.execute("ROLLBACK")
+            broken = self._commit()
         if broken is not None:
             outcomes = [(op, None, broken) for op in group]
         _hand_back(outcomes)
+
+    def _begin(self, group: list[_Op]) -> bool:
+        """Begin the group's write transaction; if SQLite refuses, every operation of the
+        group is told why and False returned."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            err = _classify(exc)
+            _hand_back([(op, None, err) for op in group])
+            return False
+        return True
+
+    def _commit(self) -> DuroxError | None:
+        """Commit; a refused commit is rolled back and its error returned."""
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            return _classify(exc)
+        return None
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
